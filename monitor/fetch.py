@@ -1,0 +1,546 @@
+"""PageConfig -> FetchResult with httpx, async: every response kept as it crossed the wire.
+
+Redirects are followed by hand so that each hop becomes an HttpExchange for the archive.
+Bodies are streamed raw (still content-encoded) and decoded on the fly under `max_bytes`,
+so neither a huge body nor a compression bomb can fill memory. Network trouble is
+returned as `FetchResult.error`, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import socket
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Protocol
+
+import brotli
+import httpx
+
+from monitor.config import MonitorSettings, PageConfig
+from monitor.models import FetchResult, HttpExchange, utc_now
+
+MAX_REDIRECTS = 10
+MAX_BACKOFF_S = 30.0
+MAX_RETRY_AFTER_S = 120.0
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+NOT_ERRORS = frozenset({304, 404, 410})  # 304: unchanged; 404/410: the caller's page-gone
+ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
+ACCEPT_ENCODING = "gzip, deflate, br"
+
+
+
+@dataclass(frozen=True)
+class Validators:
+    """From the last good capture, for conditional requests."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+def make_client(settings: MonitorSettings) -> httpx.AsyncClient:
+    """One client per cycle, shared by every page (its connection pool is the point)."""
+    return httpx.AsyncClient(
+        headers={
+            "User-Agent": settings.user_agent,
+            "Accept": ACCEPT,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        },
+        timeout=httpx.Timeout(settings.timeout_s),
+        follow_redirects=False,  # fetch_page follows them so that every hop is archived
+        http2=False,
+    )
+
+
+# --- content decoding -------------------------------------------------------------------
+
+
+class _DecodeError(Exception):
+    """The body's Content-Encoding could not be undone; the message says why."""
+
+
+class _Decoder(Protocol):
+    def decode(self, data: bytes) -> bytes: ...
+
+    def finish(self) -> None: ...
+
+
+class _ZlibDecoder:
+    """gzip or deflate that never produces more than `limit` bytes in all."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        self._name = name
+        self._limit = limit
+        self._size = 0
+        self._fed = False
+        self._d = zlib.decompressobj(zlib.MAX_WBITS | 16 if name == "gzip" else zlib.MAX_WBITS)
+
+    def decode(self, data: bytes) -> bytes:
+        try:
+            # max_length stops a bomb: one byte past the limit proves it is too large
+            out = self._d.decompress(data, self._limit - self._size + 1)
+        except zlib.error as exc:
+            if self._name == "deflate" and not self._fed:
+                # many servers send raw deflate although RFC 9110 says zlib-wrapped
+                self._d = zlib.decompressobj(-zlib.MAX_WBITS)
+                self._fed = True
+                return self.decode(data)
+            raise _DecodeError(f"corrupt {self._name} body ({exc})") from None
+        self._fed = self._fed or bool(data)
+        self._size += len(out)
+        if self._size > self._limit:
+            raise _DecodeError(_too_large(self._limit, self._name))
+        return out
+
+    def finish(self) -> None:
+        if self._fed and not self._d.eof:
+            raise _DecodeError(f"truncated {self._name} body")
+
+
+class _BrotliDecoder:
+    """br that never produces much more than `limit` bytes in all."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._size = 0
+        self._fed = False
+        self._d = brotli.Decompressor()
+
+    def decode(self, data: bytes) -> bytes:
+        self._fed = self._fed or bool(data)
+        out = bytearray()
+        while True:
+            try:
+                piece = self._d.process(data, output_buffer_limit=self._limit - self._size + 1)
+            except brotli.error as exc:
+                raise _DecodeError(f"corrupt br body ({exc})") from None
+            data = b""  # brotli 1.2: drain with empty input until it can take more
+            self._size += len(piece)
+            if self._size > self._limit:
+                raise _DecodeError(_too_large(self._limit, "br"))
+            out += piece
+            if self._d.can_accept_more_data() or not piece:
+                return bytes(out)
+
+    def finish(self) -> None:
+        if self._fed and not self._d.is_finished():
+            raise _DecodeError("truncated br body")
+
+
+def _too_large(max_bytes: int, encoding: str | None = None) -> str:
+    what = f"body larger than max_bytes ({max_bytes} bytes)"
+    return f"{what} once decoded ({encoding})" if encoding else what
+
+
+def _decoders_for(content_encoding: str, limit: int) -> list[_Decoder]:
+    """The decoders undoing a Content-Encoding, last coding applied first."""
+    decoders: list[_Decoder] = []
+    for name in reversed([n.strip().lower() for n in content_encoding.split(",")]):
+        if name in ("", "identity"):
+            continue
+        if name in ("gzip", "x-gzip"):
+            decoders.append(_ZlibDecoder("gzip", limit))
+        elif name == "deflate":
+            decoders.append(_ZlibDecoder("deflate", limit))
+        elif name == "br":
+            decoders.append(_BrotliDecoder(limit))
+        else:
+            raise _DecodeError(f"unsupported Content-Encoding {name!r}")
+    return decoders
+
+
+class _TooLarge(Exception):
+    """More raw bytes arrived than max_bytes allows."""
+
+
+class _Body:
+    """One response being read: its raw bytes (at most max_bytes) and, for 2xx, the payload."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.response: httpx.Response | None = None  # set once the headers arrive
+        self.raw = bytearray()
+        self._decoders: list[_Decoder] | None = None  # None: payload not wanted
+        self._payload = bytearray()
+        self._error: str | None = None
+
+    def start(self, response: httpx.Response) -> None:
+        self.response = response
+        if not 200 <= response.status_code < 300:
+            return  # only a 2xx payload is used; other bodies are archived raw
+        try:
+            encoding = response.headers.get("content-encoding", "")
+            self._decoders = _decoders_for(encoding, self.max_bytes)
+        except _DecodeError as exc:
+            self._error = str(exc)
+
+    def feed(self, chunk: bytes) -> None:
+        room = self.max_bytes - len(self.raw)
+        if len(chunk) > room:
+            self.raw += chunk[:room]  # the first max_bytes are kept as evidence
+            raise _TooLarge
+        self.raw += chunk
+        if self._decoders:
+            self._decode(chunk)
+
+    def _decode(self, data: bytes) -> None:
+        assert self._decoders is not None
+        try:
+            for decoder in self._decoders:
+                data = decoder.decode(data)
+        except _DecodeError as exc:
+            # stop decoding but keep reading: the raw body is still archived whole
+            self._error, self._decoders = str(exc), None
+            self._payload = bytearray()
+            return
+        self._payload += data
+
+    def payload(self) -> bytes:
+        """The decoded body; raises _DecodeError when it could not be decoded."""
+        if self._error is not None:
+            raise _DecodeError(self._error)
+        if not self._decoders:
+            return bytes(self.raw)
+        for decoder in self._decoders:
+            decoder.finish()
+        return bytes(self._payload)
+
+
+# --- one request ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Hop:
+    """One request of an attempt: the response (as an exchange) if any, and what went wrong."""
+
+    url: str
+    exchange: HttpExchange | None = None
+    status: int | None = None
+    headers: httpx.Headers | None = None
+    location: str | None = None  # set for a redirect to follow
+    body: bytes | None = None
+    error: str | None = None
+    transient: bool = False
+
+
+def _pairs(raw: list[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
+    return tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
+
+
+def _exchange(body: _Body, started_at: datetime, truncated: str | None) -> HttpExchange:
+    response = body.response
+    assert response is not None
+    request = response.request
+    return HttpExchange(
+        method=request.method,
+        url=str(request.url),
+        request_headers=_pairs(request.headers.raw),
+        http_version=response.http_version,
+        status=response.status_code,
+        reason=response.reason_phrase,
+        response_headers=_pairs(response.headers.raw),
+        raw_body=bytes(body.raw),
+        started_at=started_at,
+        truncated=truncated,
+    )
+
+
+def _failed(
+    url: str, body: _Body, started_at: datetime, what: str, truncated: str, transient: bool
+) -> _Hop:
+    """A hop that went wrong; the partial response, if one began, is kept for the archive."""
+    response = body.response
+    if response is None:
+        return _Hop(url=url, error=what, transient=transient)
+    return _Hop(
+        url=url,
+        exchange=_exchange(body, started_at, truncated),
+        status=response.status_code,
+        headers=response.headers,
+        error=what,
+        transient=transient,
+    )
+
+
+def _secs(value: float) -> str:
+    return f"{value:g}s"
+
+
+def _describe(exc: httpx.HTTPError, body: _Body, timeout_s: float) -> str:
+    """What an httpx exception means, in words a user can act on."""
+    if body.response is not None:
+        if isinstance(exc, httpx.TimeoutException):
+            return f"read timeout after {_secs(timeout_s)} mid-body ({len(body.raw)} bytes read)"
+        return f"connection lost mid-body after {len(body.raw)} bytes{_why(exc)}"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"connect timeout after {_secs(timeout_s)}"
+    if isinstance(exc, httpx.ReadTimeout):
+        return f"read timeout after {_secs(timeout_s)}"
+    if isinstance(exc, httpx.WriteTimeout):
+        return f"write timeout after {_secs(timeout_s)}"
+    if isinstance(exc, httpx.PoolTimeout):
+        return f"no free connection within {_secs(timeout_s)}"
+    if isinstance(exc, httpx.ConnectError):
+        return _connect_problem(exc)
+    if isinstance(exc, httpx.RemoteProtocolError) and "without sending" in str(exc):
+        return "server closed the connection without a response"
+    if isinstance(exc, httpx.NetworkError):
+        return f"connection lost before a response{_why(exc)}"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return f"unsupported URL{_why(exc)}"
+    return f"{type(exc).__name__}{_why(exc)}"
+
+
+def _why(exc: Exception) -> str:
+    return f" ({exc})" if str(exc) else ""
+
+
+def _connect_problem(exc: httpx.ConnectError) -> str:
+    """Why a connection failed: httpx's message hides the cause (anyio wraps it), so dig."""
+    cause: BaseException | None = exc
+    for _ in range(10):  # the chain is short; the bound guards against a cycle
+        if cause is None:
+            break
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve host ({cause.strerror})"
+        cause = cause.__cause__ or cause.__context__
+    return f"cannot connect ({exc})"
+
+
+def _is_transient(exc: httpx.HTTPError) -> bool:
+    transient = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+    return isinstance(exc, transient)
+
+
+async def _fetch_hop(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    settings: MonitorSettings,
+    clock: Callable[[], datetime],
+) -> _Hop:
+    """GET one URL, streaming its body under max_bytes and a deadline; never raises."""
+    started_at = clock()
+    timeout_s = settings.timeout_s
+    body = _Body(settings.max_bytes)
+    try:
+        # Until the headers: httpx's connect and read timeouts fire first; this is a backstop
+        # for headers that trickle in. After them: httpx's read timeout is per read, so a
+        # slow drip would never trip it; the whole body gets timeout_s.
+        async with asyncio.timeout(2 * timeout_s) as deadline:
+            async with client.stream("GET", url, headers=headers) as response:
+                deadline.reschedule(asyncio.get_running_loop().time() + timeout_s)
+                body.start(response)
+                async for chunk in response.aiter_raw():
+                    body.feed(chunk)
+    except _TooLarge:
+        return _failed(url, body, started_at, _too_large(settings.max_bytes), "length", False)
+    except TimeoutError:
+        if body.response is None:
+            what = f"too slow: no response within {_secs(2 * timeout_s)}"
+        else:
+            what = f"too slow: no complete response within {_secs(timeout_s)}"
+        return _failed(url, body, started_at, what, "time", True)
+    except httpx.HTTPError as exc:
+        truncated = "time" if isinstance(exc, httpx.TimeoutException) else "disconnect"
+        what = _describe(exc, body, timeout_s)
+        return _failed(url, body, started_at, what, truncated, _is_transient(exc))
+    except httpx.InvalidURL as exc:
+        return _Hop(url=url, error=f"invalid URL ({exc})")
+    return _judge(url, body, started_at)
+
+
+def _judge(url: str, body: _Body, started_at: datetime) -> _Hop:
+    """A complete response as a hop: a redirect to follow, a result, or an error by status."""
+    response = body.response
+    assert response is not None
+    status = response.status_code
+    hop = _Hop(
+        url=url,
+        exchange=_exchange(body, started_at, None),
+        status=status,
+        headers=response.headers,
+    )
+    location = response.headers.get("location", "").strip()
+    if status in REDIRECT_STATUSES and location:
+        return replace(hop, location=location)
+    if 200 <= status < 300:
+        try:
+            return replace(hop, body=body.payload())
+        except _DecodeError as exc:
+            return replace(hop, error=str(exc))
+    if status in NOT_ERRORS:
+        return hop
+    reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
+    what = f"HTTP {status} {reason}".rstrip()
+    if status in REDIRECT_STATUSES:
+        what += " without Location"
+    return replace(hop, error=what, transient=status == 429 or status >= 500)
+
+
+# --- one attempt: the redirect chain -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One try at a page: every response of its redirect chain, and how it ended."""
+
+    exchanges: tuple[HttpExchange, ...]
+    final: _Hop
+    error: str | None = None  # "URL: what happened"
+    transient: bool = False
+
+
+async def _attempt(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    settings: MonitorSettings,
+    clock: Callable[[], datetime],
+) -> _Attempt:
+    """Request a page and follow its redirects by hand, keeping every response."""
+    start = url
+    seen = {url}
+    exchanges: list[HttpExchange] = []
+    redirects = 0
+    while True:
+        hop = await _fetch_hop(client, url, headers, settings, clock)
+        if hop.exchange is not None:
+            exchanges.append(hop.exchange)
+        if hop.error is not None:
+            return _Attempt(tuple(exchanges), hop, f"{hop.url}: {hop.error}", hop.transient)
+        if hop.location is None:
+            return _Attempt(tuple(exchanges), hop)
+        redirects += 1
+        if redirects > MAX_REDIRECTS:
+            return _Attempt(tuple(exchanges), hop, f"{start}: too many redirects ({redirects})")
+        try:
+            url = str(httpx.URL(hop.url).join(hop.location))
+        except httpx.InvalidURL as exc:
+            error = f"{hop.url}: bad redirect Location {hop.location!r} ({exc})"
+            return _Attempt(tuple(exchanges), hop, error)
+        if url in seen:
+            return _Attempt(tuple(exchanges), hop, f"{start}: redirect loop (back to {url})")
+        seen.add(url)
+
+
+# --- one page: retries ---------------------------------------------------------------------
+
+
+def _retry_after_s(value: str | None, now: datetime) -> float | None:
+    """Seconds a Retry-After (seconds or HTTP-date) asks for; None if absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _asked_wait(attempt: _Attempt, now: datetime) -> float | None:
+    """The Retry-After of a 429 or 5xx answer, in seconds."""
+    final = attempt.final
+    if final.headers is None or final.status is None:
+        return None
+    if final.status != 429 and final.status < 500:
+        return None
+    return _retry_after_s(final.headers.get("retry-after"), now)
+
+
+def _retries_note(retries: int) -> str:
+    if retries == 0:
+        return ""
+    return f"{retries} retry" if retries == 1 else f"{retries} retries"
+
+
+def _conditional_headers(validators: Validators | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if validators is not None and validators.etag:
+        headers["If-None-Match"] = validators.etag
+    if validators is not None and validators.last_modified:
+        headers["If-Modified-Since"] = validators.last_modified
+    return headers
+
+
+async def fetch_page(
+    client: httpx.AsyncClient,
+    page: PageConfig,
+    settings: MonitorSettings,
+    validators: Validators | None = None,
+    *,
+    backoff_s: float = 0.5,
+    clock: Callable[[], datetime] = utc_now,
+) -> FetchResult:
+    """Fetch one page, following redirects and retrying transient failures; never raises.
+
+    404/410 and 304 are results, not errors (FetchResult.gone / .not_modified).
+    Callers bound how many run at once (settings.concurrency).
+    """
+    started_at = clock()
+    t0 = time.monotonic()
+    headers = _conditional_headers(validators)
+    attempts = 0
+    refusal = ""
+    while True:
+        attempts += 1
+        # Only the last attempt's exchanges reach the result: the earlier ones failed
+        # transiently, and the archive records the answer the page was judged on.
+        attempt = await _attempt(client, page.url, headers, settings, clock)
+        if not attempt.transient or attempts > settings.retries:
+            break
+        wait = min(MAX_BACKOFF_S, backoff_s * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
+        asked = _asked_wait(attempt, clock())
+        if asked is not None and asked > MAX_RETRY_AFTER_S:
+            refusal = (
+                f"; server asked to retry after {_secs(asked)},"
+                f" over the {_secs(MAX_RETRY_AFTER_S)} limit"
+            )
+            break
+        await asyncio.sleep(max(wait, asked or 0.0))
+    return _result(page, attempt, attempts, refusal, started_at, time.monotonic() - t0)
+
+
+def _result(
+    page: PageConfig,
+    attempt: _Attempt,
+    attempts: int,
+    refusal: str,
+    started_at: datetime,
+    elapsed_s: float,
+) -> FetchResult:
+    final = attempt.final
+    headers = final.headers if final.headers is not None else httpx.Headers()
+    error = attempt.error
+    if error is not None:
+        retries = _retries_note(attempts - 1)
+        if retries:
+            error += f", {retries}" if " after " in error else f" after {retries}"
+        error += refusal
+    return FetchResult(
+        page=page.name,
+        url=page.url,
+        final_url=final.url,  # the last URL asked: the last response's, when one came
+        started_at=started_at,
+        elapsed_s=elapsed_s,
+        attempts=attempts,
+        exchanges=attempt.exchanges,
+        status=final.status,
+        body=final.body if error is None else None,
+        content_type=headers.get("content-type"),
+        etag=headers.get("etag"),
+        last_modified=headers.get("last-modified"),
+        error=error,
+    )
