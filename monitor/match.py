@@ -1,0 +1,252 @@
+"""Entry identity (pure): which entry ever seen is this item?
+
+SPEC.md's tiers, strongest first: the same link; the same last path segment
+of the link (an entry moved under /archives/ keeps its slug); the same
+normalised title; a clearly best description similarity. The strong tiers are
+dictionary lookups, so a cycle costs O(items); text similarity runs only on
+the leftovers of all pages together, after every strong match is made.
+
+A key shared by several items of one page (ten "Read more" titles, links that
+all point at "#") is ambiguous and skipped at that tier; truly identical items
+are paired in order at the end, so duplicates stay stable across checks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from urllib.parse import unquote, urlsplit
+
+from monitor.models import Entry
+
+# Description similarity: at least this ratio, and this far ahead of the runner-up.
+SIMILARITY_MIN = 0.7
+SIMILARITY_MARGIN = 0.1
+# Shorter descriptions are no evidence of identity ("About us." is like "About it.").
+SIMILARITY_MIN_CHARS = 30
+# Only this much of each description is compared: SequenceMatcher is quadratic,
+# and a hostile page may carry megabyte-long text.
+SIMILARITY_WINDOW = 2000
+# Beyond this many leftover pairs, similarity matching is skipped (items become new).
+SIMILARITY_MAX_PAIRS = 250_000
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An entry ever seen, as matching needs it."""
+
+    entry_id: str
+    title: str
+    link: str | None
+    description: str
+    removed: bool = False
+
+
+def link_key(link: str | None) -> str | None:
+    """The link without fragment or trailing slash, scheme and host lower-cased."""
+    if not link:
+        return None
+    parts = urlsplit(link)
+    path = parts.path.rstrip("/") or "/"
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}{query}"
+
+
+def slug_key(link: str | None) -> str | None:
+    """The link's last non-empty path segment, decoded and lower-cased, or None."""
+    if not link:
+        return None
+    segments = [s for s in urlsplit(link).path.split("/") if s]
+    if not segments:
+        return None
+    return unquote(segments[-1]).casefold()
+
+
+def title_key(title: str) -> str | None:
+    return title.casefold() if title else None
+
+
+def fields_key(entry: Entry | Candidate) -> tuple[str, str | None, str]:
+    return (entry.title, entry.link, entry.description)
+
+
+TIERS: tuple[Callable[[Entry | Candidate], object], ...] = (
+    lambda e: link_key(e.link),
+    lambda e: slug_key(e.link),
+    lambda e: title_key(e.title),
+)
+
+
+class _Index:
+    """Candidates by tier key, in preference order once a page is known."""
+
+    def __init__(self, candidates: Iterable[Candidate]) -> None:
+        self.order: dict[str, int] = {}
+        self.by_id: dict[str, Candidate] = {}
+        self.keys: list[dict[object, list[str]]] = [defaultdict(list) for _ in TIERS]
+        self.exact: dict[object, list[str]] = defaultdict(list)
+        for candidate in candidates:
+            self.add(candidate)
+
+    def add(self, candidate: Candidate) -> None:
+        self.order[candidate.entry_id] = len(self.order)
+        self.by_id[candidate.entry_id] = candidate
+        for tier, key_of in enumerate(TIERS):
+            key = key_of(candidate)
+            if key is not None:
+                self.keys[tier][key].append(candidate.entry_id)
+        self.exact[fields_key(candidate)].append(candidate.entry_id)
+
+    def rank(self, entry_id: str, members: frozenset[str]) -> tuple[int, int, int]:
+        """Lower is better: already on this page, then not removed, then oldest."""
+        candidate = self.by_id[entry_id]
+        return (entry_id not in members, candidate.removed, self.order[entry_id])
+
+
+def match_cycle(
+    page_items: Mapping[str, Sequence[Entry]],
+    previous_members: Mapping[str, Sequence[str]],
+    candidates: Iterable[Candidate],
+    *,
+    unavailable: set[str],
+    new_id: Callable[[], str],
+) -> dict[str, list[tuple[str, Entry]]]:
+    """Give every item of every page an entry id, creating new entries for the unknown.
+
+    `page_items` is in processing order (active pages first); `unavailable` are
+    entries standing on pages held this cycle, which similarity must not take.
+    """
+    index = _Index(candidates)
+    result: dict[str, list[str | None]] = {}
+    claimed: dict[str, set[str]] = {}
+    for page, items in page_items.items():
+        members = frozenset(previous_members.get(page, ()))
+        claimed[page] = set()
+        result[page] = _match_strong(items, index, members, claimed[page])
+
+    taken = set().union(*claimed.values()) if claimed else set()
+    _match_similar(page_items, result, index, taken | unavailable, claimed)
+
+    # Items still unknown are new entries; an item on a later page may be the
+    # same new entry as one on an earlier page (a baseline of both pages).
+    fresh = _Index(())
+    for page, items in page_items.items():
+        ids = result[page]
+        leftovers = [i for i, entry_id in enumerate(ids) if entry_id is None]
+        if not leftovers:
+            continue
+        found = _match_strong([items[i] for i in leftovers], fresh, frozenset(), claimed[page])
+        for i, entry_id in zip(leftovers, found, strict=True):
+            if entry_id is None:
+                entry_id = new_id().replace("-", "")[-12:]  # 48 random bits: short to type
+                item = items[i]
+                fresh.add(Candidate(entry_id, item.title, item.link, item.description))
+                claimed[page].add(entry_id)
+            ids[i] = entry_id
+    return {
+        page: [(entry_id or "", item) for entry_id, item in zip(ids, page_items[page], strict=True)]
+        for page, ids in result.items()
+    }
+
+
+def _match_strong(
+    items: Sequence[Entry],
+    index: _Index,
+    members: frozenset[str],
+    claimed: set[str],
+) -> list[str | None]:
+    """Link, slug and title tiers, then identical duplicates paired in order."""
+    ids: list[str | None] = [None] * len(items)
+    for tier, key_of in enumerate(TIERS):
+        by_key: dict[object, list[int]] = defaultdict(list)
+        for i, item in enumerate(items):
+            if ids[i] is None:
+                key = key_of(item)
+                if key is not None:
+                    by_key[key].append(i)
+        for key, positions in by_key.items():
+            if len(positions) != 1:
+                continue  # ambiguous on this page: let a later tier decide
+            pool = [c for c in index.keys[tier].get(key, ()) if c not in claimed]
+            choice = _best(pool, index, members, strict=tier > 0)
+            if choice is not None:
+                ids[positions[0]] = choice
+                claimed.add(choice)
+    for i, item in enumerate(items):
+        if ids[i] is None:
+            pool = [c for c in index.exact.get(fields_key(item), ()) if c not in claimed]
+            choice = _best(pool, index, members, strict=False)
+            if choice is not None:
+                ids[i] = choice
+                claimed.add(choice)
+    return ids
+
+
+def _best(pool: list[str], index: _Index, members: frozenset[str], *, strict: bool) -> str | None:
+    """The preferred candidate; with `strict`, None unless it is clearly preferred."""
+    if not pool:
+        return None
+    ranked = sorted(pool, key=lambda c: index.rank(c, members))
+    if strict and len(ranked) > 1:
+        first, second = index.rank(ranked[0], members), index.rank(ranked[1], members)
+        if first[:2] == second[:2]:
+            return None  # two equally good entries share this slug or title
+    return ranked[0]
+
+
+def _match_similar(
+    page_items: Mapping[str, Sequence[Entry]],
+    result: dict[str, list[str | None]],
+    index: _Index,
+    excluded: set[str],
+    claimed: dict[str, set[str]],
+) -> None:
+    """Pair leftover items with leftover entries by a clearly best description similarity."""
+    items = [
+        (page, i, page_items[page][i])
+        for page, ids in result.items()
+        for i, entry_id in enumerate(ids)
+        if entry_id is None and len(page_items[page][i].description) >= SIMILARITY_MIN_CHARS
+    ]
+    pool = [
+        c
+        for c in index.by_id.values()
+        if c.entry_id not in excluded and len(c.description) >= SIMILARITY_MIN_CHARS
+    ]
+    if not items or not pool or len(items) * len(pool) > SIMILARITY_MAX_PAIRS:
+        return
+    scores = [[_similarity(item.description, c.description) for c in pool] for *_, item in items]
+    best_for_item = [_clear_best(row) for row in scores]
+    best_for_candidate = [_clear_best([row[j] for row in scores]) for j in range(len(pool))]
+    for i, choice in enumerate(best_for_item):
+        if choice is not None and best_for_candidate[choice] == i:
+            page, position, _ = items[i]
+            entry_id = pool[choice].entry_id
+            result[page][position] = entry_id
+            claimed[page].add(entry_id)
+
+
+def _clear_best(row: Sequence[float]) -> int | None:
+    """Index of the best score if it passes SIMILARITY_MIN and leads by SIMILARITY_MARGIN."""
+    if not row:
+        return None
+    ranked = sorted(range(len(row)), key=lambda j: row[j], reverse=True)
+    top = row[ranked[0]]
+    runner_up = row[ranked[1]] if len(ranked) > 1 else 0.0
+    if top >= SIMILARITY_MIN and top - runner_up >= SIMILARITY_MARGIN:
+        return ranked[0]
+    return None
+
+
+def _similarity(a: str, b: str) -> float:
+    a, b = a[:SIMILARITY_WINDOW], b[:SIMILARITY_WINDOW]
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    # The quick ratios are cheap upper bounds: below the minimum, return the bound
+    # (never less than the truth, so the margin test stays conservative).
+    for bound in (matcher.real_quick_ratio, matcher.quick_ratio):
+        value = bound()
+        if value < SIMILARITY_MIN:
+            return value
+    return matcher.ratio()

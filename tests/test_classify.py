@@ -1,0 +1,427 @@
+"""Match and classify: SPEC.md's event kinds and page guards, as pure functions."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.classify import classify_cycle, judge_page
+from monitor.models import (
+    CycleResult,
+    Entry,
+    KnownEntry,
+    PageObservation,
+    PageState,
+)
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+BASE = "https://www.imls.gov/issues/national-initiatives"
+
+
+def entry(slug: str, title: str | None = None, description: str | None = None, *, archived=False):
+    """An IMLS-style entry: link from the slug, title and description derived from it."""
+    path = f"{BASE}/archives/{slug}" if archived else f"{BASE}/{slug}"
+    title = title if title is not None else slug.replace("-", " ").title()
+    return Entry(title, path, description if description is not None else f"About {title}.")
+
+
+class World:
+    """Runs cycles through classify_cycle and keeps the state between them, like the store."""
+
+    def __init__(self, confirm_checks: int = 2, anomaly_ratio: float = 0.5):
+        self.known: dict[str, KnownEntry] = {}
+        self.pages = [PageState("active", "active"), PageState("archived", "archived")]
+        self.confirm_checks = confirm_checks
+        self.anomaly_ratio = anomaly_ratio
+        self.ids = (f"{i:032x}" for i in itertools.count(1))
+
+    def check(self, **observed) -> CycleResult:
+        """observed: page name -> list of entries, or "error", "gone", "unchanged"."""
+        observations = {}
+        for name, value in observed.items():
+            if isinstance(value, str):
+                observations[name] = PageObservation(name, value, detail=f"{name} {value}")
+            else:
+                observations[name] = PageObservation(name, "ok", entries=tuple(value))
+        result = classify_cycle(
+            self.known,
+            self.pages,
+            observations,
+            now=NOW,
+            confirm_checks=self.confirm_checks,
+            anomaly_ratio=self.anomaly_ratio,
+            new_id=lambda: next(self.ids),
+        )
+        for update in result.entries:
+            self.known[update.entry_id] = KnownEntry(
+                update.entry_id,
+                update.title,
+                update.link,
+                update.description,
+                update.state,
+                update.page,
+            )
+        self.pages = list(result.pages)
+        return result
+
+    def state_of(self, title: str) -> str:
+        (match,) = [e for e in self.known.values() if e.title == title]
+        return match.state
+
+
+def kinds(result: CycleResult) -> Counter:
+    return Counter((e.kind, e.title if e.entry_id else e.page) for e in result.events)
+
+
+A, B, C, D = (entry(s) for s in ("open-ebooks", "museums-all", "imls-focus", "film-forward"))
+E = entry("webwise-conference", archived=True)
+
+
+def baseline(world: World | None = None) -> World:
+    world = world or World()
+    result = world.check(active=[A, B, C], archived=[D, E])
+    assert result.events == ()
+    return world
+
+
+def test_first_check_is_a_silent_baseline():
+    """The first good check of each page records every entry and emits nothing."""
+    world = baseline()
+    assert {e.title: e.state for e in world.known.values()} == {
+        "Open Ebooks": "active",
+        "Museums All": "active",
+        "Imls Focus": "active",
+        "Film Forward": "archived",
+        "Webwise Conference": "archived",
+    }
+
+
+@pytest.mark.parametrize(
+    ("active", "archived", "expected"),
+    [
+        pytest.param(
+            [A, B, C, entry("community-salute")],
+            [D, E],
+            {("added", "Community Salute")},
+            id="new-entry-is-added",
+        ),
+        pytest.param(
+            [A, replace(B, description="New text."), C],
+            [D, E],
+            {("changed", "Museums All")},
+            id="description-edit-is-changed",
+        ),
+        pytest.param(
+            [A, replace(B, title="Museums for All"), C],
+            [D, E],
+            {("changed", "Museums for All")},
+            id="title-edit-matched-by-link-is-changed",
+        ),
+        pytest.param(
+            [A, B],
+            [D, E, entry("imls-focus", archived=True)],
+            {("archived", "Imls Focus")},
+            id="move-to-archive-under-new-url-is-one-archived",
+        ),
+        pytest.param(
+            [A, B, C, entry("film-forward")],
+            [E],
+            {("restored", "Film Forward")},
+            id="move-back-to-active-is-restored",
+        ),
+        pytest.param(
+            [A, B, C],
+            [E],
+            {("removed", "Film Forward")},
+            id="gone-from-every-page-is-removed",
+        ),
+        pytest.param(
+            [C, B, A],
+            [D, E],
+            set(),
+            id="reordering-is-silent",
+        ),
+        pytest.param(
+            [A, B, C],
+            [D, E, replace(C, description="Archived copy.")],
+            set(),
+            id="on-both-pages-stays-active-with-active-fields",
+        ),
+        pytest.param(
+            [A, B],
+            [D, E, replace(entry("imls-focus", archived=True), description="It was great.")],
+            {("archived", "Imls Focus")},
+            id="move-and-edit-is-one-archived-event",
+        ),
+    ],
+)
+def test_entry_events(active, archived, expected):
+    """Each entry change gives exactly SPEC.md's event, and nothing else."""
+    world = baseline()
+    result = world.check(active=active, archived=archived)
+    assert set(kinds(result)) == expected
+    assert sum(kinds(result).values()) == len(expected)
+
+
+def test_changed_carries_before_and_after():
+    """A `changed` event names each changed field with its before and after."""
+    world = baseline()
+    result = world.check(active=[A, replace(B, description="New text."), C], archived=[D, E])
+    (event,) = result.events
+    assert event.changes is not None
+    assert set(event.changes) == {"description"}
+    assert event.changes["description"].before == "About Museums All."
+    assert event.changes["description"].after == "New text."
+
+
+def test_move_with_edit_carries_the_changes_on_the_archived_event():
+    """An entry that moves and changes in one check gets one event carrying both."""
+    world = baseline()
+    moved = replace(entry("imls-focus", archived=True), description="It was great.")
+    (event,) = world.check(active=[A, B], archived=[D, E, moved]).events
+    assert event.kind == "archived"
+    assert event.page == "archived"
+    assert set(event.changes) == {"link", "description"}
+
+
+def test_removed_event_names_the_page_it_was_last_on():
+    """A removed entry's event is on the page it last stood on, with its last fields."""
+    world = baseline()
+    (event,) = world.check(active=[A, B, C], archived=[E]).events
+    assert (event.kind, event.page, event.link) == ("removed", "archived", D.link)
+
+
+def test_removed_then_back_is_restored_or_archived():
+    """Candidates include removed entries: coming back is restored/archived, not added."""
+    world = baseline()
+    world.check(active=[A, B], archived=[D, E])
+    assert world.state_of("Imls Focus") == "removed"
+    assert set(kinds(world.check(active=[A, B, C], archived=[D, E]))) == {
+        ("restored", "Imls Focus")
+    }
+    world.check(active=[A, B], archived=[D, E])
+    result = world.check(active=[A, B], archived=[D, E, C])
+    assert set(kinds(result)) == {("archived", "Imls Focus")}
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(
+            Entry("Same title", f"{BASE}/old-slug", "x"),
+            Entry("Same title", f"{BASE}/new-slug", "y"),
+            id="title",
+        ),
+        pytest.param(
+            Entry("Old", f"{BASE}/slug", "x"),
+            Entry("New", "https://other.example/archive/slug", "x"),
+            id="slug",
+        ),
+        pytest.param(
+            Entry("", None, "The Institute supports libraries in every state with grants."),
+            Entry("", None, "The Institute supports libraries in every state with grants!"),
+            id="description-similarity",
+        ),
+    ],
+)
+def test_identity_survives_link_and_title_changes(before, after):
+    """An entry is recognised by link, slug, title or a clearly best description."""
+    world = World()
+    other = Entry("Other", f"{BASE}/other", "Completely unrelated words about museums.")
+    world.check(active=[before, other], archived=[])
+    result = world.check(active=[after, other], archived=[])
+    assert [e.kind for e in result.events] == ["changed"]
+    assert len(world.known) == 2
+
+
+def test_ambiguous_description_is_a_new_entry():
+    """Without a clearly best match, an untitled item is new (added + removed), not a guess."""
+    world = World()
+    one = Entry("", None, "Grant program for libraries in Ohio.")
+    two = Entry("", None, "Grant program for libraries in Iowa.")
+    world.check(active=[one, two], archived=[])
+    result = world.check(
+        active=[Entry("", None, "Grant program for libraries in Utah.")], archived=[]
+    )
+    # "Utah" is as close to "Ohio" as to "Iowa": no clear best, so nothing is claimed.
+    assert Counter(e.kind for e in result.events) == Counter({"added": 1, "removed": 2})
+
+
+def test_identical_duplicates_are_stable():
+    """Two identical items on a page stay two entries, and reordering them is silent."""
+    world = World()
+    dup = Entry("Read more", f"{BASE}/#", "Same")
+    world.check(active=[dup, A, dup], archived=[])
+    assert len(world.known) == 3
+    assert world.check(active=[A, dup, dup], archived=[]).events == ()
+
+
+def test_new_entry_on_both_pages_at_baseline_is_one_entry():
+    """At a baseline of both pages, an item on both is one entry (active)."""
+    world = World()
+    world.check(active=[A, C], archived=[entry("imls-focus", archived=True), D])
+    assert len(world.known) == 3
+    assert world.state_of("Imls Focus") == "active"
+
+
+# -- page guards ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", ["error", "gone"])
+def test_failed_page_keeps_its_entries(failure):
+    """A page in error or gone (unconfirmed) removes nothing; its event comes once."""
+    world = baseline()
+    first = world.check(active=failure, archived=[D, E])
+    assert [e.kind for e in first.events] == [f"page-{failure}"]
+    assert world.state_of("Open Ebooks") == "active"
+    if failure == "error":
+        for _ in range(3):  # keeps failing the same way: nothing more
+            assert world.check(active=failure, archived=[D, E]).events == ()
+        assert world.state_of("Open Ebooks") == "active"
+    recovered = world.check(active=[A, B, C], archived=[D, E])
+    assert [e.kind for e in recovered.events] == ["page-recovered"]
+
+
+def test_gone_removes_after_confirm_checks():
+    """A 404 page's entries are removed only at the confirm_checks-th gone check."""
+    world = baseline(World(confirm_checks=3))
+    assert [e.kind for e in world.check(active="gone", archived=[D, E]).events] == ["page-gone"]
+    assert world.check(active="gone", archived=[D, E]).events == ()
+    third = world.check(active="gone", archived=[D, E])
+    assert Counter(e.kind for e in third.events) == Counter({"removed": 3})
+    assert world.check(active="gone", archived=[D, E]).events == ()
+    back = world.check(active=[A, B, C], archived=[D, E])
+    assert Counter(e.kind for e in back.events) == Counter({"page-recovered": 1, "restored": 3})
+
+
+def test_error_then_gone_is_a_new_episode():
+    """A page in error that turns gone emits page-gone; and back again, page-error."""
+    world = baseline()
+    assert [e.kind for e in world.check(active="error", archived=[D, E]).events] == ["page-error"]
+    assert [e.kind for e in world.check(active="gone", archived=[D, E]).events] == ["page-gone"]
+    assert [e.kind for e in world.check(active="error", archived=[D, E]).events] == ["page-error"]
+
+
+def test_anomaly_holds_removals_until_confirmed():
+    """A page whose count collapses is anomalous; removals wait, then the new count is normal."""
+    world = baseline()
+    first = world.check(active=[A], archived=[D, E])
+    assert [e.kind for e in first.events] == ["page-anomaly"]
+    assert world.state_of("Imls Focus") == "active"
+    second = world.check(active=[A], archived=[D, E])
+    assert Counter(e.kind for e in second.events) == Counter({"removed": 2})
+    # The episode ended: the smaller page is now normal, no page-recovered follows.
+    assert world.check(active=[A], archived=[D, E]).events == ()
+
+
+def test_anomaly_that_recovers():
+    """An anomaly that is not confirmed ends with page-recovered and no entry events."""
+    world = baseline()
+    world.check(active=[], archived=[D, E])
+    result = world.check(active=[A, B, C], archived=[D, E])
+    assert [e.kind for e in result.events] == ["page-recovered"]
+
+
+def test_first_check_with_no_items_is_a_page_error():
+    """Wrong selectors (no item at the first check) are a page-error, not a baseline."""
+    world = World()
+    result = world.check(active=[], archived=[D, E])
+    assert [e.kind for e in result.events] == ["page-error"]
+    later = world.check(active=[A], archived=[D, E])
+    assert [e.kind for e in later.events] == ["page-recovered"]  # its baseline: no entry events
+
+
+def test_unchecked_page_keeps_its_entries():
+    """With check --page, pages not checked keep their last known entries."""
+    world = baseline()
+    assert world.check(active=[A, B, C]).events == ()
+    assert world.state_of("Film Forward") == "archived"
+
+
+def test_unchanged_page_is_silent():
+    """An unchanged page (304 or identical body) changes nothing, and ends an error episode."""
+    world = baseline()
+    assert world.check(active="unchanged", archived="unchanged").events == ()
+    world.check(active="error", archived="unchanged")
+    result = world.check(active="unchanged", archived="unchanged")
+    assert [e.kind for e in result.events] == ["page-recovered"]
+
+
+def test_judge_page_not_checked_changes_nothing():
+    """A page with no observation keeps its state."""
+    state = PageState("active", "active", status="error", streak=2, baselined=True)
+    verdict = judge_page(state, None, confirm_checks=2, anomaly_ratio=0.5)
+    assert verdict.state == state
+    assert not verdict.accepted and not verdict.events
+
+
+# -- properties -------------------------------------------------------------------
+
+slugs = st.lists(
+    st.text(alphabet="abcdefghij-", min_size=1, max_size=8).filter(lambda s: s.strip("-")),
+    min_size=1,
+    max_size=12,
+    unique=True,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(slugs=slugs, data=st.data())
+def test_reordering_never_produces_events(slugs, data):
+    """Whatever the entries, showing them in another order produces no event."""
+    items = [entry(s) for s in slugs]
+    world = World()
+    world.check(active=items, archived=[])
+    shuffled = data.draw(st.permutations(items))
+    assert world.check(active=shuffled, archived=[]).events == ()
+
+
+@settings(max_examples=150, deadline=None)
+@given(slugs=slugs, failure=st.sampled_from(["error", "gone", "unchanged"]), data=st.data())
+def test_a_failed_fetch_never_removes_an_entry(slugs, failure, data):
+    """A page that errors (or is gone, unconfirmed) never removes or changes an entry."""
+    items = [entry(s) for s in slugs]
+    split = data.draw(st.integers(min_value=0, max_value=len(items)))
+    world = World()
+    world.check(active=items[:split] or [A], archived=items[split:] or [D])
+    before = dict(world.known)
+    result = world.check(active=failure, archived=failure)
+    assert not [e for e in result.events if e.entry_id]
+    assert world.known == before
+
+
+@settings(max_examples=150, deadline=None)
+@given(slugs=slugs, data=st.data())
+def test_round_trip_of_add_archive_remove(slugs, data):
+    """Random adds, moves to the archive and removals give exactly one event each."""
+    items = {s: entry(s) for s in slugs}
+    world = World(anomaly_ratio=0.0)
+    start = data.draw(st.sets(st.sampled_from(slugs)))
+    world.check(active=[A] + [items[s] for s in slugs if s in start], archived=[D, E])
+    plan = data.draw(
+        st.dictionaries(st.sampled_from(slugs), st.sampled_from(["active", "archived", "removed"]))
+    )
+    before = {s: "active" for s in start}
+    after = before | plan
+    active = [A] + [items[s] for s in slugs if after.get(s) == "active"]
+    archived = [D, E] + [entry(s, archived=True) for s in slugs if after.get(s) == "archived"]
+    result = world.check(active=active, archived=archived)
+
+    transitions = {
+        (None, "active"): "added",
+        (None, "archived"): "added",
+        ("active", "archived"): "archived",
+        ("active", "removed"): "removed",
+    }
+    expected = Counter(
+        transitions[before.get(s), after.get(s)]
+        for s in slugs
+        if (before.get(s), after.get(s)) in transitions
+    )
+    assert Counter(e.kind for e in result.events) == expected
