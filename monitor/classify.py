@@ -174,12 +174,12 @@ def classify_cycle(
 
     events: list[Event] = []
     for page in pages:
-        for kind, detail in verdicts[page.name].events:
+        for page_kind, detail in verdicts[page.name].events:
             obs = observations.get(page.name)
             events.append(
                 Event(
                     id=new_id(),
-                    kind=kind,
+                    kind=page_kind,
                     at=now,
                     page=page.name,
                     detail=detail,

@@ -1,0 +1,520 @@
+"""The command line (click): parse, call one function, print. No logic here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from monitor import __version__
+from monitor.config import Config, load_config
+from monitor.errors import ConfigError, MonitorError
+from monitor.feed import FEED_FORMATS, FeedFormat, render_feed
+from monitor.models import ENTRY_STATES, EVENT_KINDS, Event, format_time, parse_time, utc_now
+from monitor.publish import feed_info, write_atomically
+from monitor.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Keep --config/--data-dir wherever they were given; an explicit value wins."""
+    if value is None or param.name is None:
+        return
+    source = ctx.get_parameter_source(param.name)
+    explicit = source == click.core.ParameterSource.COMMANDLINE
+    if explicit or param.name not in ctx.meta:
+        ctx.meta[param.name] = value
+        ctx.meta[f"{param.name}_explicit"] = explicit or ctx.meta.get(f"{param.name}_explicit")
+
+
+def common_options(f: F) -> F:
+    """--config and --data-dir, accepted before or after the subcommand."""
+    f = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember,
+        help="Data directory (WARC files, monitor.db); overrides [monitor].data_dir.",
+    )(f)
+    f = click.option(
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="MONITOR_CONFIG",
+        expose_value=False,
+        callback=_remember,
+        help="Config file [default: ./config.toml, or $MONITOR_CONFIG].",
+    )(f)
+    return f
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")(f)
+
+
+def get_config() -> Config:
+    """Load the config named by --config / $MONITOR_CONFIG / ./config.toml."""
+    meta = click.get_current_context().meta
+    path = meta.get("config") or Path("config.toml")
+    data_dir = meta.get("data_dir")
+    return load_config(Path(path), data_dir=Path(data_dir).absolute() if data_dir else None)
+
+
+def open_store(config: Config) -> Store:
+    return Store(config.monitor.data_dir / "monitor.db", create=False)
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+class MonitorGroup(click.Group):
+    """Turns MonitorError into `Error: …` on stderr and its exit code, with no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MonitorError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(error.exit_code)
+
+
+@click.group(cls=MonitorGroup, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="monitor")
+@common_options
+def cli() -> None:
+    """Watch listing pages, archive what the server sent (WARC), and log every change.
+
+    Each check fetches the configured pages, archives the responses under
+    DATA_DIR/warc/, extracts the entries, and records every version and every
+    event (added, changed, archived, restored, removed, page-*) in
+    DATA_DIR/monitor.db.
+
+    \b
+    Example:
+        monitor check                 # one check of every page now
+        monitor log --kind archived   # what moved to the archive
+        monitor entries --state active
+    """
+
+
+# -- check --------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--page", "pages", multiple=True, metavar="NAME", help="Check only this page (repeatable)."
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait if another check holds the data directory.",
+)
+@json_option
+@common_options
+def check(pages: tuple[str, ...], wait: float, as_json: bool) -> None:
+    """Run one check cycle now: fetch, archive, extract, classify, store.
+
+    Exit status: 0 every page was fetched and extracted; 1 a page is in error
+    or gone (the other pages were still recorded); 2 usage or config error.
+    With --json, stdout carries only the events, one JSON object per line.
+
+    \b
+    Example:
+        monitor check
+        monitor check --page archived --json
+    """
+    from monitor.check import run_check
+
+    config = get_config()
+    show_progress = not as_json and sys.stderr.isatty() and len(config.pages) > 5
+    report = run_check(
+        config,
+        page_names=pages,
+        wait_s=wait,
+        progress=_progress_line if show_progress else None,
+    )
+    if show_progress:
+        click.echo("\r\033[K", nl=False, err=True)
+    if as_json:
+        for event in report.events:
+            emit_json(event.to_json())
+    else:
+        for event in report.events:
+            click.echo(describe_event(event))
+    summary = (
+        f"{len(report.pages)} page{'s' if len(report.pages) != 1 else ''} checked "
+        f"in {report.duration_s:.1f}s: {_count(len(report.events), 'event')}"
+    )
+    if report.failed_pages:
+        summary += f"; in error or gone: {', '.join(report.failed_pages)}"
+    click.echo(summary, err=True)
+    if report.feed_error:
+        click.echo(f"Error: {report.feed_error}", err=True)
+    sys.exit(report.exit_code)
+
+
+def _progress_line(page: str, done: int, total: int) -> None:
+    click.echo(f"\r\033[Kchecked {done}/{total} pages ({page})", nl=False, err=True)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def describe_event(event: Event) -> str:
+    """One line a person reads: kind, page, title or detail, what changed."""
+    if event.is_page_event:
+        return f"{event.kind:<15} {event.page:<10} {event.detail or ''}"
+    text = event.title or _clip(event.description or "")
+    if event.changes:
+        text += f"  ({', '.join(event.changes)} changed)"
+    return f"{event.kind:<15} {event.page:<10} {text}  [{event.entry_id}]"
+
+
+def _clip(text: str, width: int = 70) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+# -- reading the record -------------------------------------------------------
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value if "T" in value or " " in value else value + "T00:00:00Z")
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO date (e.g. 2026-11-01)") from None
+
+
+@cli.command("log")
+@click.option(
+    "--since", callback=_since, metavar="ISO-DATE", help="Only events at or after this time (UTC)."
+)
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(EVENT_KINDS),
+    help="Only this kind (repeatable).",
+)
+@click.option(
+    "--page", "pages", multiple=True, metavar="NAME", help="Only events of this page (repeatable)."
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@json_option
+@common_options
+def log_command(
+    since: datetime | None,
+    kinds: tuple[str, ...],
+    pages: tuple[str, ...],
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """The change log, newest first.
+
+    \b
+    Example:
+        monitor log --since 2026-01-01 --kind archived --kind removed
+        monitor log --json | jq .title
+    """
+    store = open_store(get_config())
+    events = store.events(since=since, kinds=kinds, pages=pages, limit=limit)
+    for event in events:
+        if as_json:
+            emit_json(event.to_json())
+        else:
+            click.echo(f"{event.at.strftime('%Y-%m-%d %H:%MZ')}  {describe_event(event)}")
+    if not events and not as_json:
+        click.echo("No events.", err=True)
+
+
+@cli.command()
+@click.option("--state", type=click.Choice(ENTRY_STATES), help="Only entries in this state.")
+@json_option
+@common_options
+def entries(state: str | None, as_json: bool) -> None:
+    """The entries as they stand now (active, then archived, then removed).
+
+    \b
+    Example:
+        monitor entries --state archived
+        monitor entries --json
+    """
+    rows = open_store(get_config()).entries(state)
+    for row in rows:
+        if as_json:
+            emit_json(row.to_json())
+        else:
+            click.echo(
+                f"{row.id}  {row.state:<8} {row.page:<10} {row.title or _clip(row.description)}"
+            )
+
+
+@cli.command()
+@click.argument("entry_id")
+@json_option
+@common_options
+def history(entry_id: str, as_json: bool) -> None:
+    """Every version and every event of one entry.
+
+    \b
+    Example:
+        monitor history 3f2a9c1b7d04
+    """
+    store = open_store(get_config())
+    entry = store.entry(entry_id)
+    if entry is None:
+        raise MonitorError(f"no entry {entry_id!r} in {store.path} (see `monitor entries`)")
+    versions = store.versions(entry_id)
+    events = list(reversed(store.events(entry_id=entry_id)))
+    if as_json:
+        emit_json({"entry": entry.to_json()})
+        for version in versions:
+            emit_json({"version": version.to_json()})
+        for event in events:
+            emit_json({"event": event.to_json()})
+        return
+    click.echo(f"{entry.title or _clip(entry.description)}  [{entry.id}]")
+    click.echo(f"  now {entry.state} on {entry.page}; first seen {format_time(entry.first_seen)}")
+    click.echo("Versions:")
+    for version in versions:
+        click.echo(
+            f"  v{version.version}  {format_time(version.at)}  {version.state:<8} {version.page}"
+        )
+        click.echo(f"      title: {version.title}")
+        click.echo(f"      link: {version.link or '-'}")
+        click.echo(f"      description: {version.description}")
+    click.echo("Events:")
+    for event in events:
+        click.echo(f"  {format_time(event.at)}  {describe_event(event)}")
+
+
+@cli.command()
+@click.option("--page", "pages", multiple=True, metavar="NAME", help="Only this page (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many captures.")
+@json_option
+@common_options
+def snapshots(pages: tuple[str, ...], limit: int | None, as_json: bool) -> None:
+    """The archived captures, newest first.
+
+    A revisit is an unchanged body (or a 304): `monitor show` prints the body
+    it refers to.
+
+    \b
+    Example:
+        monitor snapshots --page active --limit 5
+    """
+    rows = open_store(get_config()).captures(pages, limit)
+    for row in rows:
+        if as_json:
+            emit_json(row.to_json())
+            continue
+        status = str(row.status) if row.status is not None else "---"
+        what = row.error or (row.record_type or "")
+        if row.record_type == "revisit" and row.original_capture_id:
+            what = f"revisit of #{row.original_capture_id}"
+        size = f"{row.body_bytes}B" if row.body_bytes is not None else "-"
+        click.echo(
+            f"#{row.id:<6} {format_time(row.at)}  {row.page:<10} {status}  {size:>9}  "
+            f"{row.target_uri}  {what}"
+        )
+
+
+@cli.command()
+@click.argument("capture_id", type=int)
+@click.option("--headers", is_flag=True, help="Print the HTTP status line and headers instead.")
+@click.option("--raw", is_flag=True, help="Print the payload still content-encoded (gzip, br).")
+@common_options
+def show(capture_id: int, headers: bool, raw: bool) -> None:
+    """Print one archived body exactly as it was received.
+
+    The body is printed byte for byte, with only its Content-Encoding (gzip,
+    br) undone; --raw leaves that too.
+
+    \b
+    Example:
+        monitor show 42 > page.html
+    """
+    from monitor.records import archived_body
+
+    config = get_config()
+    status_line, header_pairs, body = archived_body(
+        open_store(config), config.monitor.data_dir / "warc", capture_id, decoded=not raw
+    )
+    if headers:
+        click.echo(status_line)
+        for name, value in header_pairs:
+            click.echo(f"{name}: {value}")
+        return
+    sys.stdout.buffer.write(body)
+    sys.stdout.buffer.flush()
+
+
+@cli.command()
+@json_option
+@common_options
+def verify(as_json: bool) -> None:
+    """Re-read the whole archive and database; report anything that does not check out.
+
+    Exit status 0 when every capture's WARC record exists, reads back and its
+    digests match, and the database is consistent; 1 otherwise.
+
+    \b
+    Example:
+        monitor verify
+    """
+    from monitor.records import verify_data
+
+    config = get_config()
+    report = verify_data(open_store(config), config.monitor.data_dir / "warc")
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        for problem in report.problems:
+            click.echo(f"{problem.severity}: {problem.message}")
+        click.echo(report.summary, err=True)
+    sys.exit(0 if report.ok else 1)
+
+
+# -- publishing ---------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FEED_FORMATS),
+    default="atom",
+    show_default=True,
+    help="Atom 1.0, JSON Feed 1.1 or RSS 2.0.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (atomically) instead of stdout.",
+)
+@common_options
+def feed(fmt: FeedFormat, output: Path | None) -> None:
+    """The change-log feed: the newest [feed].max_entries events, newest first.
+
+    \b
+    Example:
+        monitor feed --format json | jq '.items[].title'
+        monitor feed -o /var/www/imls/changes.atom
+    """
+    config = get_config()
+    events = open_store(config).events(limit=config.feed.max_entries)
+    data = render_feed(
+        events, feed_info(config), fmt, max_entries=config.feed.max_entries, now=utc_now()
+    )
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        write_atomically(output, data)
+        click.echo(f"Wrote {len(events)} events to {output}", err=True)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port."
+)
+@common_options
+def serve(host: str, port: int) -> None:
+    """Serve the change log read-only over HTTP (the web page and the feeds).
+
+    \b
+    Pages:
+        /                   the change log (filter with ?kind=…&page=…)
+        /entries/ENTRY_ID   one entry's versions and events
+        /captures/ID        an archived body, sandboxed
+        /feed.atom /feed.json /feed.rss, /healthz
+
+    \b
+    Example:
+        monitor serve --port 8080
+    """
+    from monitor.web import serve_forever
+
+    config = get_config()
+    open_store(config).close()  # fail early and clearly when there is no database yet
+    serve_forever(config, host=host, port=port)
+
+
+# -- the daemon ---------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="How much to log to stderr.",
+)
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
+@common_options
+def run(log_level: str, log_json: bool) -> None:
+    """Run the daemon: check on the [schedule], log each cycle, until stopped.
+
+    SIGINT/SIGTERM finish or roll back the cycle in flight and exit 0; SIGHUP
+    reloads config.toml (an invalid new config is reported, the old one kept).
+
+    \b
+    Example:
+        monitor run --log-level info
+        systemctl start monitor   # see contrib/monitor.service
+    """
+    from monitor.daemon import run_daemon
+
+    config = get_config()
+    meta = click.get_current_context().meta
+    sys.exit(
+        run_daemon(
+            config, data_dir_override=meta.get("data_dir"), log_level=log_level, log_json=log_json
+        )
+    )
+
+
+@cli.command()
+@json_option
+@common_options
+def status(as_json: bool) -> None:
+    """When the last cycle ran, how each page fared, when the next is due.
+
+    \b
+    Example:
+        monitor status
+    """
+    from monitor.daemon import daemon_status, format_status
+
+    report = daemon_status(get_config())
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(format_status(report))
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="monitor")
+    except ConfigError as error:  # raised while click is still parsing
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(error.exit_code)
+
+
+if __name__ == "__main__":
+    main()

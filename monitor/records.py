@@ -1,0 +1,89 @@
+"""Reading the record back: an archived body for `show`, and `verify` of everything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.archive import Problem, decode_payload, read_capture, verify_archive
+from monitor.errors import MonitorError
+from monitor.store import Store
+
+# `show` decodes what the archive holds; a body can't be bigger than max_bytes
+# was when it was fetched, but the config may have changed since.
+SHOW_MAX_BYTES = 1 << 30
+
+
+def archived_body(
+    store: Store, warc_dir: Path, capture_id: int, *, decoded: bool
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """(status line, headers, body) of a capture; a revisit yields its original's body."""
+    capture = store.capture(capture_id)
+    if capture is None:
+        raise MonitorError(f"no capture #{capture_id} in {store.path} (see `monitor snapshots`)")
+    if capture.warc_file is None or capture.warc_offset is None:
+        raise MonitorError(f"capture #{capture_id} has no archived response: {capture.error}")
+    record = read_capture(warc_dir, capture.warc_file, capture.warc_offset)
+    status_line = f"HTTP/1.1 {record.status} {record.reason}".rstrip()
+    headers = list(record.headers)
+    body_record = record
+    if record.record_type == "revisit":
+        original = (
+            store.capture(capture.original_capture_id) if capture.original_capture_id else None
+        )
+        if original is None or original.warc_file is None or original.warc_offset is None:
+            raise MonitorError(f"capture #{capture_id} is a revisit whose original is not recorded")
+        body_record = read_capture(warc_dir, original.warc_file, original.warc_offset)
+    body = body_record.raw_payload
+    if decoded:
+        body = decode_payload(body_record.headers, body, SHOW_MAX_BYTES)
+    return status_line, headers, body
+
+
+@dataclass
+class VerifyReport:
+    problems: list[Problem] = field(default_factory=list)
+    captures: int = 0
+    warc_files: int = 0
+    entries: int = 0
+    events: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+    @property
+    def summary(self) -> str:
+        errors = sum(1 for p in self.problems if p.severity == "error")
+        warnings = len(self.problems) - errors
+        verdict = "OK" if self.ok else "FAILED"
+        return (
+            f"{verdict}: {self.captures} archived captures in {self.warc_files} WARC files, "
+            f"{self.entries} entries, {self.events} events checked; "
+            f"{errors} errors, {warnings} warnings"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "captures": self.captures,
+            "warc_files": self.warc_files,
+            "entries": self.entries,
+            "events": self.events,
+            "problems": [{"severity": p.severity, "message": p.message} for p in self.problems],
+        }
+
+
+def verify_data(store: Store, warc_dir: Path) -> VerifyReport:
+    """Check every WARC record the database points at, every WARC file, and the database."""
+    refs = store.warc_refs()
+    report = VerifyReport(
+        captures=len(refs),
+        warc_files=len(list(warc_dir.glob("*.warc.gz"))) if warc_dir.exists() else 0,
+        entries=len(store.entries()),
+        events=store.last_event_seq(),
+    )
+    report.problems.extend(verify_archive(warc_dir, refs))
+    report.problems.extend(Problem("error", message) for message in store.check_integrity())
+    return report

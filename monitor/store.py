@@ -1,0 +1,728 @@
+"""The database (sqlite-utils): the only module that writes SQL.
+
+One check cycle is one transaction (`Store.cycle()`): after a crash the
+database holds whole cycles only. The schema is documented in docs/schema.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from monitor.archive import PreviousCapture
+from monitor.config import PageConfig
+from monitor.errors import StoreError
+from monitor.models import (
+    CaptureRef,
+    Change,
+    CycleResult,
+    Event,
+    FetchResult,
+    HttpExchange,
+    KnownEntry,
+    PageState,
+    format_time,
+    parse_time,
+)
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT
+);
+CREATE TABLE IF NOT EXISTS checks (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    pages TEXT NOT NULL,
+    warc_file TEXT,
+    events INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS pages (
+    name TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    role TEXT NOT NULL,
+    status TEXT NOT NULL,
+    streak INTEGER NOT NULL DEFAULT 0,
+    normal_count INTEGER NOT NULL DEFAULT 0,
+    baselined INTEGER NOT NULL DEFAULT 0,
+    entry_count INTEGER NOT NULL DEFAULT 0,
+    accepted_key TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    last_capture_id INTEGER,
+    last_checked_at TEXT,
+    last_ok_at TEXT,
+    last_detail TEXT
+);
+CREATE TABLE IF NOT EXISTS captures (
+    id INTEGER PRIMARY KEY,
+    check_id INTEGER NOT NULL REFERENCES checks(id),
+    page TEXT NOT NULL,
+    url TEXT NOT NULL,
+    target_uri TEXT NOT NULL,
+    final INTEGER NOT NULL DEFAULT 1,
+    at TEXT NOT NULL,
+    status INTEGER,
+    error TEXT,
+    content_type TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    body_bytes INTEGER,
+    payload_digest TEXT,
+    record_type TEXT,
+    record_id TEXT,
+    refers_to TEXT,
+    original_capture_id INTEGER REFERENCES captures(id),
+    warc_file TEXT,
+    warc_offset INTEGER,
+    warc_length INTEGER,
+    truncated TEXT,
+    elapsed_s REAL,
+    attempts INTEGER
+);
+CREATE INDEX IF NOT EXISTS captures_page ON captures(page, id);
+CREATE INDEX IF NOT EXISTS captures_target ON captures(target_uri, id);
+CREATE TABLE IF NOT EXISTS entries (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    link TEXT,
+    description TEXT NOT NULL,
+    state TEXT NOT NULL,
+    page TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    last_changed TEXT NOT NULL,
+    versions INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS entries_state ON entries(state);
+CREATE TABLE IF NOT EXISTS entry_versions (
+    id INTEGER PRIMARY KEY,
+    entry_id TEXT NOT NULL REFERENCES entries(id),
+    version INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    check_id INTEGER NOT NULL REFERENCES checks(id),
+    state TEXT NOT NULL,
+    page TEXT NOT NULL,
+    title TEXT NOT NULL,
+    link TEXT,
+    description TEXT NOT NULL,
+    capture_id INTEGER REFERENCES captures(id),
+    UNIQUE (entry_id, version)
+);
+CREATE TABLE IF NOT EXISTS placements (
+    page TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    entry_id TEXT NOT NULL REFERENCES entries(id),
+    PRIMARY KEY (page, position)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    check_id INTEGER NOT NULL REFERENCES checks(id),
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    page TEXT NOT NULL,
+    entry_id TEXT REFERENCES entries(id),
+    title TEXT,
+    link TEXT,
+    description TEXT,
+    changes TEXT,
+    detail TEXT,
+    capture_id INTEGER REFERENCES captures(id)
+);
+CREATE INDEX IF NOT EXISTS events_entry ON events(entry_id, seq);
+CREATE INDEX IF NOT EXISTS events_at ON events(at);
+"""
+
+
+@dataclass(frozen=True)
+class PageMemory:
+    """What fetching a page needs from its last checks."""
+
+    etag: str | None
+    last_modified: str | None
+    accepted_key: str | None  # digest key of the body whose entries the page holds
+
+
+@dataclass(frozen=True)
+class CaptureRow:
+    id: int
+    check_id: int
+    page: str
+    url: str
+    target_uri: str
+    final: bool
+    at: datetime
+    status: int | None
+    error: str | None
+    content_type: str | None
+    body_bytes: int | None
+    payload_digest: str | None
+    record_type: str | None
+    record_id: str | None
+    original_capture_id: int | None
+    warc_file: str | None
+    warc_offset: int | None
+    truncated: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "page": self.page,
+            "at": format_time(self.at),
+            "url": self.target_uri,
+            "status": self.status,
+            "error": self.error,
+            "content_type": self.content_type,
+            "bytes": self.body_bytes,
+            "payload_digest": self.payload_digest,
+            "record_type": self.record_type,
+            "record_id": self.record_id,
+            "same_as_capture": self.original_capture_id,
+            "warc_file": self.warc_file,
+            "warc_offset": self.warc_offset,
+            "truncated": self.truncated,
+        }
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    id: str
+    title: str
+    link: str | None
+    description: str
+    state: str
+    page: str
+    first_seen: datetime
+    last_seen: datetime
+    last_changed: datetime
+    versions: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.id,
+            "state": self.state,
+            "page": self.page,
+            "title": self.title,
+            "link": self.link,
+            "description": self.description,
+            "first_seen": format_time(self.first_seen),
+            "last_seen": format_time(self.last_seen),
+            "last_changed": format_time(self.last_changed),
+            "versions": self.versions,
+        }
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: int
+    at: datetime
+    state: str
+    page: str
+    title: str
+    link: str | None
+    description: str
+    capture_id: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "at": format_time(self.at),
+            "state": self.state,
+            "page": self.page,
+            "title": self.title,
+            "link": self.link,
+            "description": self.description,
+            "capture_id": self.capture_id,
+        }
+
+
+class Store:
+    """monitor.db: open it, read the last state, record cycles, answer queries."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        """Open monitor.db; with create=False, only an existing one, and write nothing."""
+        self.path = path
+        if not create and not path.exists():
+            raise StoreError(f"{path}: no database here yet: run `monitor check` first")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite_utils.Database(path)
+            self.db.conn.execute("PRAGMA busy_timeout = 10000")
+            if not create:
+                return
+            self.db.enable_wal()
+            self.db.conn.executescript(SCHEMA)
+            self.db.conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            self.db.conn.commit()
+        except (sqlite3.Error, OSError) as error:
+            raise StoreError(f"{path}: cannot open the database: {error}") from error
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def cycle(self) -> Iterator[None]:
+        """One transaction: everything written inside commits together, or not at all."""
+        try:
+            with self.db.atomic():
+                yield
+        except (sqlite3.Error, OSError) as error:
+            raise StoreError(f"{self.path}: cannot record the check: {error}") from error
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        try:
+            cursor = self.db.conn.execute(sql, tuple(params))
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: {error}") from error
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # -- the state classification starts from -----------------------------
+
+    def known_entries(self) -> dict[str, KnownEntry]:
+        """Every entry ever seen, removed ones included, oldest first."""
+        rows = self._rows(
+            "SELECT id, title, link, description, state, page FROM entries ORDER BY rowid"
+        )
+        return {
+            r["id"]: KnownEntry(
+                r["id"], r["title"], r["link"], r["description"], r["state"], r["page"]
+            )
+            for r in rows
+        }
+
+    def page_states(self, pages: Sequence[PageConfig]) -> list[PageState]:
+        """Each configured page's state (a page new to the database starts as `new`)."""
+        stored = {r["name"]: r for r in self._rows("SELECT * FROM pages")}
+        placements: dict[str, list[str]] = {}
+        for placed in self._rows("SELECT page, entry_id FROM placements ORDER BY page, position"):
+            placements.setdefault(placed["page"], []).append(placed["entry_id"])
+        states = []
+        for page in pages:
+            row = stored.get(page.name)
+            if row is None:
+                states.append(PageState(name=page.name, role=page.role))
+                continue
+            states.append(
+                PageState(
+                    name=page.name,
+                    role=page.role,
+                    status=row["status"],
+                    streak=row["streak"],
+                    normal_count=row["normal_count"],
+                    baselined=bool(row["baselined"]),
+                    members=tuple(placements.get(page.name, ())),
+                )
+            )
+        return states
+
+    def page_memory(self, name: str) -> PageMemory:
+        rows = self._rows(
+            "SELECT etag, last_modified, accepted_key FROM pages WHERE name = ?", (name,)
+        )
+        if not rows:
+            return PageMemory(None, None, None)
+        return PageMemory(rows[0]["etag"], rows[0]["last_modified"], rows[0]["accepted_key"])
+
+    def previous_capture(self, target_uri: str) -> PreviousCapture | None:
+        """The last response archived for a URL (through revisits, the original record)."""
+        rows = self._rows(
+            """SELECT c.id, c.record_type, c.record_id, c.at, c.payload_digest,
+                      o.record_id AS o_record_id, o.at AS o_at, o.target_uri AS o_target
+               FROM captures c LEFT JOIN captures o ON o.id = c.original_capture_id
+               WHERE c.target_uri = ? AND c.record_type IS NOT NULL
+                 AND c.payload_digest IS NOT NULL AND c.truncated IS NULL
+                 AND (c.status BETWEEN 200 AND 299 OR c.status = 304)
+               ORDER BY c.id DESC LIMIT 1""",
+            (target_uri,),
+        )
+        if not rows or not rows[0]["payload_digest"]:
+            return None
+        row = rows[0]
+        if row["record_type"] == "revisit" and row["o_record_id"]:
+            return PreviousCapture(
+                record_id=row["o_record_id"],
+                target_uri=row["o_target"],
+                date=row["o_at"],
+                payload_digest=row["payload_digest"],
+            )
+        return PreviousCapture(
+            record_id=row["record_id"],
+            target_uri=target_uri,
+            date=row["at"],
+            payload_digest=row["payload_digest"],
+        )
+
+    def capture_by_record(self, record_id: str) -> int | None:
+        rows = self._rows("SELECT id FROM captures WHERE record_id = ? LIMIT 1", (record_id,))
+        return rows[0]["id"] if rows else None
+
+    # -- writing one cycle (call inside `cycle()`) --------------------------
+
+    def insert_check(self, started_at: datetime, pages: Sequence[str]) -> int:
+        table = self.db.table("checks")
+        table.insert({"started_at": format_time(started_at), "pages": json.dumps(list(pages))})
+        return int(table.last_pk or 0)
+
+    def insert_capture(
+        self,
+        check_id: int,
+        result: FetchResult,
+        exchange: HttpExchange | None,
+        ref: CaptureRef | None,
+        *,
+        body_bytes: int | None,
+        final: bool,
+        original_capture_id: int | None,
+    ) -> int:
+        """Record one archived exchange (or a fetch that got no response at all)."""
+        headers = {k.lower(): v for k, v in exchange.response_headers} if exchange else {}
+        row = {
+            "check_id": check_id,
+            "page": result.page,
+            "url": result.url,
+            "target_uri": exchange.url if exchange else result.url,
+            "final": int(final),
+            "at": format_time(exchange.started_at if exchange else result.started_at),
+            "status": exchange.status if exchange else None,
+            "error": result.error if final else None,
+            "content_type": headers.get("content-type"),
+            "etag": headers.get("etag"),
+            "last_modified": headers.get("last-modified"),
+            "body_bytes": body_bytes,
+            "payload_digest": ref.payload_digest if ref else None,
+            "record_type": ref.record_type if ref else None,
+            "record_id": ref.record_id if ref else None,
+            "refers_to": ref.refers_to if ref else None,
+            "original_capture_id": original_capture_id,
+            "warc_file": ref.warc_file if ref else None,
+            "warc_offset": ref.offset if ref else None,
+            "warc_length": ref.length if ref else None,
+            "truncated": exchange.truncated if exchange else None,
+            "elapsed_s": round(result.elapsed_s, 3) if final else None,
+            "attempts": result.attempts if final else None,
+        }
+        table = self.db.table("captures")
+        table.insert(row)
+        return int(table.last_pk or 0)
+
+    def record_cycle(
+        self,
+        check_id: int,
+        result: CycleResult,
+        pages: Sequence[PageConfig],
+        fetch_updates: dict[str, dict[str, Any]],
+        *,
+        now: datetime,
+        warc_file: str | None,
+    ) -> None:
+        """Write classification's result: entries, versions, placements, events, page states."""
+        at = format_time(now)
+        conn = self.db.conn
+        urls = {p.name: p.url for p in pages}
+        versions = dict(
+            conn.execute(
+                "SELECT id, versions FROM entries WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps([u.entry_id for u in result.entries]),),
+            ).fetchall()
+        )
+        new_rows, version_rows = [], []
+        for update in result.entries:
+            version = versions.get(update.entry_id, 0) + (1 if update.new_version else 0)
+            if update.is_new:
+                new_rows.append(
+                    {
+                        "id": update.entry_id,
+                        "title": update.title,
+                        "link": update.link,
+                        "description": update.description,
+                        "state": update.state,
+                        "page": update.page,
+                        "first_seen": at,
+                        "last_seen": at,
+                        "last_changed": at,
+                        "versions": version,
+                    }
+                )
+            else:
+                conn.execute(
+                    """UPDATE entries SET title = ?, link = ?, description = ?, state = ?,
+                       page = ?, versions = ?,
+                       last_changed = CASE WHEN ? THEN ? ELSE last_changed END
+                       WHERE id = ?""",
+                    (
+                        update.title,
+                        update.link,
+                        update.description,
+                        update.state,
+                        update.page,
+                        version,
+                        int(update.new_version),
+                        at,
+                        update.entry_id,
+                    ),
+                )
+            if update.new_version:
+                version_rows.append(
+                    {
+                        "entry_id": update.entry_id,
+                        "version": version,
+                        "at": at,
+                        "check_id": check_id,
+                        "state": update.state,
+                        "page": update.page,
+                        "title": update.title,
+                        "link": update.link,
+                        "description": update.description,
+                        "capture_id": update.capture_id,
+                    }
+                )
+        if new_rows:
+            self.db.table("entries").insert_all(new_rows)
+        if version_rows:
+            self.db.table("entry_versions").insert_all(version_rows)
+        if result.seen:
+            conn.execute(
+                "UPDATE entries SET last_seen = ? WHERE id IN (SELECT value FROM json_each(?))",
+                (at, json.dumps(list(result.seen))),
+            )
+
+        for page in result.pages:
+            conn.execute("DELETE FROM placements WHERE page = ?", (page.name,))
+            self.db.table("placements").insert_all(
+                {"page": page.name, "position": i, "entry_id": entry_id}
+                for i, entry_id in enumerate(page.members)
+            )
+            row: dict[str, Any] = {
+                "name": page.name,
+                "url": urls[page.name],
+                "role": page.role,
+                "status": page.status,
+                "streak": page.streak,
+                "normal_count": page.normal_count,
+                "baselined": int(page.baselined),
+                "entry_count": len(page.members),
+            }
+            row.update(fetch_updates.get(page.name, {}))
+            self.db.table("pages").upsert(row, pk="name")
+
+        self.db.table("events").insert_all(event_row(check_id, e) for e in result.events)
+        failures = sum(1 for p in result.pages if p.status in ("error", "gone"))
+        conn.execute(
+            "UPDATE checks SET finished_at = ?, events = ?, failures = ?, warc_file = ? "
+            "WHERE id = ?",
+            (at, len(result.events), failures, warc_file, check_id),
+        )
+
+    # -- queries --------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        since: datetime | None = None,
+        kinds: Sequence[str] = (),
+        pages: Sequence[str] = (),
+        entry_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Events newest first, filtered."""
+        where, params = ["1"], []
+        if since is not None:
+            where.append("at >= ?")
+            params.append(format_time(since))
+        if kinds:
+            where.append(f"kind IN ({', '.join('?' for _ in kinds)})")
+            params.extend(kinds)
+        if pages:
+            where.append(f"page IN ({', '.join('?' for _ in pages)})")
+            params.extend(pages)
+        if entry_id is not None:
+            where.append("entry_id = ?")
+            params.append(entry_id)
+        sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [event_from_row(r) for r in self._rows(sql, params)]
+
+    def last_event_seq(self) -> int:
+        rows = self._rows("SELECT max(seq) AS seq FROM events")
+        return int(rows[0]["seq"] or 0)
+
+    def entries(self, state: str | None = None) -> list[EntryRow]:
+        sql, params = "SELECT * FROM entries", []
+        if state:
+            sql += " WHERE state = ?"
+            params.append(state)
+        sql += " ORDER BY CASE state WHEN 'active' THEN 0 WHEN 'archived' THEN 1 ELSE 2 END, rowid"
+        return [_entry_row(r) for r in self._rows(sql, params)]
+
+    def entry(self, entry_id: str) -> EntryRow | None:
+        rows = self._rows("SELECT * FROM entries WHERE id = ?", (entry_id,))
+        return _entry_row(rows[0]) if rows else None
+
+    def versions(self, entry_id: str) -> list[VersionRow]:
+        rows = self._rows(
+            "SELECT * FROM entry_versions WHERE entry_id = ? ORDER BY version", (entry_id,)
+        )
+        return [
+            VersionRow(
+                r["version"],
+                parse_time(r["at"]),
+                r["state"],
+                r["page"],
+                r["title"],
+                r["link"],
+                r["description"],
+                r["capture_id"],
+            )
+            for r in rows
+        ]
+
+    def captures(self, pages: Sequence[str] = (), limit: int | None = None) -> list[CaptureRow]:
+        sql, params = "SELECT * FROM captures", list(pages)
+        if pages:
+            sql += f" WHERE page IN ({', '.join('?' for _ in pages)})"
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_capture_row(r) for r in self._rows(sql, params)]
+
+    def capture(self, capture_id: int) -> CaptureRow | None:
+        rows = self._rows("SELECT * FROM captures WHERE id = ?", (capture_id,))
+        return _capture_row(rows[0]) if rows else None
+
+    def pages(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM pages ORDER BY rowid")
+
+    def last_check(self) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM checks ORDER BY id DESC LIMIT 1")
+        return rows[0] if rows else None
+
+    def warc_refs(self) -> list[tuple[int, str, int, str]]:
+        rows = self._rows(
+            "SELECT id, warc_file, warc_offset, record_id FROM captures "
+            "WHERE warc_file IS NOT NULL ORDER BY id"
+        )
+        return [(r["id"], r["warc_file"], r["warc_offset"], r["record_id"]) for r in rows]
+
+    def check_integrity(self) -> list[str]:
+        """Problems in the database itself: SQLite's own check and dangling references."""
+        problems: list[str] = []
+        result = self._rows("PRAGMA integrity_check")
+        if result and result[0]["integrity_check"] != "ok":
+            problems.extend(f"{self.path}: {r['integrity_check']}" for r in result)
+        dangling = {
+            "event points at a missing entry": "SELECT e.id FROM events e LEFT JOIN entries n "
+            "ON n.id = e.entry_id WHERE e.entry_id IS NOT NULL AND n.id IS NULL",
+            "event points at a missing capture": "SELECT e.id FROM events e LEFT JOIN captures c "
+            "ON c.id = e.capture_id WHERE e.capture_id IS NOT NULL AND c.id IS NULL",
+            "placement points at a missing entry": "SELECT p.entry_id AS id FROM placements p "
+            "LEFT JOIN entries n ON n.id = p.entry_id WHERE n.id IS NULL",
+            "version points at a missing entry": "SELECT v.entry_id AS id FROM entry_versions v "
+            "LEFT JOIN entries n ON n.id = v.entry_id WHERE n.id IS NULL",
+            "check never finished": "SELECT id FROM checks WHERE finished_at IS NULL",
+            "revisit without its original": "SELECT id FROM captures WHERE record_type = "
+            "'revisit' AND original_capture_id IS NULL",
+        }
+        for what, sql in dangling.items():
+            for row in self._rows(sql):
+                problems.append(f"{self.path}: {what}: {row['id']}")
+        return problems
+
+
+def event_row(check_id: int, event: Event) -> dict[str, Any]:
+    changes = None
+    if event.changes:
+        changes = json.dumps(
+            {k: {"before": c.before, "after": c.after} for k, c in event.changes.items()},
+            ensure_ascii=False,
+        )
+    return {
+        "id": event.id,
+        "check_id": check_id,
+        "kind": event.kind,
+        "at": format_time(event.at),
+        "page": event.page,
+        "entry_id": event.entry_id,
+        "title": event.title,
+        "link": event.link,
+        "description": event.description,
+        "changes": changes,
+        "detail": event.detail,
+        "capture_id": event.capture_id,
+    }
+
+
+def event_from_row(row: dict[str, Any]) -> Event:
+    changes = None
+    if row["changes"]:
+        changes = {
+            k: Change(v["before"], v["after"]) for k, v in json.loads(row["changes"]).items()
+        }
+    return Event(
+        id=row["id"],
+        kind=row["kind"],
+        at=parse_time(row["at"]),
+        page=row["page"],
+        entry_id=row["entry_id"],
+        title=row["title"],
+        link=row["link"],
+        description=row["description"],
+        changes=changes,
+        detail=row["detail"],
+        capture_id=row["capture_id"],
+    )
+
+
+def _entry_row(r: dict[str, Any]) -> EntryRow:
+    return EntryRow(
+        r["id"],
+        r["title"],
+        r["link"],
+        r["description"],
+        r["state"],
+        r["page"],
+        parse_time(r["first_seen"]),
+        parse_time(r["last_seen"]),
+        parse_time(r["last_changed"]),
+        r["versions"],
+    )
+
+
+def _capture_row(r: dict[str, Any]) -> CaptureRow:
+    return CaptureRow(
+        id=r["id"],
+        check_id=r["check_id"],
+        page=r["page"],
+        url=r["url"],
+        target_uri=r["target_uri"],
+        final=bool(r["final"]),
+        at=parse_time(r["at"]),
+        status=r["status"],
+        error=r["error"],
+        content_type=r["content_type"],
+        body_bytes=r["body_bytes"],
+        payload_digest=r["payload_digest"],
+        record_type=r["record_type"],
+        record_id=r["record_id"],
+        original_capture_id=r["original_capture_id"],
+        warc_file=r["warc_file"],
+        warc_offset=r["warc_offset"],
+        truncated=r["truncated"],
+    )

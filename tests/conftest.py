@@ -1,0 +1,129 @@
+"""Shared test helpers: a config writer, the CLI runner, and a local site whose pages change."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from monitor.cli import cli
+
+FIXTURES = Path(__file__).parent / "fixtures"
+IMLS = FIXTURES / "imls-2017"
+SCENARIO = FIXTURES / "scenario-basic"
+ACTIVE_PATH = "/issues/national-initiatives"
+ARCHIVED_PATH = "/issues/national-initiatives/archives"
+IMLS_SELECT = {
+    "item": ".view-content .views-row",
+    "title": ".views-field-title",
+    "link": "a[href]",
+    "description": ".views-field-body",
+}
+
+
+@dataclass
+class Site:
+    """A local web site whose answers a test changes between checks.
+
+    `pages` maps a path to a Response factory (or bytes served as text/html);
+    every request is logged in `requests`.
+    """
+
+    server: HTTPServer
+    pages: dict[str, Callable[[Request], Response] | bytes] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return self.server.url_for(path)
+
+    def serve(self, path: str, body: bytes | str | Callable[[Request], Response]) -> None:
+        with self.lock:
+            self.pages[path] = body.encode() if isinstance(body, str) else body
+
+    def serve_file(self, path: str, file: Path) -> None:
+        self.serve(path, file.read_bytes())
+
+    def handle(self, request: Request) -> Response:
+        with self.lock:
+            self.requests.append(request)
+            page = self.pages.get(request.path)
+        if page is None:
+            return Response("not found", status=404)
+        if callable(page):
+            return page(request)
+        return Response(page, status=200, content_type="text/html; charset=utf-8")
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    """A Site on 127.0.0.1 answering every path through Site.handle, one thread per request."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    s = Site(server)
+    server.expect_request("").respond_with_handler(s.handle)  # "" matches any path
+    try:
+        yield s
+    finally:
+        server.clear()
+        if server.is_running():
+            server.stop()
+
+
+def write_config(
+    tmp_path: Path,
+    pages: list[dict],
+    *,
+    monitor: dict | None = None,
+    feed: dict | None = None,
+    schedule: dict | None = None,
+) -> Path:
+    """Write a config.toml for the tests (data in tmp_path/data) and return its path."""
+    settings = {"data_dir": "data", "timeout": 5, "retries": 0, "concurrency": 4}
+    settings.update(monitor or {})
+    lines = ["[monitor]"] + [f"{k} = {toml_value(v)}" for k, v in settings.items()]
+    if schedule:
+        lines += ["[schedule]"] + [f"{k} = {toml_value(v)}" for k, v in schedule.items()]
+    if feed:
+        lines += ["[feed]"] + [f"{k} = {toml_value(v)}" for k, v in feed.items()]
+    for page in pages:
+        lines.append("[[pages]]")
+        select = page.get("select", IMLS_SELECT)
+        lines += [f"{k} = {toml_value(v)}" for k, v in page.items() if k != "select"]
+        lines.append("  [pages.select]")
+        lines += [f"  {k} = {toml_value(v)}" for k, v in select.items()]
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def imls_pages(site: Site) -> list[dict]:
+    """The two IMLS pages, served by `site` at their real paths."""
+    return [
+        {"name": "active", "url": site.url(ACTIVE_PATH), "role": "active"},
+        {"name": "archived", "url": site.url(ARCHIVED_PATH), "role": "archived"},
+    ]
+
+
+def run(config: Path, *args: str) -> Result:
+    """Run the real CLI in-process, as a user would type it."""
+    return CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+
+
+def json_lines(result: Result) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]

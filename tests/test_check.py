@@ -1,0 +1,349 @@
+"""`monitor check` end to end: page guards, archive, exit codes, through the real CLI."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import sqlite3
+import time
+from collections import Counter
+
+import pytest
+from conftest import (
+    ACTIVE_PATH,
+    ARCHIVED_PATH,
+    IMLS,
+    SCENARIO,
+    imls_pages,
+    json_lines,
+    run,
+    write_config,
+)
+from servers import FaultServer, Reset, Respond, closed_url
+from warcio.archiveiterator import ArchiveIterator
+from werkzeug import Request, Response
+
+from monitor.lock import data_dir_lock
+
+STEP1 = SCENARIO / "step1"
+
+
+def serve_imls(site) -> None:
+    site.serve_file(ACTIVE_PATH, IMLS / "active.html")
+    site.serve_file(ARCHIVED_PATH, IMLS / "archived.html")
+
+
+def kinds(result) -> Counter:
+    return Counter(e["kind"] for e in json_lines(result))
+
+
+@pytest.fixture
+def imls(site, tmp_path):
+    """A config over the IMLS 2017 pages served locally, after its baseline check."""
+    serve_imls(site)
+    config = write_config(tmp_path, imls_pages(site), monitor={"confirm_checks": 2})
+    result = run(config, "check", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json_lines(result) == []
+    return config
+
+
+def test_baseline_of_the_imls_pages(imls):
+    """Both IMLS pages together give 23 active and 8 archived entries (31), per the fixture."""
+    active = json_lines(run(imls, "entries", "--state", "active", "--json"))
+    archived = json_lines(run(imls, "entries", "--state", "archived", "--json"))
+    assert (len(active), len(archived)) == (23, 8)
+    titles = {e["title"] for e in active}
+    assert "Let’s Move! Museums & Gardens" in titles
+    lisc = next(e for e in active if e["title"].startswith("Local Initiatives"))
+    assert lisc["page"] == "active"  # on both pages: fields from the active one
+
+
+def status(code: int):
+    return lambda request: Response("oops", status=code)
+
+
+@pytest.mark.parametrize(
+    ("answer", "detail_part"),
+    [
+        pytest.param(status(500), "HTTP 500", id="500"),
+        pytest.param(status(403), "HTTP 403", id="403"),
+        pytest.param(
+            lambda r: Response(b"%PDF-1.4 ...", content_type="application/pdf"),
+            "not HTML",
+            id="pdf",
+        ),
+    ],
+)
+def test_page_error_once_then_recovered(imls, site, answer, detail_part):
+    """A failing page emits one page-error, keeps its entries, and recovers with page-recovered."""
+    site.serve(ACTIVE_PATH, answer)
+    first = run(imls, "check", "--json")
+    (event,) = json_lines(first)
+    assert event["kind"] == "page-error" and event["page"] == "active"
+    assert detail_part in event["detail"]
+    assert first.exit_code == 1
+    again = run(imls, "check", "--json")
+    assert again.exit_code == 1  # still in error
+    assert json_lines(again) == []  # same episode: nothing more
+    assert len(json_lines(run(imls, "entries", "--state", "active", "--json"))) == 23
+    serve_imls(site)
+    back = run(imls, "check", "--json")
+    assert back.exit_code == 0
+    assert [e["kind"] for e in json_lines(back)] == ["page-recovered"]
+
+
+def test_empty_page_is_an_anomaly_confirmed_at_the_second_check(imls, site):
+    """An emptied page is page-anomaly; removals wait for the 2nd check, then it is normal."""
+    site.serve(ACTIVE_PATH, lambda r: Response(b"<html></html>", content_type="text/html"))
+    first = run(imls, "check", "--json")
+    assert first.exit_code == 0  # fetched and extracted: an anomaly is not an error
+    assert [e["kind"] for e in json_lines(first)] == ["page-anomaly"]
+    assert len(json_lines(run(imls, "entries", "--state", "active", "--json"))) == 23
+    second = run(imls, "check", "--json")
+    # 15 were only on the active page; the 8 also on the archived page are now archived.
+    assert kinds(second) == Counter({"removed": 15, "archived": 8})
+    assert kinds(run(imls, "check", "--json")) == Counter()  # the episode ended
+    serve_imls(site)
+    back = run(imls, "check", "--json")
+    assert kinds(back) == Counter({"restored": 23})  # no page-recovered after a confirmed anomaly
+
+
+def test_page_gone_waits_for_confirm_checks(imls, site):
+    """A 404 page is page-gone at once; its entries are removed at the 2nd gone check only."""
+    site.serve(ARCHIVED_PATH, status(404))
+    first = run(imls, "check", "--json")
+    assert first.exit_code == 1
+    assert kinds(first) == Counter({"page-gone": 1})
+    assert len(json_lines(run(imls, "entries", "--state", "archived", "--json"))) == 8
+    second = run(imls, "check", "--json")
+    assert second.exit_code == 1
+    assert kinds(second) == Counter({"removed": 8})  # the 8 only on the archived page
+    assert kinds(run(imls, "check", "--json")) == Counter()
+    serve_imls(site)
+    back = run(imls, "check", "--json")
+    assert back.exit_code == 0
+    assert kinds(back) == Counter({"page-recovered": 1, "archived": 8})
+
+
+def test_redirect_is_followed_and_recorded(imls, site, tmp_path):
+    """A 301 to the page's new address is followed; both hops are archived; nothing changes."""
+    moved = "/issues/national-initiatives-new"
+    site.serve_file(moved, IMLS / "active.html")
+    site.serve(ACTIVE_PATH, lambda r: Response("", status=301, headers={"Location": moved}))
+    result = run(imls, "check", "--json")
+    assert result.exit_code == 0, result.stderr
+    # Links are made absolute against the final URL: same site, same paths, no event.
+    assert json_lines(result) == []
+    captures = json_lines(run(imls, "snapshots", "--page", "active", "--json"))
+    assert [c["status"] for c in captures[:2]] == [200, 301]
+    assert captures[0]["url"] == site.url(moved)
+
+
+def test_slow_answer_past_the_timeout_is_a_page_error(site, tmp_path):
+    """An answer slower than `timeout` is a page-error naming the timeout; nothing is removed."""
+    config = write_config(tmp_path, imls_pages(site), monitor={"timeout": 0.5})
+    serve_imls(site)
+    assert run(config, "check").exit_code == 0
+
+    def slow(request: Request) -> Response:
+        time.sleep(1.5)
+        return Response((IMLS / "active.html").read_bytes(), content_type="text/html")
+
+    site.serve(ACTIVE_PATH, slow)
+    result = run(config, "check", "--json")
+    assert result.exit_code == 1
+    (event,) = json_lines(result)
+    assert event["kind"] == "page-error"
+    assert "timeout" in event["detail"] or "too slow" in event["detail"]
+    assert len(json_lines(run(config, "entries", "--state", "active", "--json"))) == 23
+
+
+def test_connection_reset_is_a_page_error(tmp_path):
+    """A server that resets the connection mid-body gives a page-error; the cycle still records."""
+    html = (STEP1 / "active.html").read_bytes()
+    with FaultServer() as server:
+        server.set("/a", Respond(body=html))
+        config = write_config(
+            tmp_path, [{"name": "active", "url": server.url("/a"), "role": "active"}]
+        )
+        assert run(config, "check").exit_code == 0
+        server.set("/a", Reset(after=len(html) // 2, body=html))
+        result = run(config, "check", "--json")
+    assert result.exit_code == 1
+    assert [e["kind"] for e in json_lines(result)] == ["page-error"]
+    assert len(json_lines(run(config, "entries", "--json"))) == 4
+
+
+def test_no_network_gives_a_clear_page_error(tmp_path):
+    """With nothing listening, check reports a page-error per page and exits 1, no traceback."""
+    url = closed_url()
+    config = write_config(tmp_path, [{"name": "active", "url": url, "role": "active"}])
+    result = run(config, "check")
+    assert result.exit_code == 1
+    assert "page-error" in result.stdout
+    assert url.split("//")[1].split("/")[0] in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_unchanged_page_is_a_revisit_and_304_too(imls, site, tmp_path):
+    """An identical body is archived as a revisit; an ETag 304 as a server-not-modified revisit."""
+    assert json_lines(run(imls, "check", "--json")) == []
+    etag = '"v1"'
+    body = (IMLS / "active.html").read_bytes()
+
+    def with_etag(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == etag:
+            return Response(status=304, headers={"ETag": etag})
+        return Response(body, content_type="text/html", headers={"ETag": etag})
+
+    site.serve(ACTIVE_PATH, with_etag)
+    assert json_lines(run(imls, "check", "--json")) == []  # 200 with an ETag, same body
+    assert json_lines(run(imls, "check", "--json")) == []  # 304
+    assert site.requests[-2].headers.get("If-None-Match") == etag
+    conn = sqlite3.connect(tmp_path / "data" / "monitor.db")
+    (last_warc,) = conn.execute("SELECT warc_file FROM checks ORDER BY id DESC LIMIT 1").fetchone()
+    conn.close()
+    profiles = []
+    with open(tmp_path / "data" / "warc" / last_warc, "rb") as stream:
+        for record in ArchiveIterator(stream):
+            if record.rec_type == "revisit":
+                profiles.append(record.rec_headers.get_header("WARC-Profile").rsplit("/", 1)[1])
+    # The last check's two pages: the archived page unchanged, the active page a 304.
+    assert sorted(profiles) == ["identical-payload-digest", "server-not-modified"]
+    shown = run(imls, "snapshots", "--page", "active", "--json")
+    latest = json_lines(shown)[0]
+    assert latest["status"] == 304 and latest["record_type"] == "revisit"
+    # `show` of the 304 prints the original body, byte for byte.
+    out = run(imls, "show", str(latest["id"]))
+    assert out.exit_code == 0
+    assert hashlib.sha256(out.stdout_bytes).digest() == hashlib.sha256(body).digest()
+
+
+def test_verify_passes_after_a_long_scenario(site, tmp_path):
+    """After many checks with changes, failures and revisits, verify finds nothing wrong."""
+    config = write_config(tmp_path, imls_pages(site))
+    steps = ["step1", "step2", "step3"]
+    for step in steps * 3:
+        site.serve_file(ACTIVE_PATH, SCENARIO / step / "active.html")
+        site.serve_file(ARCHIVED_PATH, SCENARIO / step / "archived.html")
+        run(config, "check")
+        run(config, "check")  # unchanged: revisits
+    site.serve(ACTIVE_PATH, status(503))
+    run(config, "check")
+    result = run(config, "verify")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "OK" in result.stderr
+    # The WARC files read back with warcio from start to end.
+    records = 0
+    for path in (tmp_path / "data" / "warc").glob("*.warc.gz"):
+        with open(path, "rb") as stream:
+            records += sum(1 for _ in ArchiveIterator(stream))
+    assert records > 30
+
+
+def test_verify_reports_a_damaged_record(imls, tmp_path):
+    """A byte changed inside an archived body makes verify fail, naming the capture."""
+    (path,) = (tmp_path / "data" / "warc").glob("*.warc.gz")
+    data = bytearray(gzip.decompress(path.read_bytes()))
+    index = data.index(b"Open eBooks")
+    data[index] = ord("X")
+    path.write_bytes(gzip.compress(bytes(data)))
+    result = run(imls, "verify")
+    assert result.exit_code == 1
+    assert "error" in result.stdout
+
+
+def test_a_second_check_refuses_while_one_runs(imls, tmp_path):
+    """While a cycle holds the data directory, another check says so and exits 1."""
+    with data_dir_lock(tmp_path / "data"):
+        result = run(imls, "check")
+    assert result.exit_code == 1
+    assert "already running" in result.stderr
+
+
+def test_check_page_only_checks_that_page(imls, site):
+    """--page checks only the named page; an unknown name is a usage error (exit 2)."""
+    before = len(site.requests)
+    assert run(imls, "check", "--page", "archived").exit_code == 0
+    assert [r.path for r in site.requests[before:]] == [ARCHIVED_PATH]
+    bad = run(imls, "check", "--page", "nope")
+    assert bad.exit_code == 2
+    assert "nope" in bad.stderr
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path):
+    """A config error exits 2 with the file and the key, no traceback."""
+    path = tmp_path / "config.toml"
+    path.write_text('[monitor]\nretries = "three"\n[[pages]]\nname="a"\nurl="http://x"\n')
+    result = run(path, "check")
+    assert result.exit_code == 2
+    assert str(path) in result.stderr and "monitor.retries" in result.stderr
+    missing = run(tmp_path / "nope.toml", "check")
+    assert missing.exit_code == 2
+    assert "nope.toml" in missing.stderr
+
+
+def test_history_shows_every_version(site, tmp_path):
+    """history lists each version of an edited entry and its events."""
+    config = write_config(tmp_path, imls_pages(site))
+    for step in ("step1", "step2"):
+        site.serve_file(ACTIVE_PATH, SCENARIO / step / "active.html")
+        site.serve_file(ARCHIVED_PATH, SCENARIO / step / "archived.html")
+        run(config, "check")
+    entry = next(
+        e for e in json_lines(run(config, "entries", "--json")) if e["title"] == "Museums for All"
+    )
+    lines = json_lines(run(config, "history", entry["entry_id"], "--json"))
+    versions = [line["version"] for line in lines if "version" in line]
+    events = [line["event"] for line in lines if "event" in line]
+    assert [v["version"] for v in versions] == [1, 2]
+    assert (
+        "42 states" in versions[1]["description"] and "42 states" not in versions[0]["description"]
+    )
+    assert [e["kind"] for e in events] == ["changed"]
+    text = run(config, "history", entry["entry_id"])
+    assert text.exit_code == 0 and "v2" in text.stdout
+    assert run(config, "history", "nope").exit_code == 1
+
+
+def test_database_is_plain_sqlite_in_wal_mode(imls, tmp_path):
+    """monitor.db opens in the sqlite3 module, in WAL mode, with the documented tables."""
+    conn = sqlite3.connect(tmp_path / "data" / "monitor.db")
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"pages", "captures", "entries", "entry_versions", "events", "checks"} <= tables
+        assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 31
+    finally:
+        conn.close()
+
+
+def test_feed_file_is_rewritten_after_each_check(site, tmp_path):
+    """With [feed].path set, each check rewrites the feed with the new events."""
+    config = write_config(tmp_path, imls_pages(site), feed={"path": "changes.atom"})
+    for step in ("step1", "step2"):
+        site.serve_file(ACTIVE_PATH, SCENARIO / step / "active.html")
+        site.serve_file(ARCHIVED_PATH, SCENARIO / step / "archived.html")
+        assert run(config, "check").exit_code == 0
+    feed = (tmp_path / "changes.atom").read_text(encoding="utf-8")
+    assert "Archived: IMLS Focus" in feed and "Added: Community Salute" in feed
+
+
+def test_read_commands_before_any_check(tmp_path):
+    """Reading commands on a data dir with no database say so clearly (exit 1)."""
+    config = write_config(tmp_path, [{"name": "a", "url": "http://127.0.0.1:9/", "role": "active"}])
+    result = run(config, "log")
+    assert result.exit_code == 1
+    assert "monitor check" in result.stderr
+    assert not (tmp_path / "data" / "monitor.db").exists()
+
+
+def test_data_dir_option_overrides_config(imls, tmp_path, site):
+    """--data-dir, before or after the subcommand, puts the data elsewhere."""
+    other = tmp_path / "elsewhere"
+    result = run(imls, "check", "--data-dir", str(other))
+    assert result.exit_code == 0
+    assert (other / "monitor.db").exists()
+    entries = run(imls, "--data-dir", str(other), "entries", "--json")
+    assert len(json_lines(entries)) == 31
