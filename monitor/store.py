@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS pages (
     baselined INTEGER NOT NULL DEFAULT 0,
     entry_count INTEGER NOT NULL DEFAULT 0,
     accepted_key TEXT,
+    body_key TEXT,
     etag TEXT,
     last_modified TEXT,
     last_capture_id INTEGER,
@@ -154,6 +155,7 @@ class PageMemory:
     etag: str | None
     last_modified: str | None
     accepted_key: str | None  # digest key of the body whose entries the page holds
+    body_key: str | None  # digest key of the last 2xx body (the one etag/last_modified name)
 
 
 @dataclass(frozen=True)
@@ -334,11 +336,13 @@ class Store:
 
     def page_memory(self, name: str) -> PageMemory:
         rows = self._rows(
-            "SELECT etag, last_modified, accepted_key FROM pages WHERE name = ?", (name,)
+            "SELECT etag, last_modified, accepted_key, body_key FROM pages WHERE name = ?",
+            (name,),
         )
         if not rows:
-            return PageMemory(None, None, None)
-        return PageMemory(rows[0]["etag"], rows[0]["last_modified"], rows[0]["accepted_key"])
+            return PageMemory(None, None, None, None)
+        row = rows[0]
+        return PageMemory(row["etag"], row["last_modified"], row["accepted_key"], row["body_key"])
 
     def previous_capture(self, target_uri: str) -> PreviousCapture | None:
         """The last response archived for a URL (through revisits, the original record)."""

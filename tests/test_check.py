@@ -347,3 +347,30 @@ def test_data_dir_option_overrides_config(imls, tmp_path, site):
     assert (other / "monitor.db").exists()
     entries = run(imls, "--data-dir", str(other), "entries", "--json")
     assert len(json_lines(entries)) == 31
+
+
+def test_a_304_gives_the_same_events_as_a_full_reparse(imls, site):
+    """A 304 for an anomalous body is re-read from the archive: removals confirm as for a 200."""
+    emptied = b"<html><body><div class='view-content'></div></body></html>"
+
+    def emptied_with_etag(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == '"empty"':
+            return Response(status=304, headers={"ETag": '"empty"'})
+        return Response(emptied, content_type="text/html", headers={"ETag": '"empty"'})
+
+    site.serve(ACTIVE_PATH, emptied_with_etag)
+    assert kinds(run(imls, "check", "--json")) == Counter({"page-anomaly": 1})
+    second = run(imls, "check", "--json")
+    assert site.requests[-2].headers.get("If-None-Match") == '"empty"'  # answered 304
+    assert kinds(second) == Counter({"removed": 15, "archived": 8})
+
+
+def test_changed_selectors_reparse_an_identical_body(imls, site, tmp_path):
+    """The fast path keys on the selectors too: new selectors on the same body re-extract."""
+    text = imls.read_text(encoding="utf-8")
+    imls.write_text(text.replace('title = ".views-field-title"', 'title = "h2.none"', 1))
+    result = run(imls, "check", "--json")
+    events = json_lines(result)
+    # Titles now come out empty on the active page: each of its 23 entries changed.
+    assert Counter(e["kind"] for e in events) == Counter({"changed": 23})
+    assert all(e["changes"]["title"]["after"] == "" for e in events)
