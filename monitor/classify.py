@@ -197,8 +197,10 @@ def classify_cycle(
         for entry_id in new_members[page.name]:
             standing.setdefault(entry_id, []).append(page)
 
-    involved = [e.entry_id for e in known.values() if e.state != "removed"]
-    involved += [i for i in standing if i not in known or known[i].state == "removed"]
+    # Entries on the configured pages before or after this cycle. An entry that
+    # stood only on a page since dropped from the config is left as it was:
+    # no longer watching a page is not evidence that its entries went away.
+    involved = [i for p in pages for i in p.members] + list(standing)
     updates: list[EntryUpdate] = []
     entry_events: list[Event] = []
     seen: list[str] = []

@@ -425,3 +425,11 @@ def test_round_trip_of_add_archive_remove(slugs, data):
         if (before.get(s), after.get(s)) in transitions
     )
     assert Counter(e.kind for e in result.events) == expected
+
+
+def test_dropping_a_page_from_the_config_removes_nothing():
+    """Entries of a page no longer configured keep their state: no false `removed`."""
+    world = baseline()
+    world.pages = [p for p in world.pages if p.name == "active"]
+    assert world.check(active=[A, B, C]).events == ()
+    assert world.state_of("Film Forward") == "archived"
