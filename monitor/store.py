@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -255,16 +256,20 @@ class Store:
     """monitor.db: open it, read the last state, record cycles, answer queries."""
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
-        """Open monitor.db; with create=False, only an existing one, and write nothing."""
+        """Open monitor.db; with create=False, only an existing one, read-only."""
         self.path = path
         if not create and not path.exists():
             raise StoreError(f"{path}: no database here yet: run `monitor check` first")
         try:
+            if not create:
+                # Readers (log, entries, serve) cannot write even by mistake.
+                uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+                self.db = sqlite_utils.Database(sqlite3.connect(uri, uri=True))
+                self.db.conn.execute("PRAGMA busy_timeout = 10000")
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite_utils.Database(path)
             self.db.conn.execute("PRAGMA busy_timeout = 10000")
-            if not create:
-                return
             self.db.enable_wal()
             self.db.conn.executescript(SCHEMA)
             self.db.conn.execute(
@@ -543,10 +548,15 @@ class Store:
         kinds: Sequence[str] = (),
         pages: Sequence[str] = (),
         entry_id: str | None = None,
+        before_seq: int | None = None,
         limit: int | None = None,
     ) -> list[Event]:
-        """Events newest first, filtered."""
-        where, params = ["1"], []
+        """Events newest first, filtered; before_seq pages through them (keyset)."""
+        where: list[str] = ["1"]
+        params: list[Any] = []
+        if before_seq is not None:
+            where.append("seq < ?")
+            params.append(before_seq)
         if since is not None:
             where.append("at >= ?")
             params.append(format_time(since))

@@ -1,0 +1,602 @@
+"""`monitor serve`: the change log page, entry timelines, archived bodies, feeds and health,
+over a real scenario (scenario-basic, then a hostile page) on a server bound to 127.0.0.1:0."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import feedparser
+import httpx
+import pytest
+from bs4 import BeautifulSoup
+from conftest import (
+    ACTIVE_PATH,
+    ARCHIVED_PATH,
+    SCENARIO,
+    Site,
+    imls_pages,
+    json_lines,
+    run,
+    write_config,
+)
+from pytest_httpserver import HTTPServer
+
+from monitor import web
+from monitor.config import load_config
+
+EXPECTED = json.loads((SCENARIO / "expected.json").read_text(encoding="utf-8"))
+HOSTILE_TITLE = '<script>alert(1)</script> & "co"'
+HOSTILE_DESCRIPTION = "<img src=x onerror=alert(1)> A hostile initiative."
+# The same strings as a page writes them: entity-encoded, so extraction yields the literals.
+HOSTILE_ROW = """
+  <div class="views-row">
+  <div class="views-field views-field-title"><span class="field-content"><a
+    href="javascript:alert(1)">&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;co&quot;</a>
+  </span></div>
+  <div class="views-field views-field-body"><div class="field-content"><p>&lt;img src=x
+    onerror=alert(1)&gt; A hostile initiative.</p></div></div>
+  </div>
+"""
+# Live markup in the page itself: it must never run when the archived copy is shown.
+PAGE_SCRIPT_HEAD = '<script>window.__pwned = true; document.title = "pwned";</script>\n'
+PAGE_SCRIPT_BODY = (
+    "<script>document.body.insertAdjacentHTML('beforeend', '<p id=\"pwned\">pwned</p>')"
+    "</script>\n"
+)
+HEADERS_ALWAYS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
+
+
+def hostile_active_page() -> bytes:
+    """Step 3's active page plus a hostile entry, two live scripts and a retitled entry."""
+    page = (SCENARIO / "step3" / "active.html").read_text(encoding="utf-8")
+    page = page.replace("</head>", PAGE_SCRIPT_HEAD + "</head>", 1)
+    page = page.replace("</body>", PAGE_SCRIPT_BODY + "</body>", 1)
+    page = page.replace('<div class="view-content">', '<div class="view-content">' + HOSTILE_ROW)
+    page = page.replace(">Community Catalyst Initiative</a>", ">Community Catalyst Program</a>")
+    return page.encode("utf-8")
+
+
+@dataclass
+class Served:
+    """A data directory built by real checks, and the web server reading it."""
+
+    url: str
+    config: Path
+    events: list[dict]  # every event the checks emitted, oldest first
+    hostile_active: bytes
+
+    def event(self, kind: str, title: str) -> dict:
+        return next(e for e in self.events if e["kind"] == kind and e["title"] == title)
+
+
+def build_data(site: Site, tmp: Path) -> tuple[Path, list[dict], bytes]:
+    """Run scenario-basic's three checks, then a fourth over the hostile page, via the CLI."""
+    config = write_config(tmp, imls_pages(site), monitor=EXPECTED["config"])
+    events: list[dict] = []
+    for step in EXPECTED["steps"]:
+        site.serve_file(ACTIVE_PATH, SCENARIO / step["dir"] / "active.html")
+        site.serve_file(ARCHIVED_PATH, SCENARIO / step["dir"] / "archived.html")
+        result = run(config, "check", "--json")
+        assert result.exit_code == 0, result.stderr
+        events += json_lines(result)
+    hostile = hostile_active_page()
+    site.serve(ACTIVE_PATH, hostile)
+    result = run(config, "check", "--json")
+    assert result.exit_code == 0, result.stderr
+    events += json_lines(result)
+    # A link that is not http(s) never comes out of extraction, but a database written by
+    # other means may hold one: put a javascript: link on the hostile entry.
+    hostile_id = next(e["entry_id"] for e in events if e["title"] == HOSTILE_TITLE)
+    tables = (("events", "entry_id"), ("entries", "id"), ("entry_versions", "entry_id"))
+    with closing(sqlite3.connect(tmp / "data" / "monitor.db")) as db, db:
+        for table, key in tables:
+            sql = f"UPDATE {table} SET link = 'javascript:alert(1)' WHERE {key} = ?"
+            db.execute(sql, (hostile_id,))
+    return config, events, hostile
+
+
+@contextmanager
+def running(config: Path) -> Iterator[str]:
+    """`monitor serve` on 127.0.0.1, a free port, in a thread; yields its URL."""
+    server = web.make_server(load_config(config), "127.0.0.1", 0, quiet=True)
+    # A short poll interval: shutdown() waits for the loop to notice, up to one interval.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server.url
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextmanager
+def serving_scenario(server: HTTPServer, tmp: Path) -> Iterator[Served]:
+    """Build the scenario's data with the site on `server`, then serve it (test_browser too)."""
+    site = Site(server)
+    server.expect_request("").respond_with_handler(site.handle)
+    try:
+        config, events, hostile = build_data(site, tmp)
+    finally:
+        server.clear()  # the site's work is done: the web server reads the data directory only
+    with running(config) as url:
+        yield Served(url, config, events, hostile)
+
+
+@pytest.fixture(scope="module")
+def served(
+    make_httpserver: HTTPServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """The scenario's data, built once for the module, and a web server over it."""
+    with serving_scenario(make_httpserver, tmp_path_factory.mktemp("web")) as data:
+        yield data
+
+
+@pytest.fixture
+def client(served: Served) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served.url, timeout=10) as c:
+        yield c
+
+
+def soup(response: httpx.Response) -> BeautifulSoup:
+    return BeautifulSoup(response.text, "html.parser")
+
+
+def event_rows(response: httpx.Response) -> list[tuple[str, str, str]]:
+    """(kind, page, entry name) of each row of the events table, in page order."""
+    rows = []
+    for tr in soup(response).select("table.events tbody tr"):
+        cells = tr.find_all("td")
+        name = cells[3].find(["a", "strong"])
+        rows.append((cells[1].get_text(strip=True), cells[2].get_text(strip=True), name.get_text()))
+    return rows
+
+
+def logged(served: Served, *args: str) -> list[dict]:
+    return json_lines(run(served.config, "log", "--json", *args))
+
+
+# -- the change log -----------------------------------------------------------------------------
+
+
+def test_log_page_lists_every_event_newest_first(served, client):
+    """/ shows every event of the checks, newest first, as `monitor log` orders them."""
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    want = [(e["kind"], e["page"], e["title"]) for e in logged(served)]
+    assert event_rows(response) == want
+    assert want[0][0] in ("added", "changed")  # the hostile check came last
+    assert {kind for kind, _, _ in want} == {"added", "changed", "archived", "restored", "removed"}
+    assert len(want) == len(served.events)
+
+
+def test_log_page_header_shows_the_title_last_check_and_pages(served, client):
+    """The page opens with the feed title, when the last check ran and each page's status."""
+    page = soup(client.get("/"))
+    assert page.h1.get_text() == "IMLS national initiatives: change log"
+    assert page.html["lang"] == "en"
+    status = page.find("section", attrs={"aria-labelledby": "status"})
+    assert "Last check:" in status.get_text()
+    assert status.find("time")["datetime"].endswith("Z")
+    rows = [[td.get_text(strip=True) for td in tr.find_all("td")][:3] for tr in status("tr")[1:]]
+    assert rows == [["active", "active", "OK"], ["archived", "archived", "OK"]]
+
+
+def test_changed_events_show_which_fields_changed(served, client):
+    """A `changed` row names the changed fields and shows the word difference."""
+    rows = soup(client.get("/?kind=changed")).select("table.events tbody tr")
+    by_name = {tr.find_all("td")[3].a.get_text(): tr for tr in rows}
+    museums = by_name["Museums for All"]
+    assert museums.summary.get_text() == "Changed: description"
+    assert museums.ins.get_text().strip() == "More than 200 museums in 42 states now take part."
+    catalyst = by_name["Community Catalyst Program"]
+    assert catalyst.summary.get_text() == "Changed: title"
+    assert (catalyst.find("del").get_text(), catalyst.ins.get_text()) == ("Initiative", "Program")
+
+
+@pytest.mark.parametrize(
+    ("query", "kinds", "pages"),
+    [
+        ("kind=archived&kind=removed", {"archived", "removed"}, None),
+        ("kind=added", {"added"}, None),
+        ("page=archived", None, {"archived"}),
+        ("kind=changed&page=active", {"changed"}, {"active"}),
+        ("kind=nonsense", None, None),
+        ("page=%3Cscript%3E", None, None),
+    ],
+    ids=["two-kinds", "one-kind", "one-page", "kind-and-page", "unknown-kind", "unknown-page"],
+)
+def test_filters_narrow_the_log(served, client, query, kinds, pages):
+    """?kind= and ?page= narrow the log as `log --kind/--page` does; unknowns are ignored."""
+    response = client.get(f"/?{query}")
+    assert response.status_code == 200
+    args = [a for k in sorted(kinds or ()) for a in ("--kind", k)]
+    args += [a for p in sorted(pages or ()) for a in ("--page", p)]
+    want = [(e["kind"], e["page"], e["title"]) for e in logged(served, *args)]
+    assert event_rows(response) == want
+    assert want
+    checked = {box["value"] for box in soup(response).select("input[checked]")}
+    assert checked == (kinds or set()) | (pages or set())
+    assert "<script>" not in response.text
+
+
+def test_filter_form_is_a_plain_get_form(served, client):
+    """The filters are a GET form with a checkbox per kind and per page, no script needed."""
+    form = soup(client.get("/")).form
+    assert (form["method"], form["action"]) == ("get", "/")
+    names = {(box["name"], box["value"]) for box in form.select("input[type=checkbox]")}
+    assert ("kind", "page-anomaly") in names and ("page", "archived") in names
+
+
+def test_log_is_paginated(served, client, monkeypatch):
+    """Past PAGE_SIZE events, ?p=N pages through the log with Older/Newer links, no overlap."""
+    monkeypatch.setattr(web, "PAGE_SIZE", 4)
+    first = client.get("/")
+    older = soup(first).find("a", rel="next")
+    assert older is not None and soup(first).find("a", rel="prev") is None
+    second = client.get(older["href"])
+    assert soup(second).find("a", rel="prev")["href"] == "/"
+    assert soup(second).find("a", rel="next") is None
+    want = [(e["kind"], e["page"], e["title"]) for e in logged(served)]
+    assert event_rows(first) + event_rows(second) == want
+    assert len(event_rows(first)) == 4
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["p=-1", "p=0", "p=abc", "p=99999999999999999999", "kind=%00", "p=1&p=%ff"],
+    ids=["negative", "zero", "word", "huge", "nul", "bad-utf8"],
+)
+def test_bad_query_values_are_ignored(served, client, query):
+    """A page number or filter that means nothing shows the first page, never an error."""
+    response = client.get(f"/?{query}")
+    assert response.status_code == 200
+    assert len(event_rows(response)) == len(served.events)
+
+
+def test_too_many_query_parameters_is_a_400(served, client):
+    """A query string with hundreds of parameters is refused with 400, not parsed."""
+    response = client.get("/?" + "&".join(f"kind=added&x{i}=1" for i in range(300)))
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+
+
+# -- one entry ----------------------------------------------------------------------------------
+
+
+def entry_page(client: httpx.Client, served: Served, kind: str, title: str) -> BeautifulSoup:
+    entry_id = served.event(kind, title)["entry_id"]
+    response = client.get(f"/entries/{entry_id}")
+    assert response.status_code == 200
+    return soup(response)
+
+
+def test_entry_page_shows_every_version_and_event(served, client):
+    """/entries/ID lists each version (as `monitor history`) with its capture, and each event."""
+    entry_id = served.event("restored", "Film Forward")["entry_id"]
+    history = json_lines(run(served.config, "history", entry_id, "--json"))
+    versions = [h["version"] for h in history if "version" in h]
+    page = soup(client.get(f"/entries/{entry_id}"))
+    assert page.h1.get_text() == "Film Forward"
+    sections = page.select("section.version")
+    assert [s.h3.get_text().split(" · ")[0] for s in sections] == [
+        f"Version {v['version']}" for v in versions
+    ]
+    for section, version in zip(sections, versions, strict=True):
+        text = section.get_text()
+        assert version["state"] in text and version["description"] in text
+        assert section.find("a", href=f"/captures/{version['capture_id']}") is not None
+    assert [s.find("del").get_text() for s in sections[1:2]] == ["archived"]
+    kinds = [tr.find_all("td")[1].get_text() for tr in page.select("table.events tbody tr")]
+    assert kinds == ["restored"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "title", "deleted", "inserted"),
+    [
+        ("changed", "Museums for All", [], ["More than 200 museums in 42 states now take part."]),
+        ("changed", "Community Catalyst Program", ["Initiative"], ["Program"]),
+        ("archived", "IMLS Focus", ["active", "active"], ["archived", "archived"]),
+    ],
+    ids=["sentence-added", "word-replaced", "state-and-page"],
+)
+def test_entry_page_highlights_the_difference(served, client, kind, title, deleted, inserted):
+    """Between consecutive versions the removed words are in <del>, the added ones in <ins>."""
+    page = entry_page(client, served, kind, title)
+    latest = page.select("section.version")[-1]
+    changes = latest.select_one("ul.changes")
+    assert [d.get_text().strip() for d in changes.find_all("del")] == deleted
+    assert [i.get_text().strip() for i in changes.find_all("ins")] == inserted
+
+
+def test_unknown_entry_is_a_404_page(served, client):
+    """An entry id that does not exist gives a 404 HTML page that escapes the id."""
+    response = client.get("/entries/%3Cb%3Enope%3C%2Fb%3E")
+    assert response.status_code == 404
+    assert "<b>nope" not in response.text and "&lt;b&gt;nope" in response.text
+
+
+# -- archived bodies ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "title", "body"),
+    [
+        ("added", "Community Salute", lambda s: (SCENARIO / "step2" / "active.html").read_bytes()),
+        ("added", HOSTILE_TITLE, lambda s: s.hostile_active),
+    ],
+    ids=["scenario-page", "hostile-page"],
+)
+def test_capture_is_served_byte_for_byte_in_a_sandbox(served, client, kind, title, body):
+    """/captures/ID returns the body exactly as the site sent it, under a sandbox CSP."""
+    capture_id = served.event(kind, title)["capture_id"]
+    response = client.get(f"/captures/{capture_id}")
+    assert response.status_code == 200
+    assert response.content == body(served)
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["content-security-policy"] == (
+        "sandbox; default-src 'none'; img-src 'none'; style-src 'unsafe-inline'"
+    )
+    for name, value in HEADERS_ALWAYS.items():
+        assert response.headers[name] == value
+
+
+@pytest.mark.parametrize(
+    ("declared", "served_as"),
+    [
+        ("text/html; charset=utf-8", "text/html; charset=utf-8"),
+        ("application/xhtml+xml", "application/xhtml+xml"),
+        ("TEXT/HTML;charset=\"iso-8859-1\"", "text/html; charset=iso-8859-1"),
+        ("image/svg+xml", "text/plain"),
+        ("application/javascript; charset=utf-8", "text/plain; charset=utf-8"),
+        ("text/html; charset=x\r\nSet-Cookie: a=b", "text/html"),
+        (None, "text/plain"),
+    ],
+    ids=["html", "xhtml", "quoted-charset", "svg", "script", "bad-charset", "none"],
+)
+def test_capture_content_type_is_html_or_plain_text(declared, served_as):
+    """An archived body keeps an HTML type; anything else is served as plain text."""
+    assert web.capture_type(declared) == served_as
+
+
+@pytest.mark.parametrize("path", ["/captures/999999", "/captures/abc", "/captures/"])
+def test_unknown_capture_is_a_404(served, client, path):
+    """A capture id that does not exist, or is not a number, gives 404."""
+    assert client.get(path).status_code == 404
+
+
+# -- feeds --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/feed.atom", "application/atom+xml; charset=utf-8"),
+        ("/feed.json", "application/feed+json; charset=utf-8"),
+        ("/feed.rss", "application/rss+xml; charset=utf-8"),
+    ],
+    ids=["atom", "json", "rss"],
+)
+def test_feeds_carry_every_event_newest_first(served, client, path, content_type):
+    """Each feed parses and lists the events newest first, with its self URL from the Host."""
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+    want = [e["id"] for e in logged(served)]
+    if path == "/feed.json":
+        feed = response.json()
+        assert feed["version"] == "https://jsonfeed.org/version/1.1"
+        assert [item["_monitor"]["id"] for item in feed["items"]] == want
+        assert (feed["home_page_url"], feed["feed_url"]) == (served.url, served.url + "feed.json")
+        return
+    parsed = feedparser.parse(response.content)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    assert len(parsed.entries) == len(want)
+    assert parsed.feed.title == "IMLS national initiatives: change log"
+    assert parsed.entries[0].title.startswith(("Added: ", "Changed: "))
+    if path == "/feed.atom":
+        links = {link.rel: link.href for link in parsed.feed.links}
+        assert links == {"self": served.url + "feed.atom", "alternate": served.url}
+
+
+def test_feed_etag_is_stable_and_answers_304(served, client):
+    """Two requests give one strong ETag; If-None-Match with it gives 304 and no body."""
+    first, second = client.get("/feed.atom"), client.get("/feed.atom")
+    etag = first.headers["etag"]
+    assert etag == second.headers["etag"] and etag.startswith('"')
+    assert first.headers["cache-control"] == "no-cache"
+    for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        again = client.get("/feed.atom", headers={"If-None-Match": header})
+        assert again.status_code == 304 and again.content == b""
+        assert again.headers["etag"] == etag
+    assert client.get("/feed.atom", headers={"If-None-Match": '"other"'}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "feed_url"),
+    [
+        ({"Host": "changes.example.org"}, "http://changes.example.org/feed.json"),
+        ({"Host": "[::1]:8080"}, "http://[::1]:8080/feed.json"),
+        (
+            {"Host": "changes.example.org", "X-Forwarded-Proto": "https"},
+            "https://changes.example.org/feed.json",
+        ),
+        ({"Host": 'evil"><x y="'}, None),
+        ({"Host": "a b"}, None),
+        ({"Host": "example.org", "X-Forwarded-Proto": "javascript"}, "http://example.org/feed.json"),
+    ],
+    ids=["name", "ipv6", "behind-tls-proxy", "markup", "space", "bad-proto"],
+)
+def test_feed_links_follow_the_host_the_reader_used(served, client, headers, feed_url):
+    """The feeds' own URLs use the Host header when it is a plausible name, else the bound one."""
+    response = client.get("/feed.json", headers=headers)
+    assert response.json()["feed_url"] == (feed_url or served.url + "feed.json")
+
+
+# -- health, methods, paths, headers ------------------------------------------------------------
+
+
+def test_healthz_reports_the_last_check_and_pages(served, client):
+    """/healthz answers 200 JSON with ok, the last check's time and each page's status."""
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    health = response.json()
+    assert health["ok"] is True
+    assert health["pages"] == {"active": "ok", "archived": "ok"}
+    assert health["last_check"].endswith("Z")
+
+
+def test_unreadable_database_gives_503(tmp_path):
+    """With no database to read, /healthz and / answer 503, with no traceback."""
+    config = write_config(tmp_path, [{"name": "p", "url": "http://127.0.0.1:9/", "role": "active"}])
+    with running(config) as url:
+        health = httpx.get(url + "healthz")
+        assert health.status_code == 503 and health.json()["ok"] is False
+        page = httpx.get(url)
+        assert page.status_code == 503 and "Traceback" not in page.text
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"])
+def test_only_get_and_head_are_allowed(served, client, method):
+    """Any method but GET and HEAD gets 405 with an Allow header: the server never writes."""
+    response = client.request(method, "/feed.atom", content=b"x=1")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("path", ["/", "/feed.atom", "/healthz"])
+def test_head_gives_the_headers_only(served, client, path):
+    """HEAD answers with GET's status and headers and no body."""
+    get, head = client.get(path), client.head(path)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert head.headers["content-type"] == get.headers["content-type"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/nope", "/entries/", "/entries/a/b", "/feed.xml", "/index.html", "/../etc/passwd", "//nope"],
+)
+def test_unknown_paths_are_404(served, path):
+    """Anything not served is a 404 HTML page (paths sent as written, not normalised)."""
+    connection = http.client.HTTPConnection(served.url.removeprefix("http://").rstrip("/"))
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
+    assert response.status == 404
+    assert response.getheader("content-type") == "text/html; charset=utf-8"
+
+
+@pytest.mark.parametrize("path", ["/", "entry", "/nope"], ids=["log", "entry", "404"])
+def test_html_pages_have_a_strict_policy_and_feed_discovery(served, client, path):
+    """Every HTML page sends a strict CSP and nosniff, and links the Atom and JSON feeds."""
+    if path == "entry":
+        path = "/entries/" + served.event("archived", "IMLS Focus")["entry_id"]
+    response = client.get(path)
+    policy = response.headers["content-security-policy"]
+    for directive in (
+        "default-src 'none'",
+        "img-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ):
+        assert directive in policy
+    assert "script-src" not in policy and "unsafe-inline" not in policy
+    for name, value in HEADERS_ALWAYS.items():
+        assert response.headers[name] == value
+    page = soup(response)
+    alternates = {link["type"]: link["href"] for link in page.select('link[rel="alternate"]')}
+    assert alternates["application/atom+xml"] == "/feed.atom"
+    assert alternates["application/feed+json"] == "/feed.json"
+    assert page.find("script") is None and page.main is not None
+
+
+def test_malformed_request_gets_an_escaped_400(served):
+    """A request line http.server cannot parse gets a 400 page that does not reflect markup."""
+    host, port = served.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"<script>x</script> / HTTP/1.1 extra\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"<script>x" not in answer
+    assert b"Content-Security-Policy: default-src 'none'" in answer
+
+
+# -- hostile text ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["log", "entry"])
+def test_markup_from_a_watched_page_is_shown_as_text(served, client, where):
+    """A title and description full of markup appear escaped, and javascript: never links."""
+    path = "/"
+    if where == "entry":
+        path = "/entries/" + served.event("added", HOSTILE_TITLE)["entry_id"]
+    text = client.get(path).text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;co&quot;" in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "<script>alert" not in text and "<img src=x" not in text
+    assert "<script" not in text.lower() and "<img" not in text.lower()
+    page = BeautifulSoup(text, "html.parser")
+    hrefs = [a["href"] for a in page.find_all("a", href=True)]
+    assert all(h.startswith(("/", "#", "http://", "https://")) for h in hrefs), hrefs
+    assert not any("javascript" in h.lower() for h in hrefs)
+    if where == "entry":
+        assert page.h1.get_text() == HOSTILE_TITLE
+        assert "javascript:alert(1)" in page.get_text()  # shown, as text only
+    for a in page.find_all("a", href=lambda h: h and h.startswith("http")):
+        assert a["rel"] == ["nofollow", "noopener", "noreferrer"]
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_command_prints_its_url_and_stops_cleanly(served, signum):
+    """`monitor serve --port 0` says where it listens, answers there, and exits 0 when told."""
+    command = [sys.executable, "-m", "monitor", "--config", str(served.config), "serve"]
+    proc = subprocess.Popen([*command, "--port", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()  # printed once the socket is bound
+        assert line.startswith("Serving http://127.0.0.1:"), line
+        assert line.rstrip().endswith("(Ctrl-C to stop)")
+        assert httpx.get(line.split()[1] + "healthz", timeout=10).json()["ok"] is True
+        proc.send_signal(signum)
+        assert proc.wait(timeout=10) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+def test_serve_command_reports_a_busy_port(served):
+    """A port already taken is a one-line error naming the address, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(served.config, "serve", "--port", str(port))
+    assert result.exit_code == 1
+    assert f"Error: cannot listen on 127.0.0.1:{port}" in result.stderr
