@@ -1,0 +1,154 @@
+"""The command line as a user types it: options anywhere, filters, formats, clear errors."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import feedparser
+import pytest
+from click.testing import CliRunner
+from conftest import ACTIVE_PATH, ARCHIVED_PATH, SCENARIO, imls_pages, json_lines, run, write_config
+
+from monitor.cli import cli
+
+
+@pytest.fixture
+def scenario(site, tmp_path):
+    """A data dir after the three checks of scenario-basic (5 events)."""
+    config = write_config(tmp_path, imls_pages(site))
+    for step in ("step1", "step2", "step3"):
+        site.serve_file(ACTIVE_PATH, SCENARIO / step / "active.html")
+        site.serve_file(ARCHIVED_PATH, SCENARIO / step / "archived.html")
+        assert run(config, "check").exit_code == 0
+    return config
+
+
+def test_config_from_the_environment(scenario, monkeypatch, tmp_path):
+    """MONITOR_CONFIG names the config when --config is not given."""
+    monkeypatch.setenv("MONITOR_CONFIG", str(scenario))
+    result = CliRunner().invoke(cli, ["log", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert len(json_lines(result)) == 5
+
+
+def test_options_after_the_subcommand(scenario):
+    """--config works after the subcommand too, and wins over the environment."""
+    result = CliRunner().invoke(
+        cli, ["entries", "--json", "--config", str(scenario)], env={"MONITOR_CONFIG": "/nope"}
+    )
+    assert result.exit_code == 0, result.stderr
+    assert len(json_lines(result)) == 9
+
+
+def test_relative_data_dir_is_relative_to_the_working_directory(scenario, tmp_path, monkeypatch):
+    """--data-dir on the command line is relative to the current directory."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").rename(tmp_path / "moved")
+    result = run(scenario, "--data-dir", "moved", "entries", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert len(json_lines(result)) == 9
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        pytest.param([], Counter(added=1, changed=1, archived=1, restored=1, removed=1), id="all"),
+        pytest.param(["--kind", "removed"], Counter(removed=1), id="kind"),
+        pytest.param(
+            ["--kind", "added", "--kind", "archived"], Counter(added=1, archived=1), id="kinds"
+        ),
+        pytest.param(["--page", "archived"], Counter(archived=1, removed=1), id="page"),
+        pytest.param(["--since", "2999-01-01"], Counter(), id="since-future"),
+        pytest.param(
+            ["--since", "2000-01-01T00:00:00Z"],
+            Counter(added=1, changed=1, archived=1, restored=1, removed=1),
+            id="since-past",
+        ),
+        pytest.param(["--limit", "2"], Counter(restored=1, removed=1), id="limit"),
+    ],
+)
+def test_log_filters(scenario, args, expected):
+    """log --kind/--page/--since/--limit select the events a user asked for."""
+    result = run(scenario, "log", "--json", *args)
+    assert result.exit_code == 0, result.stderr
+    assert Counter(e["kind"] for e in json_lines(result)) == expected
+
+
+def test_log_is_newest_first_and_readable(scenario):
+    """The human log lists the newest events first, one line each."""
+    lines = run(scenario, "log").stdout.splitlines()
+    assert len(lines) == 5
+    assert {"removed", "restored"} == {lines[0].split()[2], lines[1].split()[2]}
+    assert "Community Salute" in "\n".join(lines[2:])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["log", "--since", "yesterday"], "not an ISO date", id="bad-since"),
+        pytest.param(["log", "--kind", "deleted"], "deleted", id="bad-kind"),
+        pytest.param(["entries", "--state", "gone"], "gone", id="bad-state"),
+        pytest.param(["show", "abc"], "abc", id="show-not-a-number"),
+        pytest.param(["feed", "--format", "xml"], "xml", id="bad-format"),
+    ],
+)
+def test_usage_errors_exit_2(scenario, args, message):
+    """A bad option value is a usage error: exit 2, the value named, no traceback."""
+    result = run(scenario, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_entries_by_state(scenario):
+    """entries --state lists exactly the entries in that state."""
+    removed = json_lines(run(scenario, "entries", "--state", "removed", "--json"))
+    assert [e["title"] for e in removed] == ["WebWise Conference"]
+    text = run(scenario, "entries").stdout
+    assert text.index("Film Forward") < text.index("WebWise Conference")  # active first
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+def test_feed_command_formats(scenario, tmp_path, fmt):
+    """feed writes each format, to stdout or atomically to a file, newest event first."""
+    out = tmp_path / f"feed.{fmt}"
+    result = run(scenario, "feed", "--format", fmt, "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    data = out.read_bytes()
+    assert data == run(scenario, "feed", "--format", fmt).stdout_bytes
+    if fmt == "json":
+        items = json.loads(data)["items"]
+        titles = [i["title"] for i in items]
+    else:
+        titles = [e.title for e in feedparser.parse(data).entries]
+    assert len(titles) == 5
+    assert set(titles[:2]) == {"Removed: WebWise Conference", "Restored: Film Forward"}
+
+
+def test_show_headers_and_unknown_capture(scenario):
+    """show --headers prints the archived status line and headers; an unknown id exits 1."""
+    captures = json_lines(run(scenario, "snapshots", "--json"))
+    result = run(scenario, "show", "--headers", str(captures[0]["id"]))
+    assert result.exit_code == 0
+    assert result.stdout.startswith("HTTP/1.1 200")
+    assert "Content-Type: text/html" in result.stdout
+    missing = run(scenario, "show", "99999")
+    assert missing.exit_code == 1
+    assert "no capture #99999" in missing.stderr
+
+
+def test_snapshots_lists_revisits(scenario, site):
+    """An unchanged check appears in snapshots as a revisit of the earlier capture."""
+    assert run(scenario, "check").exit_code == 0
+    lines = run(scenario, "snapshots", "--page", "active", "--limit", "1").stdout
+    assert "revisit of #" in lines
+
+
+def test_verify_json(scenario):
+    """verify --json reports ok, counts and no problems on a healthy data dir."""
+    result = run(scenario, "verify", "--json")
+    assert result.exit_code == 0
+    (report,) = json_lines(result)
+    assert report["ok"] is True and report["problems"] == []
+    assert report["captures"] >= 6 and report["entries"] == 9
