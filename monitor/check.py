@@ -39,7 +39,7 @@ from monitor.models import (
     utc_now,
 )
 from monitor.publish import feed_info, publish_feed
-from monitor.store import Store
+from monitor.store import PageMemory, Store
 
 log = logging.getLogger("monitor")
 
@@ -116,6 +116,7 @@ def run_check(
     wait_s: float = 0.0,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    purpose: str = "monitor check",
 ) -> CheckReport:
     """Run one whole cycle under the data directory's lock and return its report.
 
@@ -124,7 +125,7 @@ def run_check(
     """
     pages = select_pages(config, page_names)
     data_dir = config.monitor.data_dir
-    with data_dir_lock(data_dir, wait_s=wait_s):
+    with data_dir_lock(data_dir, wait_s=wait_s, purpose=purpose):
         store = Store(data_dir / "monitor.db")
         try:
             return _cycle(config, store, pages, clock, progress, stop)
@@ -215,7 +216,7 @@ async def _check_pages(
             if memory.accepted_key and (memory.etag or memory.last_modified):
                 validators = Validators(memory.etag, memory.last_modified)
             result = await fetch_page(client, page, settings, validators)
-        page_check = _process(page, result, writer, store, settings.max_bytes)
+        page_check = _process(page, result, writer, store, memory, settings.max_bytes)
         done += 1
         if progress:
             progress(page.name, done, len(pages))
@@ -243,7 +244,12 @@ async def _unless_stopped(
 
 
 def _process(
-    page: PageConfig, result: FetchResult, writer: CycleWriter, store: Store, max_bytes: int
+    page: PageConfig,
+    result: FetchResult,
+    writer: CycleWriter,
+    store: Store,
+    memory: PageMemory,
+    max_bytes: int,
 ) -> PageCheck:
     """Archive every exchange of a fetch, then turn it into an observation."""
     archived = []
@@ -257,10 +263,12 @@ def _process(
         "last_checked_at": format_time(result.started_at),
         "last_detail": result.error or (f"HTTP {result.status}" if result.status else None),
     }
-    observation, body_key = _observe(page, result, store, max_bytes)
+    observation, body_key = _observe(page, result, store, memory, max_bytes)
     if result.status is not None and 200 <= result.status < 300 and result.error is None:
+        # The validators and the key of the same body: a later 304 means "this body".
         updates["etag"] = result.etag
         updates["last_modified"] = result.last_modified
+        updates["body_key"] = body_key
     if observation.outcome == "error":
         updates["last_detail"] = observation.detail
     slim = replace(result, body=None, exchanges=())
@@ -268,7 +276,7 @@ def _process(
 
 
 def _observe(
-    page: PageConfig, result: FetchResult, store: Store, max_bytes: int
+    page: PageConfig, result: FetchResult, store: Store, memory: PageMemory, max_bytes: int
 ) -> tuple[PageObservation, str | None]:
     """What the fetch means for the page's entries (the fast path skips extraction)."""
     name = page.name
@@ -278,9 +286,10 @@ def _observe(
         return PageObservation(
             name, "gone", detail=f"{result.final_url}: HTTP {result.status}"
         ), None
-    memory = store.page_memory(name)
     body, content_type = result.body, result.content_type
     if result.not_modified:
+        if memory.body_key is not None and memory.body_key == memory.accepted_key:
+            return PageObservation(name, "unchanged"), memory.accepted_key  # no read, no parse
         try:
             reloaded = _reload_body(store, result, max_bytes)
         except MonitorError as error:

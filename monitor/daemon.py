@@ -1,0 +1,612 @@
+"""The daemon (`monitor run`): check cycles on the [schedule] until a signal stops it.
+
+Wired as APScheduler 3.x's examples wire it: a BlockingScheduler in the main
+thread, one job (max_instances=1, coalesce=True), whose cycles run in a
+one-worker thread pool. Signal handlers only queue the signal number (a
+SimpleQueue's put is safe there); a small thread takes it from the queue and
+does the work (stop, reload), because the locks inside APScheduler, threading
+and logging must never be taken from a signal handler.
+
+One daemon per data directory: it holds an flock on DATA_DIR/daemon.lock for
+its whole life (the kernel drops it however the process dies), apart from the
+per-cycle lock that `monitor check` shares. DATA_DIR/daemon.json tells
+`monitor status` what the daemon is doing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import queue
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.base import SchedulerNotRunningError
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.check import CheckReport, CycleCancelled, run_check
+from monitor.config import Config, ScheduleConfig, crontab_fields, load_config
+from monitor.errors import LockedError, MonitorError, StoreError
+from monitor.models import Event, format_time, utc_now
+from monitor.publish import write_atomically
+from monitor.store import Store
+
+log = logging.getLogger("monitor")
+
+DAEMON_LOCK = "daemon.lock"
+STATE_FILE = "daemon.json"
+JOB_ID = "check"
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_GRACE_S = 20.0  # how long a stop waits for the cycle in flight (systemd allows 30 s)
+LOCK_WAIT_MAX_S = 60.0  # a cycle waits at most this long (or one interval) for `monitor check`
+LOCK_POLL_S = 0.5
+# `monitor status` holds daemon.lock for an instant to see whether it is free; a daemon
+# starting in that instant tries again rather than refusing.
+LOCK_TRIES = 5
+PROBLEM_EVENTS = ("page-error", "page-gone", "page-anomaly")
+
+# --- the schedule -----------------------------------------------------------------------------
+
+
+def build_trigger(schedule: ScheduleConfig) -> BaseTrigger:
+    """The APScheduler trigger for [schedule]: every `interval`, or the crontab in UTC; jittered."""
+    jitter = schedule.jitter_s or None
+    if schedule.cron is not None:
+        # Never CronTrigger.from_crontab: it reads day of week 0 as Monday, crontab as Sunday.
+        return CronTrigger(**crontab_fields(schedule.cron), timezone=UTC, jitter=jitter)
+    assert schedule.interval_s is not None  # load_config gives one or the other
+    return IntervalTrigger(seconds=schedule.interval_s, timezone=UTC, jitter=jitter)
+
+
+def describe_schedule(schedule: ScheduleConfig) -> str:
+    """The schedule in words: "every 6h, jitter 5m" or "cron '0 */6 * * *' (UTC), jitter 5m"."""
+    when = (
+        f"cron {schedule.cron!r} (UTC)"
+        if schedule.cron is not None
+        else f"every {_duration(schedule.interval_s or 0)}"
+    )
+    return f"{when}, jitter {_duration(schedule.jitter_s)}"
+
+
+def _duration(seconds: float) -> str:
+    left, parts = int(seconds), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts) or "0s"
+
+
+# --- one daemon per data directory -------------------------------------------------------------
+
+
+def acquire_daemon_lock(data_dir: Path) -> IO[str]:
+    """Hold DATA_DIR/daemon.lock until the returned file closes; LockedError if a daemon has it."""
+    path = data_dir / DAEMON_LOCK
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")  # noqa: SIM115 (held open for the daemon's life)
+    except OSError as error:
+        raise StoreError(f"{path}: cannot open the daemon's lock file: {error}") from error
+    for attempt in range(LOCK_TRIES):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt == LOCK_TRIES - 1:
+                handle.seek(0)
+                holder = handle.read().strip() or "pid unknown"
+                handle.close()
+                raise LockedError(
+                    f"a monitor daemon is already running for {data_dir} ({holder})"
+                ) from None
+            time.sleep(0.05)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}, since {format_time(utc_now())}\n")
+    handle.flush()
+    return handle
+
+
+def daemon_holder(data_dir: Path) -> str | None:
+    """What daemon.lock says of the daemon holding it ("pid 123, since …"); None if none runs."""
+    try:
+        handle = open(data_dir / DAEMON_LOCK)  # noqa: SIM115 (closed below)
+    except OSError:
+        return None  # no daemon ever ran here
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "pid unknown"
+        return None  # closing the file drops the shared lock
+
+
+# --- logging: one line per record, logfmt or JSON, to stderr --------------------------------------
+
+_BARE_VALUE = re.compile(r"[\w.:/@+,-]+")
+_SYSLOG_PRIORITY = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+
+
+class LineFormatter(logging.Formatter):
+    """One line per record: logfmt (`ts=… level=info msg="cycle done" check_id=12`) or JSON."""
+
+    def __init__(self, *, as_json: bool, journal: bool) -> None:
+        super().__init__()
+        self.as_json = as_json
+        self.journal = journal  # systemd reads a leading <N> as the line's priority
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = self.fields(record)
+        if self.as_json:
+            line = json.dumps(fields, ensure_ascii=False, default=str)
+        else:
+            line = " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
+        if self.journal:
+            line = f"<{_SYSLOG_PRIORITY.get(record.levelname, 6)}>{line}"
+        return line
+
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        """ts, level, msg, the record's extra={"fields": …}, and the error if there is one."""
+        at = datetime.fromtimestamp(record.created, UTC)
+        fields: dict[str, Any] = {
+            "ts": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "msg": record.getMessage(),
+        }
+        if record.name != "monitor":
+            fields["logger"] = record.name
+        fields.update(getattr(record, "fields", {}))
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            fields["error"] = f"{type(error).__name__}: {error}"
+            fields["traceback"] = self.formatException(record.exc_info)
+        return {key: value for key, value in fields.items() if value is not None}
+
+
+def _logfmt_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    # JSON string escapes keep a value with spaces, quotes or newlines on one line
+    return text if _BARE_VALUE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+
+
+def _stderr_is_journal() -> bool:
+    """Whether stderr is systemd's journal stream ($JOURNAL_STREAM names its device:inode)."""
+    try:
+        device, inode = (int(n) for n in os.environ.get("JOURNAL_STREAM", "").split(":"))
+        status = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError):
+        return False
+    return (status.st_dev, status.st_ino) == (device, inode)
+
+
+def configure_logging(level: str, as_json: bool) -> Callable[[], None]:
+    """Send the "monitor" and "apscheduler" loggers to stderr; returns a function that undoes it."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LineFormatter(as_json=as_json, journal=_stderr_is_journal()))
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    # APScheduler says "Running job …" at info for every run: only its warnings, unless debugging
+    quiet = numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING)
+    saved = []
+    for name, wanted in (("monitor", numeric), ("apscheduler", quiet)):
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate))
+        logger.addHandler(handler)
+        logger.setLevel(wanted)
+        logger.propagate = False
+
+    def restore() -> None:
+        for logger, old_level, propagate in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
+            logger.propagate = propagate
+        handler.flush()
+
+    return restore
+
+
+def _log(level: int, msg: str, **fields: Any) -> None:
+    log.log(level, msg, extra={"fields": fields})
+
+
+def _log_event(event: Event) -> None:
+    """One line per event: page trouble at warning, everything else at info."""
+    level = logging.WARNING if event.kind in PROBLEM_EVENTS else logging.INFO
+    fields: dict[str, Any] = {"kind": event.kind, "page": event.page}
+    if event.is_page_event:
+        fields["detail"] = event.detail
+    else:
+        fields["entry_id"] = event.entry_id
+        fields["title"] = event.title or (event.description or "")[:70]
+        fields["changed"] = ",".join(event.changes) if event.changes else None
+    fields["event_id"] = event.id
+    _log(level, "event", **fields)
+
+
+# --- the daemon ---------------------------------------------------------------------------------
+
+
+class Daemon:
+    """One `monitor run`: the scheduler and its job, the signal thread, daemon.json."""
+
+    def __init__(self, config: Config, data_dir_override: Path | None) -> None:
+        self.config = config  # replaced whole by a reload; a cycle reads it once
+        self.data_dir = config.monitor.data_dir
+        self.override = data_dir_override
+        self.started_at = utc_now()
+        self.stop = threading.Event()
+        self.idle = threading.Event()  # clear while a cycle runs
+        self.idle.set()
+        self.last_cycle: dict[str, Any] | None = None
+        self._signals: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._state_lock = threading.Lock()
+        self._stop_lock = threading.Lock()
+        self.scheduler = BlockingScheduler(
+            timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=1)}
+        )
+        self.scheduler.add_listener(self._on_started, EVENT_SCHEDULER_STARTED)
+
+    def run(self) -> int:
+        """Schedule the job and block until a signal stops the daemon; the exit status."""
+        schedule = self.config.schedule
+        first = {"next_run_time": utc_now()} if schedule.run_at_start else {}
+        self.scheduler.add_job(
+            self._job,
+            build_trigger(schedule),
+            id=JOB_ID,
+            name="check cycle",
+            max_instances=1,  # a slow cycle delays the next one, never overlaps it
+            coalesce=True,  # runs missed while asleep or busy become one run
+            misfire_grace_time=None,  # however late (a suspended laptop), still run, once
+            **first,
+        )
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in HANDLED_SIGNALS}
+        watcher = threading.Thread(target=self._serve_signals, name="monitor-signals")
+        watcher.start()
+        try:
+            self.scheduler.start()  # returns once a stop has shut the scheduler down
+            return self._finish()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._signals.put(None)
+            watcher.join()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._signals.put(signum)  # nothing else here: see the module docstring
+
+    def _serve_signals(self) -> None:
+        """The signal thread: act on each queued signal until run() puts None."""
+        while (signum := self._signals.get()) is not None:
+            name = signal.Signals(signum).name
+            try:
+                if signum == signal.SIGHUP:
+                    self.reload()
+                else:
+                    self.request_stop(name)
+            except Exception:  # a bug here must not leave the daemon deaf to signals
+                log.exception("handling %s failed", name)
+
+    def _on_started(self, event: SchedulerEvent) -> None:
+        if self.stop.is_set():  # stopped before the scheduler was running
+            self._shutdown_scheduler()
+            return
+        self._write_state(running=True)
+        _log(logging.INFO, "daemon started", pid=os.getpid(), **self._describe(self.config))
+
+    def request_stop(self, reason: str) -> None:
+        """Stop scheduling and cancel the fetch phase of the cycle in flight (if any)."""
+        if self.stop.is_set():
+            _log(logging.INFO, "already stopping", signal=reason)
+            return
+        self.stop.set()
+        _log(logging.INFO, "stopping", signal=reason, cycle_in_flight=not self.idle.is_set())
+        self._shutdown_scheduler()
+
+    def _shutdown_scheduler(self) -> None:
+        with self._stop_lock, contextlib.suppress(SchedulerNotRunningError):
+            # no job left, so nothing is submitted to the pool as it shuts down
+            self.scheduler.remove_all_jobs()
+            self.scheduler.shutdown(wait=False)  # the cycle in flight sees `stop`
+
+    def reload(self) -> None:
+        """Re-read config.toml; keep the old config if the new one is invalid."""
+        old = self.config
+        if self.stop.is_set():
+            return
+        try:
+            new = load_config(old.path, data_dir=self.override)
+        except MonitorError as error:
+            _log(logging.ERROR, "reload failed; keeping the old config", error=str(error))
+            return
+        if new.monitor.data_dir != old.monitor.data_dir:
+            _log(
+                logging.ERROR,
+                "reload refused: data_dir changed; restart the daemon to use the new one",
+                config=str(new.path),
+                data_dir=str(old.monitor.data_dir),
+                new_data_dir=str(new.monitor.data_dir),
+            )
+            return
+        self.config = new
+        if new.schedule != old.schedule:
+            with contextlib.suppress(JobLookupError):  # stopping meanwhile: no job left
+                self.scheduler.reschedule_job(JOB_ID, trigger=build_trigger(new.schedule))
+        self._write_state(running=True)
+        _log(logging.INFO, "config reloaded", **self._describe(new))
+
+    def _describe(self, config: Config) -> dict[str, Any]:
+        return {
+            "config": str(config.path),
+            "data_dir": str(self.data_dir),
+            "schedule": describe_schedule(config.schedule),
+            "pages": len(config.pages),
+            "next_run_at": self._next_run_at(),
+        }
+
+    def _job(self) -> None:
+        """The scheduled job: one cycle. Never raises, so no cycle can stop the daemon."""
+        self.idle.clear()
+        try:
+            if self.stop.is_set():
+                return
+            try:
+                self._cycle(self.config)
+            except Exception as error:  # a bug in one cycle must not stop the next ones
+                log.exception("cycle failed unexpectedly; the daemon goes on")
+                self.last_cycle = {"outcome": "failed", "error": f"{type(error).__name__}: {error}"}
+            self._write_state(running=True)  # before idle: a stop's "stopped" state comes last
+        finally:
+            self.idle.set()
+
+    def _cycle(self, config: Config) -> None:
+        started_at = utc_now()
+        started = time.monotonic()
+        outcome: dict[str, Any] = {"started_at": format_time(started_at)}
+        try:
+            report = self._check_waiting_for_lock(config)
+        except CycleCancelled as error:
+            _log(logging.INFO, "cycle cancelled", reason=str(error))
+            self.last_cycle = {**outcome, "outcome": "cancelled", "error": str(error)}
+            return
+        except MonitorError as error:  # the database or archive failed: say so, try next time
+            _log(logging.ERROR, "cycle failed", error=str(error))
+            self.last_cycle = {**outcome, "outcome": "failed", "error": str(error)}
+            return
+        if report is None:
+            self.last_cycle = {**outcome, "outcome": "skipped", "error": "data directory locked"}
+            return
+        self._report(report, outcome, time.monotonic() - started)
+
+    def _report(self, report: CheckReport, outcome: dict[str, Any], duration_s: float) -> None:
+        for event in report.events:
+            _log_event(event)
+        if report.feed_error:
+            _log(logging.ERROR, "feed not written", error=report.feed_error)
+        summary = {
+            "check_id": report.check_id,
+            "pages": len(report.pages),
+            "events": len(report.events),
+            "failures": len(report.failed_pages),
+            "duration_s": round(duration_s, 2),
+        }
+        failed = ",".join(report.failed_pages) or None
+        next_run_at = self._next_run_at()
+        _log(logging.INFO, "cycle done", **summary, failed_pages=failed, next_run_at=next_run_at)
+        self.last_cycle = {**outcome, **summary, "outcome": "done"}
+
+    def _check_waiting_for_lock(self, config: Config) -> CheckReport | None:
+        """One run_check; while `monitor check` holds the lock, wait (bounded), then skip."""
+        wait_s = min(config.schedule.interval_s or LOCK_WAIT_MAX_S, LOCK_WAIT_MAX_S)
+        deadline = time.monotonic() + wait_s
+        waiting = False
+        while True:
+            try:
+                return run_check(config, stop=self.stop, purpose="monitor run (daemon cycle)")
+            except LockedError as error:
+                if time.monotonic() >= deadline:
+                    skipped = "cycle skipped: the data directory stayed locked"
+                    _log(logging.WARNING, skipped, waited_s=round(wait_s, 1), error=str(error))
+                    return None
+                if not waiting:
+                    _log(logging.INFO, "waiting for the lock", error=str(error))
+                    waiting = True
+            if self.stop.wait(LOCK_POLL_S):
+                raise CycleCancelled("stopped while waiting for the data directory's lock")
+
+    def _finish(self) -> int:
+        """After the scheduler stopped: wait (bounded) for the cycle in flight, record the stop."""
+        if not self.idle.wait(STOP_GRACE_S):
+            # the database keeps whole cycles only, so leaving one unfinished loses nothing
+            late = "the cycle in flight did not stop in time; exiting without it"
+            _log(logging.ERROR, late, waited_s=STOP_GRACE_S)
+            self._write_state(running=False)
+            for handler in log.handlers:
+                handler.flush()
+            os._exit(1)  # the pool's worker thread would otherwise keep the process alive
+        self._write_state(running=False)
+        _log(logging.INFO, "daemon stopped", pid=os.getpid())
+        return 0
+
+    def _next_run_at(self) -> str | None:
+        job = self.scheduler.get_job(JOB_ID)
+        when = getattr(job, "next_run_time", None)
+        return format_time(when) if when is not None else None
+
+    def _write_state(self, *, running: bool) -> None:
+        """Rewrite DATA_DIR/daemon.json for `monitor status`; a failure is logged, not raised."""
+        config = self.config
+        with self._state_lock:
+            state = {
+                "pid": os.getpid(),
+                "state": "running" if running else "stopped",
+                "started_at": format_time(self.started_at),
+                "stopped_at": None if running else format_time(utc_now()),
+                "config": str(config.path),
+                "data_dir": str(self.data_dir),
+                "schedule": describe_schedule(config.schedule),
+                "next_run_at": self._next_run_at() if running else None,
+                "last_cycle": self.last_cycle,
+            }
+            data = (json.dumps(state, indent=2) + "\n").encode()
+            try:
+                write_atomically(self.data_dir / STATE_FILE, data)
+            except StoreError as error:
+                _log(logging.WARNING, "daemon state not written", error=str(error))
+
+
+def run_daemon(
+    config: Config,
+    *,
+    data_dir_override: Path | str | None = None,
+    log_level: str = "info",
+    log_json: bool = False,
+) -> int:
+    """Run the daemon until SIGINT/SIGTERM; 0 once stopped cleanly. LockedError if one runs."""
+    override = Path(data_dir_override).absolute() if data_dir_override else None
+    restore_logging = configure_logging(log_level, log_json)
+    try:
+        lock = acquire_daemon_lock(config.monitor.data_dir)
+        try:
+            return Daemon(config, override).run()
+        finally:
+            lock.close()  # closing the file releases the flock
+    finally:
+        restore_logging()
+
+
+# --- `monitor status` ---------------------------------------------------------------------------
+
+
+def daemon_status(config: Config) -> dict[str, Any]:
+    """The daemon (running? next run?), the last check and each page: daemon.json and the DB."""
+    data_dir = config.monitor.data_dir
+    holder = daemon_holder(data_dir)
+    state = _read_state(data_dir)
+    pid = _holder_pid(holder)
+    if holder is not None and state.get("pid") != pid:
+        state = {}  # daemon.json is an earlier daemon's; this one has not written yet
+    running = holder is not None
+    daemon = {
+        "running": running,
+        "pid": pid if running else None,
+        "started_at": state.get("started_at"),
+        "stopped_at": None if running else state.get("stopped_at"),
+        "config": state.get("config"),
+        "schedule": state.get("schedule") or describe_schedule(config.schedule),
+        "next_run_at": state.get("next_run_at") if running else None,
+        "last_cycle": state.get("last_cycle"),
+    }
+    last_check, pages = _database_status(config)
+    return {"data_dir": str(data_dir), "daemon": daemon, "last_check": last_check, "pages": pages}
+
+
+def _holder_pid(holder: str | None) -> int | None:
+    match = re.search(r"pid (\d+)", holder or "")
+    return int(match.group(1)) if match else None
+
+
+def _read_state(data_dir: Path) -> dict[str, Any]:
+    try:
+        state = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # no daemon ran here yet, or the file is not ours
+    return state if isinstance(state, dict) else {}
+
+
+def _database_status(config: Config) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The last check and the configured pages' states, from monitor.db (if there is one)."""
+    check, rows = None, {}
+    with contextlib.suppress(StoreError):  # no database: no check has run yet
+        store = Store(config.monitor.data_dir / "monitor.db", create=False)
+        try:
+            check, rows = store.last_check(), {row["name"]: row for row in store.pages()}
+        finally:
+            store.close()
+    last_check = check and {
+        "check_id": check["id"],
+        "started_at": check["started_at"],
+        "finished_at": check["finished_at"],
+        "pages": json.loads(check["pages"]),
+        "events": check["events"],
+        "failures": check["failures"],
+    }
+    return last_check, [_page_status(page.name, rows.get(page.name, {})) for page in config.pages]
+
+
+def _page_status(name: str, row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "status": row.get("status", "unchecked"),
+        "last_checked_at": row.get("last_checked_at"),
+        "last_ok_at": row.get("last_ok_at"),
+        "entries": row.get("entry_count", 0),
+        "detail": row.get("last_detail"),
+    }
+
+
+def format_status(report: dict[str, Any]) -> str:
+    """`monitor status` for a person: the daemon, the last check, a line per page."""
+    lines = [_daemon_line(report["daemon"], report["data_dir"])]
+    check = report["last_check"]
+    if check is None:
+        lines.append("last check: none yet")
+    else:
+        lines.append(
+            f"last check: #{check['check_id']} at {check['started_at']}: "
+            f"{_count(len(check['pages']), 'page')}, {_count(check['events'], 'event')}, "
+            f"{_count(check['failures'], 'failure')}"
+        )
+    cycle = report["daemon"]["last_cycle"]
+    if cycle and cycle.get("outcome") != "done":
+        when = f" at {cycle['started_at']}" if cycle.get("started_at") else ""
+        lines.append(f"last daemon cycle: {cycle['outcome']}{when}: {cycle.get('error')}")
+    pages = report["pages"]
+    if pages:
+        lines.append("pages:")
+        width = max(len(p["name"]) for p in pages)
+        for page in pages:
+            entries = _count(page["entries"], "entry", "entries")
+            line = f"  {page['name']:<{width}}  {page['status']:<9} {entries:<11}"
+            if page["last_checked_at"]:
+                line += f"  checked {page['last_checked_at']}"
+            if page["status"] not in ("ok", "unchecked"):
+                line += f", last ok {page['last_ok_at'] or 'never'}: {page['detail'] or ''}"
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _daemon_line(daemon: dict[str, Any], data_dir: str) -> str:
+    if daemon["running"]:
+        since = f", since {daemon['started_at']}" if daemon["started_at"] else ""
+        return (
+            f"daemon: running for {data_dir} (pid {daemon['pid']}{since}); {daemon['schedule']}; "
+            f"next check {daemon['next_run_at'] or 'not scheduled'}"
+        )
+    if daemon["stopped_at"]:
+        return f"daemon: not running (last one stopped at {daemon['stopped_at']})"
+    if daemon["started_at"]:
+        return f"daemon: not running (the last one, started {daemon['started_at']}, was killed)"
+    return f"daemon: not running for {data_dir}"
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
