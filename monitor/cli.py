@@ -498,7 +498,7 @@ def status(as_json: bool) -> None:
     Example:
         monitor status
     """
-    from monitor.daemon import daemon_status, format_status
+    from monitor.status import daemon_status, format_status
 
     report = daemon_status(get_config())
     if as_json:

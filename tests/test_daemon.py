@@ -35,9 +35,10 @@ from werkzeug import Response
 import monitor.daemon
 from monitor.check import CycleCancelled, run_check
 from monitor.config import ScheduleConfig, load_config
-from monitor.daemon import Daemon, LineFormatter, build_trigger, daemon_status
+from monitor.daemon import Daemon, LineFormatter, build_trigger
 from monitor.errors import StoreError
 from monitor.lock import data_dir_lock
+from monitor.status import daemon_status
 from monitor.store import Store
 
 ROOT = Path(__file__).parent.parent

@@ -1,0 +1,133 @@
+"""`monitor status`: the daemon (running? next run?), the last check, each page.
+
+Reads DATA_DIR/daemon.json (written by the daemon) and monitor.db, read-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from monitor.config import Config
+from monitor.daemon import STATE_FILE, daemon_holder, describe_schedule
+from monitor.errors import StoreError
+from monitor.store import Store
+
+
+def daemon_status(config: Config) -> dict[str, Any]:
+    """The daemon (running? next run?), the last check and each page: daemon.json and the DB."""
+    data_dir = config.monitor.data_dir
+    holder = daemon_holder(data_dir)
+    state = _read_state(data_dir)
+    pid = _holder_pid(holder)
+    if holder is not None and state.get("pid") != pid:
+        state = {}  # daemon.json is an earlier daemon's; this one has not written yet
+    running = holder is not None
+    daemon = {
+        "running": running,
+        "pid": pid if running else None,
+        "started_at": state.get("started_at"),
+        "stopped_at": None if running else state.get("stopped_at"),
+        "config": state.get("config"),
+        "schedule": state.get("schedule") or describe_schedule(config.schedule),
+        "next_run_at": state.get("next_run_at") if running else None,
+        "last_cycle": state.get("last_cycle"),
+    }
+    last_check, pages = _database_status(config)
+    return {"data_dir": str(data_dir), "daemon": daemon, "last_check": last_check, "pages": pages}
+
+
+def _holder_pid(holder: str | None) -> int | None:
+    match = re.search(r"pid (\d+)", holder or "")
+    return int(match.group(1)) if match else None
+
+
+def _read_state(data_dir: Path) -> dict[str, Any]:
+    try:
+        state = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # no daemon ran here yet, or the file is not ours
+    return state if isinstance(state, dict) else {}
+
+
+def _database_status(config: Config) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The last check and the configured pages' states, from monitor.db (if there is one)."""
+    check, rows = None, {}
+    with contextlib.suppress(StoreError):  # no database: no check has run yet
+        store = Store(config.monitor.data_dir / "monitor.db", create=False)
+        try:
+            check, rows = store.last_check(), {row["name"]: row for row in store.pages()}
+        finally:
+            store.close()
+    last_check = check and {
+        "check_id": check["id"],
+        "started_at": check["started_at"],
+        "finished_at": check["finished_at"],
+        "pages": json.loads(check["pages"]),
+        "events": check["events"],
+        "failures": check["failures"],
+    }
+    return last_check, [_page_status(page.name, rows.get(page.name, {})) for page in config.pages]
+
+
+def _page_status(name: str, row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "status": row.get("status", "unchecked"),
+        "last_checked_at": row.get("last_checked_at"),
+        "last_ok_at": row.get("last_ok_at"),
+        "entries": row.get("entry_count", 0),
+        "detail": row.get("last_detail"),
+    }
+
+
+def format_status(report: dict[str, Any]) -> str:
+    """`monitor status` for a person: the daemon, the last check, a line per page."""
+    lines = [_daemon_line(report["daemon"], report["data_dir"])]
+    check = report["last_check"]
+    if check is None:
+        lines.append("last check: none yet")
+    else:
+        lines.append(
+            f"last check: #{check['check_id']} at {check['started_at']}: "
+            f"{_count(len(check['pages']), 'page')}, {_count(check['events'], 'event')}, "
+            f"{_count(check['failures'], 'failure')}"
+        )
+    cycle = report["daemon"]["last_cycle"]
+    if cycle and cycle.get("outcome") != "done":
+        when = f" at {cycle['started_at']}" if cycle.get("started_at") else ""
+        lines.append(f"last daemon cycle: {cycle['outcome']}{when}: {cycle.get('error')}")
+    pages = report["pages"]
+    if pages:
+        lines.append("pages:")
+        width = max(len(p["name"]) for p in pages)
+        for page in pages:
+            entries = _count(page["entries"], "entry", "entries")
+            line = f"  {page['name']:<{width}}  {page['status']:<9} {entries:<11}"
+            if page["last_checked_at"]:
+                line += f"  checked {page['last_checked_at']}"
+            if page["status"] not in ("ok", "unchecked"):
+                line += f", last ok {page['last_ok_at'] or 'never'}: {page['detail'] or ''}"
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _daemon_line(daemon: dict[str, Any], data_dir: str) -> str:
+    if daemon["running"]:
+        since = f", since {daemon['started_at']}" if daemon["started_at"] else ""
+        return (
+            f"daemon: running for {data_dir} (pid {daemon['pid']}{since}); {daemon['schedule']}; "
+            f"next check {daemon['next_run_at'] or 'not scheduled'}"
+        )
+    if daemon["stopped_at"]:
+        return f"daemon: not running (last one stopped at {daemon['stopped_at']})"
+    if daemon["started_at"]:
+        return f"daemon: not running (the last one, started {daemon['started_at']}, was killed)"
+    return f"daemon: not running for {data_dir}"
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
