@@ -659,6 +659,11 @@ class Store:
                 problems.append(f"{self.path}: {what}: {row['id']}")
         return problems
 
+    def event_seq(self, event_id: str) -> int | None:
+        """The seq of one event (the key `events(before_seq=...)` pages by), None if unknown."""
+        rows = self._rows("SELECT seq FROM events WHERE id = ?", (event_id,))
+        return int(rows[0]["seq"]) if rows else None
+
 
 def event_row(check_id: int, event: Event) -> dict[str, Any]:
     changes = None

@@ -3,8 +3,11 @@ over a real scenario (scenario-basic, then a hostile page) on a server bound to 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import json
+import shutil
 import signal
 import socket
 import sqlite3
@@ -14,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
@@ -32,8 +36,10 @@ from conftest import (
 )
 from pytest_httpserver import HTTPServer
 
-from monitor import web
+from monitor import web, webpages
 from monitor.config import load_config
+from monitor.models import Change, Event
+from monitor.store import EntryRow, VersionRow
 
 EXPECTED = json.loads((SCENARIO / "expected.json").read_text(encoding="utf-8"))
 HOSTILE_TITLE = '<script>alert(1)</script> & "co"'
@@ -240,30 +246,87 @@ def test_filter_form_is_a_plain_get_form(served, client):
     assert ("kind", "page-anomaly") in names and ("page", "archived") in names
 
 
-def test_log_is_paginated(served, client, monkeypatch):
-    """Past PAGE_SIZE events, ?p=N pages through the log with Older/Newer links, no overlap."""
-    monkeypatch.setattr(web, "PAGE_SIZE", 4)
-    first = client.get("/")
-    older = soup(first).find("a", rel="next")
-    assert older is not None and soup(first).find("a", rel="prev") is None
-    second = client.get(older["href"])
-    assert soup(second).find("a", rel="prev")["href"] == "/"
-    assert soup(second).find("a", rel="next") is None
-    want = [(e["kind"], e["page"], e["title"]) for e in logged(served)]
-    assert event_rows(first) + event_rows(second) == want
-    assert len(event_rows(first)) == 4
+def pages_of_the_log(client: httpx.Client, path: str) -> list[httpx.Response]:
+    """`path` and every page its "Older events" links lead to, in order."""
+    responses = [client.get(path)]
+    while (older := soup(responses[-1]).find("a", rel="next")) is not None:
+        assert len(responses) < 50, "the Older links never end"
+        responses.append(client.get(older["href"]))
+    return responses
 
 
 @pytest.mark.parametrize(
-    "query",
-    ["p=-1", "p=0", "p=abc", "p=99999999999999999999", "kind=%00", "p=1&p=%ff"],
-    ids=["negative", "zero", "word", "huge", "nul", "bad-utf8"],
+    ("query", "args", "size"),
+    [("", [], 4), ("kind=added&kind=changed", ["--kind", "added", "--kind", "changed"], 3)],
+    ids=["all", "filtered"],
 )
+def test_log_is_paginated(served, client, monkeypatch, query, args, size):
+    """Past PAGE_SIZE events, "Older events" links (?before=SEQ) page through the log, filters
+    kept, with no overlap and nothing skipped; later pages link back to the newest events."""
+    monkeypatch.setattr(web, "PAGE_SIZE", size)
+    responses = pages_of_the_log(client, f"/?{query}" if query else "/")
+    want = [(e["kind"], e["page"], e["title"]) for e in logged(served, *args)]
+    assert [row for r in responses for row in event_rows(r)] == want
+    assert len(responses) == -(-len(want) // size) >= 2
+    assert [len(event_rows(r)) for r in responses[:-1]] == [size] * (len(responses) - 1)
+    first, *older = [soup(r) for r in responses]
+    assert first.find("a", rel="first") is None
+    for page in older:
+        assert page.find("a", rel="first")["href"] == (f"/?{query}" if query else "/")
+        assert page.title.get_text().endswith("(older events)")
+    for page in [first, *older[:-1]]:
+        href = page.find("a", rel="next")["href"]
+        assert href.startswith(f"/?{query}&before=" if query else "/?before=")
+
+
+def test_log_pages_stay_put_when_new_events_arrive(served, monkeypatch, tmp_path):
+    """An event recorded between two page views neither repeats nor hides a row on the next."""
+    monkeypatch.setattr(web, "PAGE_SIZE", 4)
+    shutil.copytree(served.config.parent, tmp_path / "copy")
+    config = tmp_path / "copy" / served.config.name
+    want = [(e["kind"], e["page"], e["title"]) for e in logged(served)][:8]
+    with running(config) as url, httpx.Client(base_url=url, timeout=10) as client:
+        first = client.get("/")
+        with closing(sqlite3.connect(tmp_path / "copy" / "data" / "monitor.db")) as db, db:
+            db.execute(
+                "INSERT INTO events (id, check_id, kind, at, page, detail) "
+                "VALUES ('late', 1, 'page-error', '2999-01-01T00:00:00Z', 'active', 'HTTP 503')"
+            )
+        second = client.get(soup(first).find("a", rel="next")["href"])
+        assert event_rows(client.get("/"))[0] == ("page-error", "active", "Page active")
+    assert event_rows(first) + event_rows(second) == want
+
+
+BAD_QUERIES = {
+    "negative": "before=-1",
+    "zero": "before=0",
+    "word": "before=abc",
+    "fraction": "before=1.5",
+    "huge": "before=99999999999999999999",
+    "thousands-of-digits": "before=" + "9" * 5000,
+    "fullwidth-digit": "before=%EF%BC%91",
+    "nul": "kind=%00",
+    "bad-utf8": "before=1&before=%ff",
+    "old-page-number": "p=2",
+}
+
+
+@pytest.mark.parametrize("query", list(BAD_QUERIES.values()), ids=list(BAD_QUERIES))
 def test_bad_query_values_are_ignored(served, client, query):
-    """A page number or filter that means nothing shows the first page, never an error."""
+    """A `before` or filter that means nothing shows the first page, never an error."""
     response = client.get(f"/?{query}")
     assert response.status_code == 200
     assert len(event_rows(response)) == len(served.events)
+    assert soup(response).find("a", rel="first") is None
+
+
+def test_log_before_the_first_event_is_empty(served, client):
+    """?before=1 lists nothing, says so, and links back to the newest events."""
+    response = client.get("/?before=1")
+    assert response.status_code == 200
+    assert event_rows(response) == []
+    assert "No events match" in response.text
+    assert soup(response).find("a", rel="first")["href"] == "/"
 
 
 def test_too_many_query_parameters_is_a_400(served, client):
@@ -530,6 +593,17 @@ def test_html_pages_have_a_strict_policy_and_feed_discovery(served, client, path
     assert page.find("script") is None and page.main is not None
 
 
+@pytest.mark.parametrize("path", ["/", "entry", "/nope"], ids=["log", "entry", "404"])
+def test_stylesheet_is_allowed_by_its_hash(served, client, path):
+    """The policy's style-src hash is the SHA-256 of the <style> the page carries, so it applies."""
+    if path == "entry":
+        path = "/entries/" + served.event("archived", "IMLS Focus")["entry_id"]
+    response = client.get(path)
+    style = soup(response).style.string
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}';" in response.headers["content-security-policy"]
+
+
 def test_malformed_request_gets_an_escaped_400(served):
     """A request line http.server cannot parse gets a 400 page that does not reflect markup."""
     host, port = served.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
@@ -544,6 +618,69 @@ def test_malformed_request_gets_an_escaped_400(served):
 
 
 # -- hostile text ------------------------------------------------------------------------------
+
+
+MARKUP = '<b onmouseover="alert(1)">it\'s & co</b>'
+AT = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+
+
+def hostile_events() -> list[Event]:
+    """An entry event and a page event with markup in every field a page could fill."""
+    changes = {
+        "title": Change(MARKUP, MARKUP + " two"),
+        "link": Change("javascript:alert(1)", "https://example.org/x"),
+        "state": Change(MARKUP, "active"),
+    }
+    entry = Event(
+        "e1", "changed", AT, MARKUP, entry_id=MARKUP, title=MARKUP, link="javascript:alert(1)",
+        description=MARKUP, changes=changes, capture_id=7,
+    )
+    return [entry, Event("e2", "page-error", AT, MARKUP, detail=MARKUP)]
+
+
+def render_log() -> str:
+    page_row = {
+        "name": MARKUP, "url": "javascript:alert(1)", "role": MARKUP, "status": MARKUP,
+        "entry_count": 3, "last_checked_at": MARKUP, "last_detail": MARKUP,
+    }
+    query = webpages.LogQuery(kinds=("changed",), pages=(MARKUP,), before=9)
+    last = {"finished_at": MARKUP, "events": 2}
+    return webpages.log_html(
+        MARKUP, [page_row], last, query, [MARKUP], hostile_events(), older_before=3
+    )
+
+
+def render_entry() -> str:
+    entry = EntryRow(MARKUP, MARKUP, "javascript:alert(1)", MARKUP, MARKUP, MARKUP, AT, AT, AT, 2)
+    versions = [
+        VersionRow(1, AT, MARKUP, MARKUP, MARKUP, "javascript:alert(1)", MARKUP, None),
+        VersionRow(2, AT, "active", MARKUP, MARKUP + " two", "https://example.org/", MARKUP, 4),
+    ]
+    return webpages.entry_html(entry, versions, hostile_events(), site_title=MARKUP)
+
+
+@pytest.mark.parametrize(
+    "render",
+    [render_log, render_entry, lambda: webpages.error_html(MARKUP, MARKUP, site_title=MARKUP)],
+    ids=["log", "entry", "error"],
+)
+def test_renderers_escape_every_string_they_are_given(render):
+    """The page renderers turn markup in any stored field into text, and links only http(s)."""
+    text = render()
+    page = BeautifulSoup(text, "html.parser")
+    assert page.find(["b", "script", "img"]) is None and "<b " not in text
+    assert MARKUP in page.get_text() and MARKUP in page.title.get_text()
+    hrefs = [a["href"] for a in page.find_all("a", href=True)]
+    assert all(h.startswith(("/", "#", "https://")) for h in hrefs), hrefs
+    assert not any("javascript" in h for h in hrefs)
+
+
+def test_log_renderer_keeps_the_filters_in_its_page_links():
+    """The Older and Newest links carry the filters, URL-encoded, and the Older one its seq."""
+    page = BeautifulSoup(render_log(), "html.parser")
+    filters = "kind=changed&page=%3Cb+onmouseover%3D%22alert%281%29%22%3Eit%27s+%26+co%3C%2Fb%3E"
+    assert page.find("a", rel="next")["href"] == f"/?{filters}&before=3"
+    assert page.find("a", rel="first")["href"] == f"/?{filters}"
 
 
 @pytest.mark.parametrize("where", ["log", "entry"])
