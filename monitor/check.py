@@ -161,7 +161,7 @@ def _cycle(
                 page_check.observation, capture_id=capture_id
             )
         result = classify_cycle(
-            store.known_entries(),
+            store.known_entries,  # loaded only if some page's entries changed
             store.page_states(config.pages),
             observations,
             now=now,

@@ -121,7 +121,7 @@ def _recovery_detail(state: PageState, observation: PageObservation) -> str:
 
 
 def classify_cycle(
-    known: Mapping[str, KnownEntry],
+    known: Mapping[str, KnownEntry] | Callable[[], Mapping[str, KnownEntry]],
     pages: Sequence[PageState],
     observations: Mapping[str, PageObservation],
     *,
@@ -130,7 +130,11 @@ def classify_cycle(
     anomaly_ratio: float,
     new_id: Callable[[], str],
 ) -> CycleResult:
-    """Classify one cycle: all configured pages in config order, the checked ones observed."""
+    """Classify one cycle: all configured pages in config order, the checked ones observed.
+
+    `known` (every entry ever seen) may be a function that loads it: it is only
+    called when some page's entries changed, so an unchanged cycle never loads them.
+    """
     verdicts = {
         page.name: judge_page(
             page,
@@ -140,6 +144,29 @@ def classify_cycle(
         )
         for page in pages
     }
+    events: list[Event] = []
+    for page in pages:
+        for page_kind, detail in verdicts[page.name].events:
+            obs = observations.get(page.name)
+            events.append(
+                Event(
+                    id=new_id(),
+                    kind=page_kind,
+                    at=now,
+                    page=page.name,
+                    detail=detail,
+                    capture_id=obs.capture_id if obs else None,
+                )
+            )
+    if not any(v.accepted or v.cleared for v in verdicts.values()):
+        # No page's list of entries changed: no entry can have changed either.
+        return CycleResult(
+            events=tuple(events),
+            entries=(),
+            pages=tuple(verdicts[p.name].state for p in pages),
+        )
+    if callable(known):
+        known = known()
     # Active pages first: an entry on both an active and an archived page takes
     # its fields from the active one.
     ordered = [p for p in pages if p.role == "active"] + [p for p in pages if p.role == "archived"]
@@ -171,21 +198,6 @@ def classify_cycle(
             new_members[page.name] = ()
         else:
             new_members[page.name] = page.members
-
-    events: list[Event] = []
-    for page in pages:
-        for page_kind, detail in verdicts[page.name].events:
-            obs = observations.get(page.name)
-            events.append(
-                Event(
-                    id=new_id(),
-                    kind=page_kind,
-                    at=now,
-                    page=page.name,
-                    detail=detail,
-                    capture_id=obs.capture_id if obs else None,
-                )
-            )
 
     # Where each entry stands now, in the order that decides its state and fields.
     observed: dict[str, dict[str, Entry]] = {}

@@ -7,6 +7,7 @@ database holds whole cycles only. The schema is documented in docs/schema.md.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -34,7 +35,11 @@ from monitor.models import (
     parse_time,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# version -> (table, column, SQL adding it): what upgrading to that version adds.
+MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
+    2: (("pages", "body_key", "ALTER TABLE pages ADD COLUMN body_key TEXT"),),
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -96,6 +101,7 @@ CREATE TABLE IF NOT EXISTS captures (
 );
 CREATE INDEX IF NOT EXISTS captures_page ON captures(page, id);
 CREATE INDEX IF NOT EXISTS captures_target ON captures(target_uri, id);
+CREATE INDEX IF NOT EXISTS captures_record ON captures(record_id);
 CREATE TABLE IF NOT EXISTS entries (
     id TEXT PRIMARY KEY,
     title TEXT NOT NULL,
@@ -263,22 +269,30 @@ class Store:
         try:
             if not create:
                 # Readers (log, entries, serve) cannot write even by mistake.
-                uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
-                self.db = sqlite_utils.Database(sqlite3.connect(uri, uri=True))
-                self.db.conn.execute("PRAGMA busy_timeout = 10000")
+                self.db = sqlite_utils.Database(_open_read_only(path))
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite_utils.Database(path)
             self.db.conn.execute("PRAGMA busy_timeout = 10000")
             self.db.enable_wal()
             self.db.conn.executescript(SCHEMA)
-            self.db.conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
+            self._migrate()
             self.db.conn.commit()
         except (sqlite3.Error, OSError) as error:
             raise StoreError(f"{path}: cannot open the database: {error}") from error
+
+    def _migrate(self) -> None:
+        """Bring a database written by an earlier version up to SCHEMA_VERSION, in place."""
+        row = self.db.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else SCHEMA_VERSION  # no row: created just now, current
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for table, column, sql in MIGRATIONS[target]:
+                if column not in self.db.table(table).columns_dict:
+                    self.db.conn.execute(sql)
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
 
     def close(self) -> None:
         self.db.close()
@@ -512,12 +526,15 @@ class Store:
                 (at, json.dumps(list(result.seen))),
             )
 
+        page_rows: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for page in result.pages:
-            conn.execute("DELETE FROM placements WHERE page = ?", (page.name,))
-            self.db.table("placements").insert_all(
-                {"page": page.name, "position": i, "entry_id": entry_id}
-                for i, entry_id in enumerate(page.members)
-            )
+            # A page's list only changes when its entries were accepted or it was cleared.
+            if page.name in result.accepted_pages or (page.status == "gone" and not page.members):
+                conn.execute("DELETE FROM placements WHERE page = ?", (page.name,))
+                self.db.table("placements").insert_all(
+                    {"page": page.name, "position": i, "entry_id": entry_id}
+                    for i, entry_id in enumerate(page.members)
+                )
             row: dict[str, Any] = {
                 "name": page.name,
                 "url": urls[page.name],
@@ -529,7 +546,10 @@ class Store:
                 "entry_count": len(page.members),
             }
             row.update(fetch_updates.get(page.name, {}))
-            self.db.table("pages").upsert(row, pk="name")
+            page_rows.setdefault(tuple(row), []).append(row)
+        # Batched by column set: a row must not overwrite a column it does not carry.
+        for rows in page_rows.values():
+            self.db.table("pages").upsert_all(rows, pk="name")
 
         self.db.table("events").insert_all(event_row(check_id, e) for e in result.events)
         failures = sum(1 for p in result.pages if p.status in ("error", "gone"))
@@ -663,6 +683,28 @@ class Store:
         """The seq of one event (the key `events(before_seq=...)` pages by), None if unknown."""
         rows = self._rows("SELECT seq FROM events WHERE id = ?", (event_id,))
         return int(rows[0]["seq"]) if rows else None
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """monitor.db opened read-only, in a directory this process cannot write as well.
+
+    SQLite reads a WAL database only through its -shm file, which it must create when
+    absent: in a read-only directory (a copy on read-only media, a data dir owned by the
+    daemon's user) it cannot, and `immutable=1` is then the only way in. That flag makes
+    SQLite ignore a -wal file, so it is used only when there is none with data in it.
+    """
+    uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        wal = path.with_name(f"{path.name}-wal")
+        if os.access(path.parent, os.W_OK) or (wal.exists() and wal.stat().st_size):
+            raise
+    return sqlite3.connect(f"{uri}&immutable=1", uri=True)
 
 
 def event_row(check_id: int, event: Event) -> dict[str, Any]:
