@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import soupsieve
-from apscheduler.triggers.cron import CronTrigger
 
 from monitor.errors import ConfigError
 from monitor.models import Role
@@ -238,6 +237,9 @@ def crontab_fields(expr: str) -> dict[str, str]:
             "reads as either one and APScheduler as both; restrict only one of them"
         )
     try:
+        # Imported here: only a config with `cron` pays for APScheduler at load time.
+        from apscheduler.triggers.cron import CronTrigger
+
         trigger = CronTrigger(**fields, timezone="UTC")
     except ValueError as exc:
         raise ValueError(f"invalid crontab {expr!r}: {exc}") from None
