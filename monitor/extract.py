@@ -3,12 +3,14 @@
 A watched page is untrusted input. Whatever bytes it sends (binary garbage, NUL bytes, a lying
 charset, 100 000 nested tags, a 5 MB text node, 100 000 rows), extraction returns a list of
 entries, possibly empty, in time linear in the size of the page: one decode, one parse with
-lxml, one CSS selection per selector, one walk over each entry's own part of the tree.
+lxml, one CSS selection per selector (inside each entry, or over the page when entries nest),
+one walk over each entry's own part of the tree.
 """
 
 from __future__ import annotations
 
 import codecs
+import gc
 import re
 from collections.abc import Container, Iterator, Sequence
 from functools import lru_cache
@@ -385,18 +387,60 @@ def _compile(selector: str, key: str) -> soupsieve.SoupSieve:
         raise ValueError(f"select.{key}: invalid CSS selector {selector!r}: {exc}") from exc
 
 
+# Per-item selection starts each select_one with a walk from the item to the root (soupsieve
+# finds the document that way), so it stays linear only while items sit this shallow on average.
+# The IMLS pages' rows are 15 levels deep; rows deeper than this on average take the
+# document-wide way, which walks no element twice (3,000 rows under 5,000 <div>s: 0.3 s, where
+# per-item selection takes 6 s).
+_MAX_MEAN_ITEM_DEPTH = 64
+
+
+def _items_apart(items: Sequence[Tag], item_ids: Container[int]) -> bool:
+    """True when no item is inside another and items sit shallow: per-item selection is exact.
+
+    Each item's ancestors are walked up to the first one already seen, so the check is linear.
+    """
+    depth_of: dict[int, int] = {}  # element id -> its depth (the root is 1); item ancestors only
+    budget = _MAX_MEAN_ITEM_DEPTH * len(items)
+    for item in items:
+        path: list[int] = []
+        node = item.parent
+        while node is not None and id(node) not in depth_of:
+            if id(node) in item_ids:
+                return False
+            path.append(id(node))
+            node = node.parent
+        depth = depth_of[id(node)] if node is not None else 0
+        for node_id in reversed(path):
+            depth += 1
+            depth_of[node_id] = depth
+        budget -= depth + 1
+        if budget < 0:
+            return False
+    return True
+
+
 def _first_in_items(
-    soup: BeautifulSoup, items: Sequence[Tag], item_ids: Container[int], selector: str, key: str
+    soup: BeautifulSoup,
+    items: Sequence[Tag],
+    item_ids: Container[int],
+    selector: str,
+    key: str,
+    apart: bool,
 ) -> dict[int, Tag]:
     """For each item (by id), the first element matching `selector` inside it.
 
-    One selection over the whole document, each match given to its nearest enclosing item: an
-    entry nested inside another (a page whose rows are never closed) keeps its own title, link
-    and text, and the outer entry does not take them. Linear, where a select_one per item walks
-    to the root each time and goes quadratic on such a page.
+    When items are `apart` (none inside another), a select_one per item: it looks at each
+    item's own elements only, where one selection over the document also matches every menu
+    link. Otherwise one selection over the whole document, each match given to its nearest
+    enclosing item: an entry nested inside another (a page whose rows are never closed) keeps
+    its own title, link and text, and the outer entry does not take them. Linear, where a
+    select_one per item walks to the root each time and goes quadratic on such a page (each
+    nested row is one level deeper than the last).
     """
     compiled = _compile(selector, key)
-    if ":scope" in selector:  # relative to each item: only a per-item select can honour it
+    # :scope is relative to each item: only a per-item select can honour it.
+    if apart or ":scope" in selector:
         found = ((id(item), compiled.select_one(item)) for item in items)
         return {item_id: match for item_id, match in found if match is not None}
     owner_of: dict[int, int | None] = {}  # element id -> id of its nearest enclosing item
@@ -424,11 +468,44 @@ def _first_in_items(
 
 def _entries_from(text: str, parser: str, base_url: str, select: Selectors) -> list[Entry]:
     """Parse once with `parser`, select once per selector, build one Entry per item."""
-    soup = BeautifulSoup(text, parser)
+    # A big page's tree is hundreds of thousands of new objects, which the cyclic GC would walk
+    # again and again as it grows (a quarter of the time on a 10,000-entry page), though none of
+    # it is garbage before the end. So the GC pauses for this page (harmless to the coroutines
+    # waiting meanwhile), and the tree is taken apart at the end so that reference counting
+    # frees it at once: no collection ever walks it, and trees do not pile up between them.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    soup: BeautifulSoup | None = None
+    try:
+        soup = BeautifulSoup(text, parser)
+        return _entries_of(soup, text, base_url, select)
+    finally:
+        if soup is not None:
+            _take_apart(soup)
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _take_apart(soup: BeautifulSoup) -> None:
+    """Break every link of a parsed tree (its reference cycles), as Tag.decompose() does.
+
+    soup.decompose() itself stops at the root, which is not linked to its first child; and
+    decompose() on each top-level child looks its index up, quadratic with html.parser on a page
+    of 100 000 top-level rows. One walk along the document order instead, each element's
+    attributes cleared once it has been passed.
+    """
+    for element in soup.descendants:  # the walk reads the next element before yielding this one
+        element.__dict__.clear()
+    soup.__dict__.clear()
+
+
+def _entries_of(soup: BeautifulSoup, text: str, base_url: str, select: Selectors) -> list[Entry]:
+    """One Entry per item of a parsed page, in document order."""
     items: list[Tag] = _compile(select.item, "item").select(soup)
     item_ids = {id(item) for item in items}
+    apart = _items_apart(items, item_ids)
     found = {
-        key: _first_in_items(soup, items, item_ids, selector, key) if selector else {}
+        key: _first_in_items(soup, items, item_ids, selector, key, apart) if selector else {}
         for key, selector in (
             ("title", select.title),
             ("link", select.link),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import html
 import json
 import re
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
+from bs4.element import PageElement
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -562,6 +564,41 @@ def test_unclosed_rows_each_keep_their_own_fields() -> None:
         ]
 
 
+def test_rows_deep_in_the_page_keep_their_own_fields() -> None:
+    """Rows side by side under 5 000 nested <div>s each get their own title, link and text."""
+    rows = "".join(
+        f"<div class=row><h2><a href=/e{i}>Title {i}</a></h2><p>Text {i}.</p></div>"
+        for i in range(300)
+    )
+    body = b"<div>" * 5000 + rows.encode() + b"</div>" * 5000
+    for select in (Selectors(item=".row", title="h2", link="a"), Selectors(".row", "h2", "a", "p")):
+        entries = extract_entries(body, base_url="https://e.org/", select=select)
+        assert entries == [
+            Entry(title=f"Title {i}", link=f"https://e.org/e{i}", description=f"Text {i}.")
+            for i in range(300)
+        ]
+
+
+def test_rows_some_nested_some_not_keep_their_own_fields() -> None:
+    """A row left open around the next one does not take that row's title and link as its own."""
+    expected = [
+        Entry(title=f"Title {i}", link=f"https://e.org/e{i}", description=f"Text {i}.")
+        for i in range(6)
+    ]
+    expected[1] = Entry(title="", link=None, description="Text 1.")
+    rows = [
+        f"<div class=row><h2><a href=/e{i}>Title {i}</a></h2><p>Text {i}.</p>" for i in range(6)
+    ]
+    rows[1] = "<div class=row><p>Text 1.</p>"  # no title, no link; closed after row 2
+    markup = rows[0] + "</div>" + rows[1] + rows[2] + "</div></div>" + "</div>".join(rows[3:])
+    entries = extract_entries(
+        f"<nav><a href=/home>Home</a></nav>{markup}</div>".encode(),
+        base_url="https://e.org/",
+        select=Selectors(".row", "h2", "a", "p"),
+    )
+    assert entries == expected
+
+
 def test_five_megabyte_text_node_is_kept_whole() -> None:
     """A 5 MB text node is extracted whole, normalised, not truncated."""
     words = ("word\xa0 \n" * 600_000).encode()
@@ -579,6 +616,52 @@ def test_hundred_thousand_entries() -> None:
     assert len(entries) == 100_000
     assert entries[0] == Entry(title="", link="https://e.org/e0", description="E0")
     assert entries[-1] == Entry(title="", link="https://e.org/e99999", description="E99999")
+
+
+# -- memory and the garbage collector ----------------------------------------------------------
+
+
+def count_page_elements() -> int:
+    """How many parse-tree nodes (of any page) are alive."""
+    return sum(isinstance(obj, PageElement) for obj in gc.get_objects())
+
+
+def test_extraction_leaves_no_parse_tree_behind() -> None:
+    """Each page's tree is freed as extraction returns, without waiting for a GC pass."""
+    gc.collect()
+    gc.disable()  # what is left now stays until a collection: nothing must be
+    try:
+        before = count_page_elements()
+        for _ in range(5):
+            assert len(imls("active")) == 23
+        extract_entries(b"<div class=row>" * 2000, base_url="https://e.org/", select=IMLS_SELECT)
+        left = count_page_elements() - before
+    finally:
+        gc.enable()
+    assert left == 0
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["gc-on", "gc-off"])
+@pytest.mark.parametrize("parses", [True, False], ids=["page", "unparsable"])
+def test_extraction_leaves_the_garbage_collector_as_it_found_it(
+    enabled: bool, parses: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cyclic GC is on after extraction if it was on before (off if off), parse or no parse."""
+    if not parses:
+
+        def recursing(markup: str, parser: str) -> object:
+            raise RecursionError("maximum recursion depth exceeded")
+
+        monkeypatch.setattr(monitor.extract, "BeautifulSoup", recursing)
+    was_enabled = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        entries = imls("active")
+        after = gc.isenabled()
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
+    assert len(entries) == (23 if parses else 0)
+    assert after is enabled
 
 
 # -- properties (hypothesis) -------------------------------------------------------------------
@@ -758,3 +841,52 @@ def test_property_default_description_is_item_text_less_title(rows: list[Row]) -
     assert extract_generated(page_html([row_html(row) for row in rows]), select) == [
         row.entry for row in rows
     ]
+
+
+SELECTIONS = [
+    IMLS_SELECT,
+    Selectors(
+        item=".views-row",
+        title=".views-row > div:first-child",
+        link="div a[href]",
+        description=":not(.views-field-title) > p, p + p",
+    ),
+    Selectors(item="p", title="a:first-of-type", link="a", description="a ~ br, td"),
+    Selectors(item="a, td", title="*", link="a[href]"),
+]
+
+
+ROW_PARTS = {
+    "row": '<div class="views-row">',
+    "end": "</div>",
+    "title": '<div class="views-field-title">Title {i}</div>',
+    "link": '<a href="/e{i}">e{i}</a>',
+    "body": '<div class="views-field-body"><p>Body {i}</p></div>',
+    "text": "text {i}",
+}
+
+
+def rows_markup(parts: list[str]) -> bytes:
+    """Rows opened and closed in any order (so some nest), each field numbered by its place."""
+    return "".join(ROW_PARTS[part].format(i=i) for i, part in enumerate(parts)).encode()
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.one_of(
+        st.lists(st.sampled_from(sorted(ROW_PARTS)), min_size=1, max_size=40).map(rows_markup),
+        st.lists(FRAGMENTS | st.text(max_size=8), min_size=1, max_size=60).map(
+            lambda parts: "".join(parts).encode()
+        ),
+    ),
+    st.sampled_from(SELECTIONS),
+)
+def test_property_selection_inside_rows_matches_selection_over_the_page(
+    body: bytes, select: Selectors
+) -> None:
+    """Selecting inside each row gives the entries one selection over the whole page gives."""
+    entries = extract_entries(body, base_url="https://e.org/", select=select)
+    with pytest.MonkeyPatch.context() as patch:
+        # As if rows were always nested or deep: every page takes the whole-page selection.
+        patch.setattr(monitor.extract, "_items_apart", lambda items, item_ids: False)
+        assert extract_entries(body, base_url="https://e.org/", select=select) == entries
