@@ -10,6 +10,8 @@ raise (read_capture) or be reported (verify_archive), never be read silently.
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import hashlib
 import io
 import os
@@ -39,6 +41,7 @@ SOFTWARE = f"monitor/{__version__}"
 IDENTICAL_PAYLOAD = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
 SERVER_NOT_MODIFIED = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
 WARC_SPEC = "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
+OPEN_SUFFIX = ".open"  # a cycle's WARC file until it is closed whole
 
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -201,8 +204,10 @@ class CycleWriter:
     """One WARC file per check cycle, opened on the first write; a context manager.
 
     Calls must not interleave. Each record is written and flushed whole, so a crash
-    leaves at most one incomplete record at the end of the file; close() or sync()
-    fsyncs the file before the database may point at it.
+    leaves at most one incomplete record at the end of the file. The file is written
+    as NAME.warc.gz.open and renamed to `path` (NAME.warc.gz) by close(), after an
+    fsync and before the database may point at it: a cycle killed mid-write leaves
+    its torn file out of `*.warc.gz`, where WARC tools (warcio, pywb) would choke on it.
     """
 
     def __init__(self, warc_dir: Path, cycle_id: str, now: datetime) -> None:
@@ -248,25 +253,47 @@ class CycleWriter:
         try:
             self._file.flush()
             os.fsync(self._file.fileno())
-            # the file is new: its directory entry must be durable too
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            self.sync_directory()  # the file is new: its directory entry must be durable too
         except OSError as error:
             raise StoreError(f"{self.path}: cannot sync the WARC file: {error}") from error
 
     def close(self) -> None:
-        """Sync and close the file (if one was opened); later calls do nothing."""
+        """Sync, close and rename the file to `path` (if one was opened); later calls do nothing.
+
+        A file whose tail could not be cut back after a failed write keeps its .open name.
+        """
         if self._closed:
             return
         self._closed = True
-        if self._file is not None:
-            try:
-                self.sync()
-            finally:
+        if self._file is None or self.path is None:
+            return
+        try:
+            self.sync()
+        except StoreError:
+            # close() flushes again and fails the same way (disk full): the first error says why
+            with contextlib.suppress(OSError):
                 self._file.close()
+            raise
+        try:
+            self._file.close()
+        except OSError as error:
+            raise StoreError(f"{self.path}: cannot close the WARC file: {error}") from error
+        if self._broken:
+            return
+        try:
+            os.rename(_open_name(self.path), self.path)
+            self.sync_directory()
+        except OSError as error:
+            raise StoreError(f"{self.path}: cannot rename the finished file: {error}") from error
+
+    def sync_directory(self) -> None:
+        """fsync the WARC directory: a new or renamed file's name is durable."""
+        assert self.path is not None
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
     def _open(self) -> tuple[BinaryIO, WARCWriter, Path]:
         path = self.warc_dir / self.file_name
@@ -276,8 +303,10 @@ class CycleWriter:
             return self._file, self._warc, path
         try:
             self.warc_dir.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                raise FileExistsError(errno.EEXIST, "File exists")
             # "x": a cycle's file is new; never append to another cycle's records
-            file = open(path, "xb")  # closed by close()
+            file = open(_open_name(path), "xb")  # closed by close()
         except OSError as error:
             raise StoreError(f"{path}: cannot create the WARC file: {error}") from error
         self._file, self.path = file, path
@@ -310,6 +339,11 @@ class CycleWriter:
                 self._broken = str(error)
             raise StoreError(f"{path}: cannot write a WARC record: {error}") from error
         return spans
+
+
+def _open_name(path: Path) -> Path:
+    """Where a cycle writes its WARC file until close() renames it to `path`."""
+    return path.with_name(path.name + OPEN_SUFFIX)
 
 
 # -- reading ---------------------------------------------------------------
@@ -594,7 +628,8 @@ def verify_archive(warc_dir: Path, refs: Iterable[tuple[int, str, int, str]]) ->
     """Problems in the archive: every WARC file re-read, every (capture_id, file, offset, id) ref.
 
     Errors are data that does not check out; a warning is an incomplete last record
-    nothing points at (a crash mid-write), harmless by design.
+    nothing points at (a crash mid-write) or the .open file of a cycle that never
+    finished, harmless by design.
     """
     refs = list(refs)
     names = {p.name for p in warc_dir.glob("*.warc.gz")} if warc_dir.is_dir() else set()
@@ -621,6 +656,12 @@ def verify_archive(warc_dir: Path, refs: Iterable[tuple[int, str, int, str]]) ->
         for name, entries in scans.items()
         for scanned in entries.values()
         if scanned.problem is not None and (name, scanned.offset) not in pointed
+    )
+    unfinished = sorted(warc_dir.glob(f"*.warc.gz{OPEN_SUFFIX}")) if warc_dir.is_dir() else []
+    problems.extend(
+        Problem("warning", f"{p.name}: left by a check cycle that did not finish (ignored: "
+                "nothing points at it)")
+        for p in unfinished
     )
     return problems
 

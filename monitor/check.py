@@ -303,6 +303,12 @@ def _observe(
     if not is_html(content_type, body):
         detail = f"{result.final_url}: not HTML ({content_type or 'no Content-Type'})"
         return PageObservation(name, "error", detail=detail), None
+    if not result.not_modified and _maybe_cut_short(result, body):
+        detail = (
+            f"{result.final_url}: the body may be cut short: no Content-Length, and the "
+            "connection closed before </html>"
+        )
+        return PageObservation(name, "error", detail=detail), None
     key = body_key(body, content_type, result.final_url, page)
     if key == memory.accepted_key:
         return PageObservation(name, "unchanged"), key
@@ -316,6 +322,24 @@ def _observe(
             name, "error", detail=f"{result.final_url}: cannot extract: {error}"
         ), None
     return PageObservation(name, "ok", entries=tuple(entries)), key
+
+
+def _maybe_cut_short(result: FetchResult, body: bytes) -> bool:
+    """True when a page's HTML never ends and nothing else says the body was whole.
+
+    A response with neither a Content-Length nor chunked framing (nor a compression with
+    its own end mark) ends when the server closes the connection, so a connection lost
+    mid-body looks complete: accepting half a page would remove the other half's entries.
+    """
+    if not result.exchanges:
+        return False
+    headers = {k.lower(): v.lower() for k, v in result.exchanges[-1].response_headers}
+    if "content-length" in headers or "chunked" in headers.get("transfer-encoding", ""):
+        return False
+    if headers.get("content-encoding", "identity").strip() not in ("", "identity"):
+        return False
+    text = body.lower()
+    return b"<html" in text and b"</html" not in text
 
 
 def _reload_body(

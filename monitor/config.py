@@ -20,6 +20,7 @@ import soupsieve
 from monitor.errors import ConfigError
 from monitor.models import Role
 
+MAX_RETRIES = 10
 DEFAULT_USER_AGENT = (
     "monitor/0.1 (+https://github.com/imls-watch/monitor; page-change monitor and archiver)"
 )
@@ -291,6 +292,17 @@ def _int_at_least(minimum: int) -> Callable[[object], int]:
     return check
 
 
+def _int_between(minimum: int, maximum: int) -> Callable[[object], int]:
+    def check(value: object) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not (
+            minimum <= value <= maximum
+        ):
+            raise _Invalid(f"must be an integer from {minimum} to {maximum}, got {_show(value)}")
+        return value
+
+    return check
+
+
 def _positive_number(value: object) -> float:
     number = _number(value)
     if number is None or not math.isfinite(number) or number <= 0:
@@ -321,9 +333,10 @@ def _text(value: object) -> str:
 
 def _header_text(value: object) -> str:
     text = _text(value)
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+    if any(ord(char) < 0x20 or ord(char) >= 0x7F for char in text):
         raise _Invalid(
-            f"must not contain control characters (it is sent as a header), got {_show(text)}"
+            "must be printable ASCII without control characters (it is sent as an HTTP "
+            f"header), got {_show(text)}"
         )
     return text
 
@@ -413,7 +426,8 @@ _MONITOR_RULES: dict[str, tuple[str, Check]] = {
     "data_dir": ("data_dir", _path),
     "user_agent": ("user_agent", _header_text),
     "timeout": ("timeout_s", _positive_number),
-    "retries": ("retries", _int_at_least(0)),
+    # More retries than this would hold a failing page (and the cycle) for hours.
+    "retries": ("retries", _int_between(0, MAX_RETRIES)),
     "concurrency": ("concurrency", _int_at_least(1)),
     "max_bytes": ("max_bytes", _int_at_least(1)),
     "confirm_checks": ("confirm_checks", _int_at_least(1)),

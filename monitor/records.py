@@ -10,9 +10,11 @@ from monitor.archive import Problem, decode_payload, read_capture, verify_archiv
 from monitor.errors import MonitorError
 from monitor.store import Store
 
-# `show` decodes what the archive holds; a body can't be bigger than max_bytes
-# was when it was fetched, but the config may have changed since.
-SHOW_MAX_BYTES = 1 << 30
+# `show` (and the web page's /captures/ID) decode what the archive holds. A body that was
+# accepted decoded to at most max_bytes (10 MB unless configured higher), but a compression
+# bomb from a hostile page is archived too (refused, as a page-error): decoding it must not
+# take gigabytes of memory per request. Past this, only `show --raw` prints a body.
+SHOW_MAX_BYTES = 100 << 20
 
 
 def archived_body(
@@ -37,7 +39,13 @@ def archived_body(
         body_record = read_capture(warc_dir, original.warc_file, original.warc_offset)
     body = body_record.raw_payload
     if decoded:
-        body = decode_payload(body_record.headers, body, SHOW_MAX_BYTES)
+        try:
+            body = decode_payload(body_record.headers, body, SHOW_MAX_BYTES)
+        except MonitorError as error:
+            raise MonitorError(
+                f"capture #{capture_id}: {error}; `monitor show --raw {capture_id}` prints "
+                "the body as archived"
+            ) from error
     return status_line, headers, body
 
 

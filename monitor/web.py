@@ -168,8 +168,13 @@ def capture_body(store: Store, config: Config, capture_id: int) -> Response:
         )
     except MonitorError as error:
         log.error("capture #%d: %s", capture_id, error)
-        why = f"The body of capture #{capture_id} cannot be read: run `monitor verify`."
-        return error_page(500, "Archive unreadable", why, site_title=site)
+        # The reason (with file paths) goes to the log, not to a possibly public page.
+        why = (
+            f"The body of capture #{capture_id} cannot be shown here: it is too large once "
+            f"decoded, or damaged. `monitor show --raw {capture_id}` prints it as archived; "
+            "`monitor verify` checks the whole archive."
+        )
+        return error_page(500, "Capture cannot be shown", why, site_title=site)
     declared = next((v for k, v in headers if k.lower() == "content-type"), capture.content_type)
     extra = (("X-Frame-Options", "DENY"),)
     return Response(200, body, capture_type(declared), CAPTURE_CSP, headers=extra)
