@@ -376,3 +376,62 @@ def test_changed_selectors_reparse_an_identical_body(imls, site, tmp_path):
     # Titles now come out empty on the active page: each of its 23 entries changed.
     assert Counter(e["kind"] for e in events) == Counter({"changed": 23})
     assert all(e["changes"]["title"]["after"] == "" for e in events)
+
+
+def _page_states():
+    """A sequence of (active, archived) answers: changes, an anomaly, an error, repeats."""
+    empty = b"<html><body><div class='view-content'></div></body></html>"
+    a1, r1, a2, r2, a3, r3 = (
+        (SCENARIO / step / f"{name}.html").read_bytes()
+        for step in ("step1", "step2", "step3")
+        for name in ("active", "archived")
+    )
+    return [
+        (a1, r1),
+        (a1, r1),  # unchanged
+        (a2, r2),
+        (empty, r2),  # anomaly
+        (empty, r2),  # the same anomalous body again: confirmed
+        (None, r2),  # 500
+        (a3, r3),
+        (a3, r3),  # unchanged
+        (a1, r3),
+    ]
+
+
+def test_fast_paths_give_the_same_events_as_full_parses(site, tmp_path):
+    """304s and identical bodies (fast paths) give exactly the events that full re-parses give.
+
+    The reference run appends a fresh comment to every body, so no answer is ever
+    byte-identical and every check extracts and matches from scratch.
+    """
+    runs, configs = {}, {}
+    for label, fast in (("fast", True), ("reference", False)):
+        (tmp_path / label).mkdir()
+        config = configs[label] = write_config(tmp_path / label, imls_pages(site))
+        runs[label] = []
+        for n, (active, archived) in enumerate(_page_states()):
+            site.serve(ACTIVE_PATH, _answer(active, n, fast))
+            site.serve(ARCHIVED_PATH, _answer(archived, n, fast))
+            events = json_lines(run(config, "check", "--json"))
+            runs[label].append(sorted((e["kind"], e.get("title") or e["page"]) for e in events))
+    assert runs["fast"] == runs["reference"]
+    assert sum(map(len, runs["fast"])) >= 8  # the sequence does produce events
+    fast_captures = json_lines(run(configs["fast"], "snapshots", "--json"))
+    assert any(c["status"] == 304 for c in fast_captures)  # the fast path was taken
+
+
+def _answer(data: bytes | None, n: int, fast: bool):
+    if data is None:
+        return status(500)
+    etag = f'"{hashlib.sha256(data).hexdigest()[:16]}"'
+    if not fast:
+        data += f"<!-- check {n} -->".encode()
+
+    def answer(request: Request) -> Response:
+        if fast and request.headers.get("If-None-Match") == etag:
+            return Response(status=304, headers={"ETag": etag})
+        headers = {"ETag": etag} if fast else {}
+        return Response(data, content_type="text/html; charset=utf-8", headers=headers)
+
+    return answer
