@@ -18,8 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
-from functools import lru_cache
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from monitor.models import Entry
 
@@ -50,17 +49,11 @@ class Candidate:
     removed: bool = False
 
 
-@lru_cache(maxsize=1 << 16)
-def _split(link: str) -> SplitResult:
-    # Each link is split for two tiers, on both sides, every cycle: split it once.
-    return urlsplit(link)
-
-
 def link_key(link: str | None) -> str | None:
     """The link without fragment or trailing slash, scheme and host lower-cased."""
     if not link:
         return None
-    parts = _split(link)
+    parts = urlsplit(link)
     path = parts.path.rstrip("/") or "/"
     query = f"?{parts.query}" if parts.query else ""
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}{query}"
@@ -70,7 +63,7 @@ def slug_key(link: str | None) -> str | None:
     """The link's last non-empty path segment, decoded and lower-cased, or None."""
     if not link:
         return None
-    segments = [s for s in _split(link).path.split("/") if s]
+    segments = [s for s in urlsplit(link).path.split("/") if s]
     if not segments:
         return None
     return unquote(segments[-1]).casefold()
