@@ -239,6 +239,102 @@ class CycleResult:
     accepted_pages: tuple[str, ...] = field(default=())
 
 
+# -- the record as read back (store queries -> CLI, web) ------------------------
+
+
+@dataclass(frozen=True)
+class CaptureRow:
+    id: int
+    check_id: int
+    page: str
+    url: str
+    target_uri: str
+    final: bool
+    at: datetime
+    status: int | None
+    error: str | None
+    content_type: str | None
+    body_bytes: int | None
+    payload_digest: str | None
+    record_type: str | None
+    record_id: str | None
+    original_capture_id: int | None
+    warc_file: str | None
+    warc_offset: int | None
+    truncated: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "page": self.page,
+            "at": format_time(self.at),
+            "url": self.target_uri,
+            "status": self.status,
+            "error": self.error,
+            "content_type": self.content_type,
+            "bytes": self.body_bytes,
+            "payload_digest": self.payload_digest,
+            "record_type": self.record_type,
+            "record_id": self.record_id,
+            "same_as_capture": self.original_capture_id,
+            "warc_file": self.warc_file,
+            "warc_offset": self.warc_offset,
+            "truncated": self.truncated,
+        }
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    id: str
+    title: str
+    link: str | None
+    description: str
+    state: str
+    page: str
+    first_seen: datetime
+    last_seen: datetime
+    last_changed: datetime
+    versions: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.id,
+            "state": self.state,
+            "page": self.page,
+            "title": self.title,
+            "link": self.link,
+            "description": self.description,
+            "first_seen": format_time(self.first_seen),
+            "last_seen": format_time(self.last_seen),
+            "last_changed": format_time(self.last_changed),
+            "versions": self.versions,
+        }
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: int
+    at: datetime
+    state: str
+    page: str
+    title: str
+    link: str | None
+    description: str
+    capture_id: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "at": format_time(self.at),
+            "state": self.state,
+            "page": self.page,
+            "title": self.title,
+            "link": self.link,
+            "description": self.description,
+            "capture_id": self.capture_id,
+        }
+
+
 def utc_now() -> datetime:
     """The current time, aware UTC: the default clock of the I/O stages."""
     return datetime.now(UTC_TZ)

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,16 @@ from monitor.config import PageConfig
 from monitor.errors import StoreError
 from monitor.models import (
     CaptureRef,
+    CaptureRow,
     Change,
     CycleResult,
+    EntryRow,
     Event,
     FetchResult,
     HttpExchange,
     KnownEntry,
     PageState,
+    VersionRow,
     format_time,
     parse_time,
 )
@@ -41,118 +45,8 @@ MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
     2: (("pages", "body_key", "ALTER TABLE pages ADD COLUMN body_key TEXT"),),
 }
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT
-);
-CREATE TABLE IF NOT EXISTS checks (
-    id INTEGER PRIMARY KEY,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    pages TEXT NOT NULL,
-    warc_file TEXT,
-    events INTEGER NOT NULL DEFAULT 0,
-    failures INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS pages (
-    name TEXT PRIMARY KEY,
-    url TEXT NOT NULL,
-    role TEXT NOT NULL,
-    status TEXT NOT NULL,
-    streak INTEGER NOT NULL DEFAULT 0,
-    normal_count INTEGER NOT NULL DEFAULT 0,
-    baselined INTEGER NOT NULL DEFAULT 0,
-    entry_count INTEGER NOT NULL DEFAULT 0,
-    accepted_key TEXT,
-    body_key TEXT,
-    etag TEXT,
-    last_modified TEXT,
-    last_capture_id INTEGER,
-    last_checked_at TEXT,
-    last_ok_at TEXT,
-    last_detail TEXT
-);
-CREATE TABLE IF NOT EXISTS captures (
-    id INTEGER PRIMARY KEY,
-    check_id INTEGER NOT NULL REFERENCES checks(id),
-    page TEXT NOT NULL,
-    url TEXT NOT NULL,
-    target_uri TEXT NOT NULL,
-    final INTEGER NOT NULL DEFAULT 1,
-    at TEXT NOT NULL,
-    status INTEGER,
-    error TEXT,
-    content_type TEXT,
-    etag TEXT,
-    last_modified TEXT,
-    body_bytes INTEGER,
-    payload_digest TEXT,
-    record_type TEXT,
-    record_id TEXT,
-    refers_to TEXT,
-    original_capture_id INTEGER REFERENCES captures(id),
-    warc_file TEXT,
-    warc_offset INTEGER,
-    warc_length INTEGER,
-    truncated TEXT,
-    elapsed_s REAL,
-    attempts INTEGER
-);
-CREATE INDEX IF NOT EXISTS captures_page ON captures(page, id);
-CREATE INDEX IF NOT EXISTS captures_target ON captures(target_uri, id);
-CREATE INDEX IF NOT EXISTS captures_record ON captures(record_id);
-CREATE TABLE IF NOT EXISTS entries (
-    id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    link TEXT,
-    description TEXT NOT NULL,
-    state TEXT NOT NULL,
-    page TEXT NOT NULL,
-    first_seen TEXT NOT NULL,
-    last_seen TEXT NOT NULL,
-    last_changed TEXT NOT NULL,
-    versions INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS entries_state ON entries(state);
-CREATE TABLE IF NOT EXISTS entry_versions (
-    id INTEGER PRIMARY KEY,
-    entry_id TEXT NOT NULL REFERENCES entries(id),
-    version INTEGER NOT NULL,
-    at TEXT NOT NULL,
-    check_id INTEGER NOT NULL REFERENCES checks(id),
-    state TEXT NOT NULL,
-    page TEXT NOT NULL,
-    title TEXT NOT NULL,
-    link TEXT,
-    description TEXT NOT NULL,
-    capture_id INTEGER REFERENCES captures(id),
-    UNIQUE (entry_id, version)
-);
-CREATE TABLE IF NOT EXISTS placements (
-    page TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    entry_id TEXT NOT NULL REFERENCES entries(id),
-    PRIMARY KEY (page, position)
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    check_id INTEGER NOT NULL REFERENCES checks(id),
-    kind TEXT NOT NULL,
-    at TEXT NOT NULL,
-    page TEXT NOT NULL,
-    entry_id TEXT REFERENCES entries(id),
-    title TEXT,
-    link TEXT,
-    description TEXT,
-    changes TEXT,
-    detail TEXT,
-    capture_id INTEGER REFERENCES captures(id)
-);
-CREATE INDEX IF NOT EXISTS events_entry ON events(entry_id, seq);
-CREATE INDEX IF NOT EXISTS events_at ON events(at);
-"""
+# The schema lives in schema.sql (plain SQL: readable, and loadable in the sqlite3 shell).
+SCHEMA = resources.files("monitor").joinpath("schema.sql").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -163,99 +57,6 @@ class PageMemory:
     last_modified: str | None
     accepted_key: str | None  # digest key of the body whose entries the page holds
     body_key: str | None  # digest key of the last 2xx body (the one etag/last_modified name)
-
-
-@dataclass(frozen=True)
-class CaptureRow:
-    id: int
-    check_id: int
-    page: str
-    url: str
-    target_uri: str
-    final: bool
-    at: datetime
-    status: int | None
-    error: str | None
-    content_type: str | None
-    body_bytes: int | None
-    payload_digest: str | None
-    record_type: str | None
-    record_id: str | None
-    original_capture_id: int | None
-    warc_file: str | None
-    warc_offset: int | None
-    truncated: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "page": self.page,
-            "at": format_time(self.at),
-            "url": self.target_uri,
-            "status": self.status,
-            "error": self.error,
-            "content_type": self.content_type,
-            "bytes": self.body_bytes,
-            "payload_digest": self.payload_digest,
-            "record_type": self.record_type,
-            "record_id": self.record_id,
-            "same_as_capture": self.original_capture_id,
-            "warc_file": self.warc_file,
-            "warc_offset": self.warc_offset,
-            "truncated": self.truncated,
-        }
-
-
-@dataclass(frozen=True)
-class EntryRow:
-    id: str
-    title: str
-    link: str | None
-    description: str
-    state: str
-    page: str
-    first_seen: datetime
-    last_seen: datetime
-    last_changed: datetime
-    versions: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "entry_id": self.id,
-            "state": self.state,
-            "page": self.page,
-            "title": self.title,
-            "link": self.link,
-            "description": self.description,
-            "first_seen": format_time(self.first_seen),
-            "last_seen": format_time(self.last_seen),
-            "last_changed": format_time(self.last_changed),
-            "versions": self.versions,
-        }
-
-
-@dataclass(frozen=True)
-class VersionRow:
-    version: int
-    at: datetime
-    state: str
-    page: str
-    title: str
-    link: str | None
-    description: str
-    capture_id: int | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "at": format_time(self.at),
-            "state": self.state,
-            "page": self.page,
-            "title": self.title,
-            "link": self.link,
-            "description": self.description,
-            "capture_id": self.capture_id,
-        }
 
 
 class Store:

@@ -21,7 +21,7 @@ from monitor.feed import diff_words, is_web_url
 from monitor.models import EVENT_KINDS, Change, Event, format_time
 
 if TYPE_CHECKING:  # the row types only: rendering never opens the database
-    from monitor.store import EntryRow, VersionRow
+    from monitor.models import EntryRow, VersionRow
 
 _REL = 'rel="nofollow noopener noreferrer"'
 

@@ -38,8 +38,7 @@ from pytest_httpserver import HTTPServer
 
 from monitor import web, webpages
 from monitor.config import load_config
-from monitor.models import Change, Event
-from monitor.store import EntryRow, VersionRow
+from monitor.models import Change, EntryRow, Event, VersionRow
 
 EXPECTED = json.loads((SCENARIO / "expected.json").read_text(encoding="utf-8"))
 HOSTILE_TITLE = '<script>alert(1)</script> & "co"'

@@ -1,0 +1,111 @@
+-- monitor.db, schema version 2: documented table by table in docs/schema.md.
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT
+);
+CREATE TABLE IF NOT EXISTS checks (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    pages TEXT NOT NULL,
+    warc_file TEXT,
+    events INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS pages (
+    name TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    role TEXT NOT NULL,
+    status TEXT NOT NULL,
+    streak INTEGER NOT NULL DEFAULT 0,
+    normal_count INTEGER NOT NULL DEFAULT 0,
+    baselined INTEGER NOT NULL DEFAULT 0,
+    entry_count INTEGER NOT NULL DEFAULT 0,
+    accepted_key TEXT,
+    body_key TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    last_capture_id INTEGER,
+    last_checked_at TEXT,
+    last_ok_at TEXT,
+    last_detail TEXT
+);
+CREATE TABLE IF NOT EXISTS captures (
+    id INTEGER PRIMARY KEY,
+    check_id INTEGER NOT NULL REFERENCES checks(id),
+    page TEXT NOT NULL,
+    url TEXT NOT NULL,
+    target_uri TEXT NOT NULL,
+    final INTEGER NOT NULL DEFAULT 1,
+    at TEXT NOT NULL,
+    status INTEGER,
+    error TEXT,
+    content_type TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    body_bytes INTEGER,
+    payload_digest TEXT,
+    record_type TEXT,
+    record_id TEXT,
+    refers_to TEXT,
+    original_capture_id INTEGER REFERENCES captures(id),
+    warc_file TEXT,
+    warc_offset INTEGER,
+    warc_length INTEGER,
+    truncated TEXT,
+    elapsed_s REAL,
+    attempts INTEGER
+);
+CREATE INDEX IF NOT EXISTS captures_page ON captures(page, id);
+CREATE INDEX IF NOT EXISTS captures_target ON captures(target_uri, id);
+CREATE INDEX IF NOT EXISTS captures_record ON captures(record_id);
+CREATE TABLE IF NOT EXISTS entries (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    link TEXT,
+    description TEXT NOT NULL,
+    state TEXT NOT NULL,
+    page TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    last_changed TEXT NOT NULL,
+    versions INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS entries_state ON entries(state);
+CREATE TABLE IF NOT EXISTS entry_versions (
+    id INTEGER PRIMARY KEY,
+    entry_id TEXT NOT NULL REFERENCES entries(id),
+    version INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    check_id INTEGER NOT NULL REFERENCES checks(id),
+    state TEXT NOT NULL,
+    page TEXT NOT NULL,
+    title TEXT NOT NULL,
+    link TEXT,
+    description TEXT NOT NULL,
+    capture_id INTEGER REFERENCES captures(id),
+    UNIQUE (entry_id, version)
+);
+CREATE TABLE IF NOT EXISTS placements (
+    page TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    entry_id TEXT NOT NULL REFERENCES entries(id),
+    PRIMARY KEY (page, position)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    check_id INTEGER NOT NULL REFERENCES checks(id),
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    page TEXT NOT NULL,
+    entry_id TEXT REFERENCES entries(id),
+    title TEXT,
+    link TEXT,
+    description TEXT,
+    changes TEXT,
+    detail TEXT,
+    capture_id INTEGER REFERENCES captures(id)
+);
+CREATE INDEX IF NOT EXISTS events_entry ON events(entry_id, seq);
+CREATE INDEX IF NOT EXISTS events_at ON events(at);
