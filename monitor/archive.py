@@ -18,14 +18,13 @@ import os
 import re
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Literal
 from urllib.parse import urlsplit
 
-import brotli
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordbuilder import RecordBuilder
@@ -34,7 +33,7 @@ from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParserExce
 from warcio.warcwriter import WARCWriter
 
 from monitor import __version__
-from monitor.errors import MonitorError, StoreError
+from monitor.errors import StoreError
 from monitor.models import CaptureRef, HttpExchange, format_time
 
 SOFTWARE = f"monitor/{__version__}"
@@ -443,87 +442,6 @@ def read_capture(warc_dir: Path, warc_file: str, offset: int) -> ArchivedRespons
         truncated=loaded.header("WARC-Truncated"),
         profile=loaded.header("WARC-Profile"),
     )
-
-
-# -- decoding --------------------------------------------------------------
-
-
-def decode_payload(headers: Sequence[tuple[str, str]], raw: bytes, max_bytes: int) -> bytes:
-    """The body with its Content-Encoding undone; MonitorError past max_bytes decoded.
-
-    A body cut short (a truncated capture) decodes to as much as it holds.
-    """
-    codings = [
-        coding.strip().lower()
-        for name, value in headers
-        if name.lower() == "content-encoding"
-        for coding in value.split(",")
-        if coding.strip()
-    ]
-    data = raw
-    for coding in reversed(codings):  # the last coding listed was applied last
-        if coding == "identity":
-            continue
-        if coding in ("gzip", "x-gzip"):
-            data = _inflate(data, _GZIP_WBITS, max_bytes, coding)
-        elif coding == "deflate":
-            data = _inflate(data, _deflate_wbits(data), max_bytes, coding)
-        elif coding == "br":
-            data = _unbrotli(data, max_bytes)
-        else:
-            raise MonitorError(f"cannot decode a body with Content-Encoding {coding!r}")
-    if len(data) > max_bytes:
-        raise MonitorError(f"body is larger than max_bytes ({max_bytes})")
-    return data
-
-
-def _deflate_wbits(data: bytes) -> int:
-    # "deflate" is meant to be zlib-wrapped (RFC 9110) but some servers send raw deflate
-    zlib_header = len(data) >= 2 and data[0] & 0x0F == 8 and int.from_bytes(data[:2]) % 31 == 0
-    return zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
-
-
-def _inflate(data: bytes, wbits: int, max_bytes: int, coding: str) -> bytes:
-    inflater = zlib.decompressobj(wbits)
-    out = bytearray()
-    pending = data
-    while True:
-        try:
-            chunk = inflater.decompress(pending, max_bytes + 1 - len(out))
-        except zlib.error as error:
-            raise MonitorError(f"cannot decode the {coding} body: {error}") from error
-        out += chunk
-        if len(out) > max_bytes:
-            raise MonitorError(f"{coding} body decodes to more than max_bytes ({max_bytes})")
-        pending = inflater.unconsumed_tail
-        if inflater.eof:
-            rest = inflater.unused_data
-            if wbits != _GZIP_WBITS or not rest.startswith(b"\x1f\x8b"):
-                return bytes(out)
-            # a gzip body may hold several members (RFC 1952); they concatenate
-            inflater, pending = zlib.decompressobj(wbits), rest
-        elif not pending and not chunk:
-            return bytes(out)  # input exhausted before the end: a body cut short
-
-
-def _unbrotli(data: bytes, max_bytes: int) -> bytes:
-    decompressor = brotli.Decompressor()
-    out = bytearray()
-    pending = data
-    while True:
-        try:
-            # output_buffer_limit (brotli >= 1.2) keeps a brotli bomb from ever expanding
-            chunk = decompressor.process(pending, output_buffer_limit=max_bytes + 1 - len(out))
-        except brotli.error as error:
-            raise MonitorError(f"cannot decode the br body: {error}") from error
-        pending = b""
-        out += chunk
-        if len(out) > max_bytes:
-            raise MonitorError(f"br body decodes to more than max_bytes ({max_bytes})")
-        if decompressor.is_finished():
-            return bytes(out)
-        if not chunk and decompressor.can_accept_more_data():
-            return bytes(out)  # input exhausted before the end: a body cut short
 
 
 # -- scanning and verifying ------------------------------------------------

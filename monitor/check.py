@@ -21,9 +21,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from monitor.archive import CycleWriter, PreviousCapture, decode_payload, read_capture
+from monitor.archive import CycleWriter, PreviousCapture, read_capture
 from monitor.classify import classify_cycle
 from monitor.config import Config, PageConfig
+from monitor.encoding import decode_payload
 from monitor.errors import ConfigError, MonitorError
 from monitor.extract import extract_entries, is_html
 from monitor.fetch import Validators, fetch_page, make_client

@@ -23,6 +23,7 @@ import brotli
 import httpx
 
 from monitor.config import MonitorSettings, PageConfig
+from monitor.encoding import content_codings
 from monitor.models import FetchResult, HttpExchange, utc_now
 
 MAX_REDIRECTS = 10
@@ -140,9 +141,7 @@ def _too_large(max_bytes: int, encoding: str | None = None) -> str:
 def _decoders_for(content_encoding: str, limit: int) -> list[_Decoder]:
     """The decoders undoing a Content-Encoding, last coding applied first."""
     decoders: list[_Decoder] = []
-    for name in reversed([n.strip().lower() for n in content_encoding.split(",")]):
-        if name in ("", "identity"):
-            continue
+    for name in content_codings(content_encoding):
         if name in ("gzip", "x-gzip"):
             decoders.append(_ZlibDecoder("gzip", limit))
         elif name == "deflate":

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.archive import Problem, decode_payload, read_capture, verify_archive
+from monitor.archive import Problem, read_capture, verify_archive
+from monitor.encoding import decode_payload
 from monitor.errors import MonitorError
 from monitor.store import Store
 

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-import brotli
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,13 +27,12 @@ from monitor.archive import (
     CycleWriter,
     PreviousCapture,
     Problem,
-    decode_payload,
     iter_file_records,
     payload_digest,
     read_capture,
     verify_archive,
 )
-from monitor.errors import MonitorError, StoreError
+from monitor.errors import StoreError
 from monitor.models import CaptureRef, HttpExchange, format_time
 
 T0 = datetime(2026, 11, 25, 16, 37, 45, 123456, tzinfo=UTC)
@@ -512,73 +510,3 @@ def test_verify_reports_damage_in_the_middle_of_a_file(tmp_path: Path) -> None:
     problems = verify_archive(tmp_path, refs_of(refs))
     assert [p.severity for p in problems] == ["error"]
     assert f"offsets {request_offset}-{refs[1].offset}" in problems[0].message
-
-
-# -- decoding ----------------------------------------------------------------
-
-
-def raw_deflate(data: bytes) -> bytes:
-    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-    return compressor.compress(data) + compressor.flush()
-
-
-@pytest.mark.parametrize(
-    ("encoding", "encode"),
-    [
-        pytest.param(None, lambda b: b, id="no-header"),
-        pytest.param("identity", lambda b: b, id="identity"),
-        pytest.param("gzip", lambda b: gzip.compress(b), id="gzip"),
-        pytest.param("x-gzip", lambda b: gzip.compress(b), id="x-gzip"),
-        pytest.param("GZIP", lambda b: gzip.compress(b), id="upper-case"),
-        pytest.param("deflate", zlib.compress, id="deflate-zlib"),
-        pytest.param("deflate", raw_deflate, id="deflate-raw"),
-        pytest.param("br", brotli.compress, id="br"),
-        pytest.param("gzip, br", lambda b: brotli.compress(gzip.compress(b)), id="gzip-then-br"),
-        pytest.param("gzip", lambda b: gzip.compress(b[:9]) + gzip.compress(b[9:]), id="2-members"),
-    ],
-)
-def test_decode_payload(encoding, encode) -> None:
-    """decode_payload undoes the Content-Encoding the server applied."""
-    headers = [("Content-Type", "text/html")]
-    if encoding:
-        headers.append(("Content-Encoding", encoding))
-    assert decode_payload(headers, encode(PAGE), max_bytes=len(PAGE)) == PAGE
-
-
-@pytest.mark.parametrize(
-    "encode",
-    [
-        pytest.param(lambda b: ("gzip", gzip.compress(b)), id="gzip"),
-        pytest.param(lambda b: ("br", brotli.compress(b, quality=5)), id="br"),
-        pytest.param(lambda b: ("deflate", zlib.compress(b)), id="deflate"),
-        pytest.param(lambda b: ("identity", b), id="identity"),
-    ],
-)
-def test_decode_payload_stops_at_max_bytes(encode) -> None:
-    """A body that decodes past max_bytes is refused, without inflating it all (no zip bomb)."""
-    coding, raw = encode(b"\0" * 20_000_000)
-    with pytest.raises(MonitorError, match="max_bytes"):
-        decode_payload([("Content-Encoding", coding)], raw, max_bytes=1000)
-    _, exact = encode(b"\0" * 1000)
-    assert decode_payload([("Content-Encoding", coding)], exact, max_bytes=1000) == b"\0" * 1000
-
-
-def test_decode_payload_of_a_cut_body_gives_what_it_holds() -> None:
-    """A truncated gzip body decodes to its beginning rather than failing."""
-    raw = gzip.compress(os.urandom(20_000))
-    decoded = decode_payload([("Content-Encoding", "gzip")], raw[: len(raw) // 2], 10**6)
-    assert 0 < len(decoded) < 20_000
-
-
-@pytest.mark.parametrize(
-    ("coding", "raw", "expected"),
-    [
-        pytest.param("compress", b"x", "Content-Encoding 'compress'", id="unknown"),
-        pytest.param("gzip", b"\x1f\x8b\x08garbage" * 4, "gzip", id="corrupt-gzip"),
-        pytest.param("br", b"\xff\xff\xff\xff" * 4, "br", id="corrupt-br"),
-    ],
-)
-def test_decode_payload_failure_is_a_monitor_error(coding, raw, expected) -> None:
-    """An encoding we cannot undo is a MonitorError that names it."""
-    with pytest.raises(MonitorError, match=expected):
-        decode_payload([("Content-Encoding", coding)], raw, 10**6)
