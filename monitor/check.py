@@ -179,7 +179,7 @@ def _cycle(
             update["last_capture_id"] = observations[page.name].capture_id
             if page.name in result.accepted_pages:
                 update["accepted_key"] = checked[page.name].body_key
-            elif page.status == "gone" and not page.members:
+            elif page.name in result.cleared_pages:
                 update["accepted_key"] = None
             if page.status == "ok":
                 update["last_ok_at"] = update["last_checked_at"]

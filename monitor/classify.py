@@ -287,6 +287,7 @@ def classify_cycle(
         pages=new_pages,
         seen=tuple(seen),
         accepted_pages=tuple(p.name for p in accepted),
+        cleared_pages=tuple(p.name for p in pages if verdicts[p.name].cleared),
     )
 
 

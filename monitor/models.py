@@ -237,6 +237,8 @@ class CycleResult:
     seen: tuple[str, ...] = field(default=())
     # pages whose observed entries replaced their last known list
     accepted_pages: tuple[str, ...] = field(default=())
+    # pages confirmed gone this cycle: their list became empty
+    cleared_pages: tuple[str, ...] = field(default=())
 
 
 # -- the record as read back (store queries -> CLI, web) ------------------------

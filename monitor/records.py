@@ -90,8 +90,8 @@ def verify_data(store: Store, warc_dir: Path) -> VerifyReport:
     report = VerifyReport(
         captures=len(refs),
         warc_files=len(list(warc_dir.glob("*.warc.gz"))) if warc_dir.exists() else 0,
-        entries=len(store.entries()),
-        events=store.last_event_seq(),
+        entries=store.count("entries"),
+        events=store.count("events"),
     )
     report.problems.extend(verify_archive(warc_dir, refs))
     report.problems.extend(Problem("error", message) for message in store.check_integrity())

@@ -330,7 +330,7 @@ class Store:
         page_rows: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for page in result.pages:
             # A page's list only changes when its entries were accepted or it was cleared.
-            if page.name in result.accepted_pages or (page.status == "gone" and not page.members):
+            if page.name in result.accepted_pages or page.name in result.cleared_pages:
                 conn.execute("DELETE FROM placements WHERE page = ?", (page.name,))
                 self.db.table("placements").insert_all(
                     {"page": page.name, "position": i, "entry_id": entry_id}
@@ -395,9 +395,11 @@ class Store:
             sql += f" LIMIT {int(limit)}"
         return [event_from_row(r) for r in self._rows(sql, params)]
 
-    def last_event_seq(self) -> int:
-        rows = self._rows("SELECT max(seq) AS seq FROM events")
-        return int(rows[0]["seq"] or 0)
+    def count(self, table: str) -> int:
+        """Rows in one of the schema's tables (for verify's summary)."""
+        if table not in ("entries", "events", "captures", "checks"):
+            raise ValueError(f"not a countable table: {table!r}")
+        return int(self._rows(f"SELECT count(*) AS n FROM {table}")[0]["n"])
 
     def entries(self, state: str | None = None) -> list[EntryRow]:
         sql, params = "SELECT * FROM entries", []
