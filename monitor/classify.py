@@ -190,20 +190,28 @@ def classify_cycle(
     )
 
     new_members: dict[str, tuple[str, ...]] = {}
+    new_fields: dict[str, tuple[Entry | None, ...]] = {}
     for page in pages:
         verdict = verdicts[page.name]
         if verdict.accepted:
             new_members[page.name] = tuple(entry_id for entry_id, _ in matched[page.name])
+            new_fields[page.name] = tuple(entry for _, entry in matched[page.name])
         elif verdict.cleared:
-            new_members[page.name] = ()
+            new_members[page.name], new_fields[page.name] = (), ()
         else:
-            new_members[page.name] = page.members
+            new_members[page.name], new_fields[page.name] = page.members, page.member_fields
 
     # Where each entry stands now, in the order that decides its state and fields.
     observed: dict[str, dict[str, Entry]] = {}
     for page in accepted:
         for entry_id, entry in matched[page.name]:
             observed.setdefault(entry_id, {})[page.name] = entry
+    # What each page shows of each member, as recorded when its list was last accepted.
+    shown = {
+        p.name: {m: f for m, f in zip(p.members, p.member_fields, strict=False) if f is not None}
+        for p in pages
+        if not verdicts[p.name].accepted
+    }
     standing: dict[str, list[PageState]] = {}
     for page in ordered:
         for entry_id in new_members[page.name]:
@@ -223,7 +231,9 @@ def classify_cycle(
         if places:
             home = places[0]
             fields = observed.get(entry_id, {}).get(home.name)
-            if fields is None:  # its page is held or unchecked: fields as last known
+            if fields is None:  # its page is unchanged, held or unchecked: as it shows it
+                fields = shown.get(home.name, {}).get(entry_id)
+            if fields is None:  # not recorded (a database from before v3): as last known
                 assert old is not None
                 fields = Entry(old.title, old.link, old.description)
             page_name = home.name
@@ -280,7 +290,12 @@ def classify_cycle(
                 )
             )
 
-    new_pages = tuple(replace(verdicts[p.name].state, members=new_members[p.name]) for p in pages)
+    new_pages = tuple(
+        replace(
+            verdicts[p.name].state, members=new_members[p.name], member_fields=new_fields[p.name]
+        )
+        for p in pages
+    )
     return CycleResult(
         events=tuple(events + entry_events),
         entries=tuple(updates),

@@ -13,11 +13,13 @@ import click
 
 from monitor import __version__
 from monitor.config import Config, load_config
+from monitor.durable import write_atomically
 from monitor.errors import ConfigError, MonitorError
 from monitor.feed import FEED_FORMATS, FeedFormat, render_feed
 from monitor.models import ENTRY_STATES, EVENT_KINDS, Event, format_time, parse_time, utc_now
-from monitor.publish import feed_info, write_atomically
-from monitor.store import Store
+from monitor.publish import feed_info
+from monitor.store import EventQuery, Store
+from monitor.store import open_store as _open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -67,7 +69,7 @@ def get_config() -> Config:
 
 
 def open_store(config: Config) -> Store:
-    return Store(config.monitor.data_dir / "monitor.db", create=False)
+    return _open_store(config, write=False)
 
 
 def emit_json(obj: Any) -> None:
@@ -228,7 +230,7 @@ def log_command(
         monitor log --json | jq .title
     """
     store = open_store(get_config())
-    events = store.events(since=since, kinds=kinds, pages=pages, limit=limit)
+    events = store.events(EventQuery(since=since, kinds=kinds, pages=pages, limit=limit))
     for event in events:
         if as_json:
             emit_json(event.to_json())
@@ -274,9 +276,9 @@ def history(entry_id: str, as_json: bool) -> None:
     store = open_store(get_config())
     entry = store.entry(entry_id)
     if entry is None:
-        raise MonitorError(f"no entry {entry_id!r} in {store.path} (see `monitor entries`)")
+        raise MonitorError(f"no entry {entry_id!r} in {store.location} (see `monitor entries`)")
     versions = store.versions(entry_id)
-    events = list(reversed(store.events(entry_id=entry_id)))
+    events = list(reversed(store.events(EventQuery(entry_id=entry_id))))
     if as_json:
         emit_json({"entry": entry.to_json()})
         for version in versions:
@@ -414,7 +416,7 @@ def feed(fmt: FeedFormat, output: Path | None) -> None:
         monitor feed -o /var/www/imls/changes.atom
     """
     config = get_config()
-    events = open_store(config).events(limit=config.feed.max_entries)
+    events = open_store(config).events(EventQuery(limit=config.feed.max_entries))
     data = render_feed(
         events, feed_info(config), fmt, max_entries=config.feed.max_entries, now=utc_now()
     )

@@ -16,7 +16,6 @@ per-cycle lock that `monitor check` shares. DATA_DIR/daemon.json tells
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -40,24 +39,21 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.check import CheckReport, CycleCancelled, run_check
+from monitor.check import CheckReport, run_check
 from monitor.config import Config, ScheduleConfig, crontab_fields, load_config
-from monitor.errors import LockedError, MonitorError, StoreError
+from monitor.durable import write_atomically
+from monitor.errors import CycleCancelled, LockedError, MonitorError, StoreError
+from monitor.lock import acquire_daemon_lock
 from monitor.models import Event, format_time, utc_now
-from monitor.publish import write_atomically
+from monitor.paths import DataDir
 
 log = logging.getLogger("monitor")
 
-DAEMON_LOCK = "daemon.lock"
-STATE_FILE = "daemon.json"
 JOB_ID = "check"
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_GRACE_S = 20.0  # how long a stop waits for the cycle in flight (systemd allows 30 s)
 LOCK_WAIT_MAX_S = 60.0  # a cycle waits at most this long (or one interval) for `monitor check`
 LOCK_POLL_S = 0.5
-# `monitor status` holds daemon.lock for an instant to see whether it is free; a daemon
-# starting in that instant tries again rather than refusing.
-LOCK_TRIES = 5
 PROBLEM_EVENTS = ("page-error", "page-gone", "page-anomaly")
 
 # --- the schedule -----------------------------------------------------------------------------
@@ -90,51 +86,6 @@ def _duration(seconds: float) -> str:
             parts.append(f"{left // size}{unit}")
             left %= size
     return "".join(parts) or "0s"
-
-
-# --- one daemon per data directory -------------------------------------------------------------
-
-
-def acquire_daemon_lock(data_dir: Path) -> IO[str]:
-    """Hold DATA_DIR/daemon.lock until the returned file closes; LockedError if a daemon has it."""
-    path = data_dir / DAEMON_LOCK
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+")  # noqa: SIM115 (held open for the daemon's life)
-    except OSError as error:
-        raise StoreError(f"{path}: cannot open the daemon's lock file: {error}") from error
-    for attempt in range(LOCK_TRIES):
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if attempt == LOCK_TRIES - 1:
-                handle.seek(0)
-                holder = handle.read().strip() or "pid unknown"
-                handle.close()
-                raise LockedError(
-                    f"a monitor daemon is already running for {data_dir} ({holder})"
-                ) from None
-            time.sleep(0.05)
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()}, since {format_time(utc_now())}\n")
-    handle.flush()
-    return handle
-
-
-def daemon_holder(data_dir: Path) -> str | None:
-    """What daemon.lock says of the daemon holding it ("pid 123, since …"); None if none runs."""
-    try:
-        handle = open(data_dir / DAEMON_LOCK)  # noqa: SIM115 (closed below)
-    except OSError:
-        return None  # no daemon ever ran here
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return handle.read().strip() or "pid unknown"
-        return None  # closing the file drops the shared lock
 
 
 # --- logging: one line per record, logfmt or JSON, to stderr --------------------------------------
@@ -467,7 +418,7 @@ class Daemon:
             }
             data = (json.dumps(state, indent=2) + "\n").encode()
             try:
-                write_atomically(self.data_dir / STATE_FILE, data)
+                write_atomically(DataDir(self.data_dir).daemon_state, data)
             except StoreError as error:
                 _log(logging.WARNING, "daemon state not written", error=str(error))
 

@@ -135,6 +135,7 @@ class Event:
     changes: Mapping[str, Change] | None = None
     detail: str | None = None
     capture_id: int | None = None
+    source: Literal["check", "backfill"] = "check"
 
     @property
     def is_page_event(self) -> bool:
@@ -160,6 +161,7 @@ class Event:
                     name: {"before": c.before, "after": c.after} for name, c in self.changes.items()
                 }
         data["capture_id"] = self.capture_id
+        data["source"] = self.source
         return data
 
 
@@ -190,6 +192,8 @@ class PageState:
     normal_count: int = 0  # entry count of the last normal check
     baselined: bool = False  # a first good check has been recorded
     members: tuple[str, ...] = ()  # entry ids on the page, in page order
+    # each member's fields as that page shows them (None: not recorded, e.g. before v3)
+    member_fields: tuple[Entry | None, ...] = ()
 
 
 ObservationOutcome = Literal["ok", "unchanged", "error", "gone"]

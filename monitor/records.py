@@ -24,7 +24,9 @@ def archived_body(
     """(status line, headers, body) of a capture; a revisit yields its original's body."""
     capture = store.capture(capture_id)
     if capture is None:
-        raise MonitorError(f"no capture #{capture_id} in {store.path} (see `monitor snapshots`)")
+        raise MonitorError(
+            f"no capture #{capture_id} in {store.location} (see `monitor snapshots`)"
+        )
     if capture.warc_file is None or capture.warc_offset is None:
         raise MonitorError(f"capture #{capture_id} has no archived response: {capture.error}")
     record = read_capture(warc_dir, capture.warc_file, capture.warc_offset)
@@ -86,7 +88,7 @@ class VerifyReport:
 
 def verify_data(store: Store, warc_dir: Path) -> VerifyReport:
     """Check every WARC record the database points at, every WARC file, and the database."""
-    refs = store.warc_refs()
+    refs = [(r.capture_id, r.warc_file, r.offset, r.record_id) for r in store.warc_refs()]
     report = VerifyReport(
         captures=len(refs),
         warc_files=len(list(warc_dir.glob("*.warc.gz"))) if warc_dir.exists() else 0,

@@ -12,9 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import Config
-from monitor.daemon import STATE_FILE, daemon_holder, describe_schedule
+from monitor.daemon import describe_schedule
 from monitor.errors import StoreError
-from monitor.store import Store
+from monitor.lock import daemon_holder
+from monitor.models import format_time
+from monitor.paths import DataDir
+from monitor.store import open_store
+from monitor.store.base import CheckRow, PageRow
 
 
 def daemon_status(config: Config) -> dict[str, Any]:
@@ -47,7 +51,7 @@ def _holder_pid(holder: str | None) -> int | None:
 
 def _read_state(data_dir: Path) -> dict[str, Any]:
     try:
-        state = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
+        state = json.loads(DataDir(data_dir).daemon_state.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}  # no daemon ran here yet, or the file is not ours
     return state if isinstance(state, dict) else {}
@@ -55,32 +59,40 @@ def _read_state(data_dir: Path) -> dict[str, Any]:
 
 def _database_status(config: Config) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The last check and the configured pages' states, from monitor.db (if there is one)."""
-    check, rows = None, {}
+    check: CheckRow | None = None
+    rows: dict[str, PageRow] = {}
     with contextlib.suppress(StoreError):  # no database: no check has run yet
-        store = Store(config.monitor.data_dir / "monitor.db", create=False)
+        store = open_store(config, write=False)
         try:
-            check, rows = store.last_check(), {row["name"]: row for row in store.pages()}
+            check, rows = store.last_check(), {row.name: row for row in store.page_rows()}
         finally:
             store.close()
-    last_check = check and {
-        "check_id": check["id"],
-        "started_at": check["started_at"],
-        "finished_at": check["finished_at"],
-        "pages": json.loads(check["pages"]),
-        "events": check["events"],
-        "failures": check["failures"],
-    }
-    return last_check, [_page_status(page.name, rows.get(page.name, {})) for page in config.pages]
+    last_check = (
+        None
+        if check is None
+        else {
+            "check_id": check.id,
+            "started_at": format_time(check.started_at),
+            "finished_at": check.finished_at and format_time(check.finished_at),
+            "pages": list(check.pages),
+            "events": check.events,
+            "failures": check.failures,
+        }
+    )
+    return last_check, [_page_status(page.name, rows.get(page.name)) for page in config.pages]
 
 
-def _page_status(name: str, row: dict[str, Any]) -> dict[str, Any]:
+def _page_status(name: str, row: PageRow | None) -> dict[str, Any]:
+    if row is None:
+        return {"name": name, "status": "unchecked", "last_checked_at": None,
+                "last_ok_at": None, "entries": 0, "detail": None}  # fmt: skip
     return {
         "name": name,
-        "status": row.get("status", "unchecked"),
-        "last_checked_at": row.get("last_checked_at"),
-        "last_ok_at": row.get("last_ok_at"),
-        "entries": row.get("entry_count", 0),
-        "detail": row.get("last_detail"),
+        "status": row.status,
+        "last_checked_at": row.last_checked_at and format_time(row.last_checked_at),
+        "last_ok_at": row.last_ok_at and format_time(row.last_ok_at),
+        "entries": row.entry_count,
+        "detail": row.last_detail,
     }
 
 

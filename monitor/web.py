@@ -27,10 +27,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from monitor.config import Config
 from monitor.errors import MonitorError, StoreError
 from monitor.feed import FeedFormat, render_feed
-from monitor.models import EVENT_KINDS, utc_now
+from monitor.models import EVENT_KINDS, format_time, utc_now
 from monitor.publish import feed_info
 from monitor.records import archived_body
-from monitor.store import Store
+from monitor.store import EventQuery, Store, open_store
 from monitor.webpages import CSS_HASH, LogQuery, entry_html, error_html, log_html
 
 log = logging.getLogger("monitor.web")
@@ -79,7 +79,6 @@ class Response:
     etag: bool = True
 
 
-
 def error_page(status: int, heading: str, message: str, *, site_title: str) -> Response:
     """An HTML error page; `heading` and `message` are escaped by the renderer."""
     body = error_html(heading, message, site_title=site_title)
@@ -107,11 +106,13 @@ def log_page(store: Store, config: Config, query: Mapping[str, list[str]]) -> Re
     Pages are keyed by event seq (`?before=SEQ`), so reading an old page costs no more than
     reading the newest one.
     """
-    stored = store.pages()
-    names = list(dict.fromkeys([p.name for p in config.pages] + [r["name"] for r in stored]))
+    stored = store.page_rows()
+    names = list(dict.fromkeys([p.name for p in config.pages] + [r.name for r in stored]))
     wanted = parse_log_query(query, names)
     found = store.events(
-        kinds=wanted.kinds, pages=wanted.pages, before_seq=wanted.before, limit=PAGE_SIZE + 1
+        EventQuery(
+            kinds=wanted.kinds, pages=wanted.pages, before_seq=wanted.before, limit=PAGE_SIZE + 1
+        )
     )
     shown = found[:PAGE_SIZE]
     older = store.event_seq(shown[-1].id) if len(found) > PAGE_SIZE else None
@@ -131,7 +132,7 @@ def entry_page(store: Store, config: Config, entry_id: str) -> Response:
             404, "No such entry", f"No entry has the id {entry_id!r}.", site_title=site
         )
     versions = store.versions(entry_id)
-    events = list(reversed(store.events(entry_id=entry_id)))
+    events = list(reversed(store.events(EventQuery(entry_id=entry_id))))
     body = entry_html(entry, versions, events, site_title=site)
     return Response(200, body.encode("utf-8"))
 
@@ -184,7 +185,7 @@ def feed_response(config: Config, path: str, base_url: str) -> Response:
     """One of the feeds, rendered from the newest [feed].max_entries events."""
     fmt, content_type = _FEEDS[path]
     with read_store(config) as store:
-        events = store.events(limit=config.feed.max_entries)
+        events = store.events(EventQuery(limit=config.feed.max_entries))
     info = feed_info(config, home_url=base_url, self_url=base_url + path.lstrip("/"))
     with _FEED_LOCK:
         data = render_feed(events, info, fmt, max_entries=config.feed.max_entries, now=utc_now())
@@ -196,7 +197,7 @@ def health(config: Config) -> Response:
     try:
         with read_store(config) as store:
             last = store.last_check()
-            stored = {row["name"]: row["status"] for row in store.pages()}
+            stored = {row.name: row.status for row in store.page_rows()}
     except StoreError as error:
         log.error("healthz: %s", error)
         data: dict[str, Any] = {"ok": False, "error": "the database cannot be read"}
@@ -204,7 +205,7 @@ def health(config: Config) -> Response:
     else:
         pages = {page.name: stored.pop(page.name, "new") for page in config.pages}
         pages.update(stored)  # pages no longer in the config still have a status
-        when = (last.get("finished_at") or last.get("started_at")) if last else None
+        when = format_time(last.finished_at or last.started_at) if last else None
         data, status = {"ok": True, "last_check": when, "pages": pages}, 200
     body = (json.dumps(data) + "\n").encode()
     extra = (("Cache-Control", "no-store"),)
@@ -214,7 +215,7 @@ def health(config: Config) -> Response:
 @contextmanager
 def read_store(config: Config) -> Iterator[Store]:
     """The database, opened for this request only (never created), closed afterwards."""
-    store = Store(config.monitor.data_dir / "monitor.db", create=False)
+    store = open_store(config, write=False)
     try:
         yield store
     finally:

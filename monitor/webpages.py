@@ -14,7 +14,7 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
 from monitor.feed import diff_words, is_web_url
@@ -22,6 +22,7 @@ from monitor.models import EVENT_KINDS, Change, Event, format_time
 
 if TYPE_CHECKING:  # the row types only: rendering never opens the database
     from monitor.models import EntryRow, VersionRow
+    from monitor.store.base import CheckRow, PageRow
 
 _REL = 'rel="nofollow noopener noreferrer"'
 
@@ -116,10 +117,11 @@ def _time(at: datetime) -> str:
     return f'<time datetime="{stamp}">{stamp[:10]} {stamp[11:16]}&nbsp;UTC</time>'
 
 
-def _stored_time(text: str | None) -> str:
-    """A time as the database stores it (format_time's output), or "never"."""
-    if not text:
+def _stored_time(at: datetime | str | None) -> str:
+    """A time (or format_time's output), or "never"."""
+    if not at:
         return '<span class="muted">never</span>'
+    text = at if isinstance(at, str) else format_time(at)
     return f'<time datetime="{_esc(text)}">{_esc(text[:10])} {_esc(text[11:16])}&nbsp;UTC</time>'
 
 
@@ -284,26 +286,26 @@ def events_table(events: Sequence[Event], *, link_entry: bool = True) -> str:
     return _table(["Time", "Kind", "Page", "What happened"], rows, css="events")
 
 
-def _pages_status(pages: Sequence[Mapping[str, Any]], last: Mapping[str, Any] | None) -> str:
+def _pages_status(pages: Sequence[PageRow], last: CheckRow | None) -> str:
     """The header of `/`: when the last check ran and how each page fared."""
     if last is None:
         when = "<p>No check has run yet: run <code>monitor check</code>.</p>"
     else:
         when = (
-            f"<p>Last check: {_stored_time(last.get('finished_at') or last.get('started_at'))} "
-            f"({_count(int(last.get('events') or 0), 'event')}).</p>"
+            f"<p>Last check: {_stored_time(last.finished_at or last.started_at)} "
+            f"({_count(last.events, 'event')}).</p>"
         )
     rows = []
     for page in pages:
-        label, tone = _STATUS_LABELS.get(str(page["status"]), (str(page["status"]), "info"))
+        label, tone = _STATUS_LABELS.get(page.status, (page.status, "info"))
         rows.append(
             [
-                _link(page["url"], page["name"]),
-                _esc(page["role"]),
+                _link(page.url, page.name),
+                _esc(page.role),
                 f'<span class="badge {tone}">{_esc(label)}</span>',
-                str(int(page["entry_count"] or 0)),
-                _stored_time(page["last_checked_at"]),
-                _esc(page["last_detail"] or ""),
+                str(page.entry_count),
+                _stored_time(page.last_checked_at),
+                _esc(page.last_detail or ""),
             ]
         )
     headings = ["Page", "Role", "Status", "Entries", "Last checked", "Detail"]
@@ -332,8 +334,8 @@ def _filter_form(query: LogQuery, page_names: Sequence[str]) -> str:
 
 def log_html(
     site_title: str,
-    pages: Sequence[Mapping[str, Any]],
-    last_check: Mapping[str, Any] | None,
+    pages: Sequence[PageRow],
+    last_check: CheckRow | None,
     query: LogQuery,
     page_names: Sequence[str],
     events: Sequence[Event],
@@ -441,9 +443,7 @@ def entry_html(
         '<p class="muted">Differences are marked: removed words are struck through, added '
         "words are underlined.</p>",
     ]
-    parts += [
-        _version_section(v, versions[i - 1] if i else None) for i, v in enumerate(versions)
-    ]
+    parts += [_version_section(v, versions[i - 1] if i else None) for i, v in enumerate(versions)]
     parts.append(f'<h2 id="events">Events ({len(events)}, oldest first)</h2>')
     if events:
         parts.append(events_table(events, link_entry=False))

@@ -256,10 +256,11 @@ def test_verify_reports_a_damaged_record(imls, tmp_path):
 
 
 def test_a_second_check_refuses_while_one_runs(imls, tmp_path):
-    """While a cycle holds the data directory, another check says so and exits 1."""
+    """While a cycle holds the data directory, another check says so and exits 3 (not 1:
+    cron wrappers tell "busy" from "a page failed")."""
     with data_dir_lock(tmp_path / "data"):
         result = run(imls, "check")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "already running" in result.stderr
 
 

@@ -39,7 +39,7 @@ from monitor.daemon import Daemon, LineFormatter, build_trigger
 from monitor.errors import StoreError
 from monitor.lock import data_dir_lock
 from monitor.status import daemon_status
-from monitor.store import Store
+from monitor.store import SqliteStore as Store
 
 ROOT = Path(__file__).parent.parent
 EXPECTED = json.loads((SCENARIO / "expected.json").read_text(encoding="utf-8"))
@@ -146,7 +146,7 @@ def checks_done(config: Path) -> int:
         return 0
     finally:
         store.close()
-    return int(check["id"]) if check else 0
+    return check.id if check else 0
 
 
 def events(config: Path) -> list[dict]:
@@ -247,13 +247,13 @@ def test_run_check_with_stop_set_mid_fetch_is_cancelled_and_records_nothing(
 
 
 def test_a_second_daemon_for_the_same_data_dir_refuses(site, tmp_path, start_daemon):
-    """A second `monitor run` on a data directory in use exits 1 naming the running daemon."""
+    """A second `monitor run` on a data directory in use exits 3 (busy) naming the running one."""
     config = daemon_config(tmp_path, imls_pages(site))
     serve_step(site, STEPS[0])
     first = start_daemon(config)
     first.wait_for(lambda: first.logged("daemon started"), "first daemon's start")
     second = start_daemon(config)
-    assert second.proc.wait(timeout=TIMEOUT_S) == 1
+    assert second.proc.wait(timeout=TIMEOUT_S) == 3
     data_dir = tmp_path / "data"
     assert (
         f"Error: a monitor daemon is already running for {data_dir} (pid {first.pid}, since "

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from monitor.durable import write_atomically
 from monitor.errors import StoreError
 from monitor.feed import (
     FeedFormat,
@@ -25,7 +26,7 @@ from monitor.feed import (
     render_feed,
 )
 from monitor.models import EVENT_KINDS, Change, Event
-from monitor.publish import format_for_path, publish_feed, write_atomically
+from monitor.publish import format_for_path, publish_feed
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -391,11 +392,11 @@ def test_json_feed_items_carry_the_event() -> None:
     assert items[0]["date_published"] == "2025-03-01T20:00:00Z"
     assert [i["_monitor"] for i in items] == [e.to_json() for e in events]
     page, changed = items[3]["_monitor"], items[6]["_monitor"]
-    assert list(page) == ["id", "kind", "at", "page", "detail", "capture_id"]
+    assert list(page) == ["id", "kind", "at", "page", "detail", "capture_id", "source"]
     assert page["detail"] == "HTTP 503 after 3 retries"
     assert list(changed) == [
         "id", "kind", "at", "page", "entry_id", "title", "link", "description", "changes",
-        "capture_id",
+        "capture_id", "source",
     ]
     assert changed["changes"]["description"] == {
         "before": "Grants for museums and libraries",

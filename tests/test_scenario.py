@@ -60,7 +60,9 @@ def test_event_json_has_the_spec_keys(site, tmp_path):
         "description",
         "changes",
         "capture_id",
+        "source",
     }
+    assert changed["source"] == "check"
     assert changed["at"].endswith("Z")
     logged = json_lines(run(config, "log", "--json"))
     # The log is newest first: the last check's events, in reverse order of emission.

@@ -7,7 +7,9 @@ import sqlite3
 import pytest
 
 from monitor.errors import StoreError
-from monitor.store import SCHEMA_VERSION, Store
+from monitor.models import PageState
+from monitor.store import SCHEMA_VERSION
+from monitor.store import SqliteStore as Store
 
 
 def test_a_version_1_database_is_upgraded_in_place(tmp_path):
@@ -30,8 +32,9 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path):
     conn.close()
     store = Store(path)
     try:
-        assert store.page_memory("active").body_key is None
-        assert store.pages()[0]["status"] == "ok"
+        state = store.read_cycle_state([PageState("active", "active")])
+        assert state.pages["active"].body_key is None
+        assert store.page_rows()[0].status == "ok"
         (version,) = store.db.conn.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'"
         ).fetchone()

@@ -39,6 +39,7 @@ from pytest_httpserver import HTTPServer
 from monitor import web, webpages
 from monitor.config import load_config
 from monitor.models import Change, EntryRow, Event, VersionRow
+from monitor.store.base import CheckRow, PageRow
 
 EXPECTED = json.loads((SCENARIO / "expected.json").read_text(encoding="utf-8"))
 HOSTILE_TITLE = '<script>alert(1)</script> & "co"'
@@ -638,12 +639,14 @@ def hostile_events() -> list[Event]:
 
 
 def render_log() -> str:
-    page_row = {
-        "name": MARKUP, "url": "javascript:alert(1)", "role": MARKUP, "status": MARKUP,
-        "entry_count": 3, "last_checked_at": MARKUP, "last_detail": MARKUP,
-    }
+    page_row = PageRow(
+        name=MARKUP, url="javascript:alert(1)", role=MARKUP, status=MARKUP, streak=0,
+        normal_count=3, entry_count=3, last_checked_at=AT, last_ok_at=None,
+        last_detail=MARKUP, last_capture_id=None,
+    )
     query = webpages.LogQuery(kinds=("changed",), pages=(MARKUP,), before=9)
-    last = {"finished_at": MARKUP, "events": 2}
+    last = CheckRow(id=1, started_at=AT, finished_at=AT, pages=(MARKUP,), events=2, failures=0,
+                    warc_file=MARKUP)
     return webpages.log_html(
         MARKUP, [page_row], last, query, [MARKUP], hostile_events(), older_before=3
     )

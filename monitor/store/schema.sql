@@ -1,4 +1,4 @@
--- monitor.db, schema version 2: documented table by table in docs/schema.md.
+-- monitor.db, schema version 3: documented table by table in docs/schema.md.
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT
@@ -10,7 +10,8 @@ CREATE TABLE IF NOT EXISTS checks (
     pages TEXT NOT NULL,
     warc_file TEXT,
     events INTEGER NOT NULL DEFAULT 0,
-    failures INTEGER NOT NULL DEFAULT 0
+    failures INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL DEFAULT 'check'
 );
 CREATE TABLE IF NOT EXISTS pages (
     name TEXT PRIMARY KEY,
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS captures (
     warc_length INTEGER,
     truncated TEXT,
     elapsed_s REAL,
-    attempts INTEGER
+    attempts INTEGER,
+    source_uri TEXT
 );
 CREATE INDEX IF NOT EXISTS captures_page ON captures(page, id);
 CREATE INDEX IF NOT EXISTS captures_target ON captures(target_uri, id);
@@ -84,12 +86,16 @@ CREATE TABLE IF NOT EXISTS entry_versions (
     link TEXT,
     description TEXT NOT NULL,
     capture_id INTEGER REFERENCES captures(id),
+    source TEXT NOT NULL DEFAULT 'check',
     UNIQUE (entry_id, version)
 );
 CREATE TABLE IF NOT EXISTS placements (
     page TEXT NOT NULL,
     position INTEGER NOT NULL,
     entry_id TEXT NOT NULL REFERENCES entries(id),
+    title TEXT,
+    link TEXT,
+    description TEXT,
     PRIMARY KEY (page, position)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -105,7 +111,38 @@ CREATE TABLE IF NOT EXISTS events (
     description TEXT,
     changes TEXT,
     detail TEXT,
-    capture_id INTEGER REFERENCES captures(id)
+    capture_id INTEGER REFERENCES captures(id),
+    source TEXT NOT NULL DEFAULT 'check'
 );
 CREATE INDEX IF NOT EXISTS events_entry ON events(entry_id, seq);
 CREATE INDEX IF NOT EXISTS events_at ON events(at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    target INTEGER NOT NULL,
+    target_hash TEXT NOT NULL,
+    event_ids TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    last_error TEXT,
+    done_at TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(status, next_at);
+CREATE TABLE IF NOT EXISTS entry_pages (
+    entry_id TEXT PRIMARY KEY REFERENCES entries(id),
+    url TEXT NOT NULL,
+    page TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'new',
+    streak INTEGER NOT NULL DEFAULT 0,
+    etag TEXT,
+    last_modified TEXT,
+    content_key TEXT,
+    content TEXT,
+    last_checked_at TEXT,
+    next_due_at TEXT,
+    last_capture_id INTEGER REFERENCES captures(id),
+    last_detail TEXT,
+    removed_at TEXT
+);
+CREATE INDEX IF NOT EXISTS entry_pages_due ON entry_pages(next_due_at);

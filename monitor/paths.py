@@ -1,0 +1,36 @@
+"""Where everything of a data directory lives: written out once, here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """A data directory: the database, the WARC files, the locks, the daemon's state."""
+
+    root: Path
+
+    @property
+    def db(self) -> Path:
+        return self.root / "monitor.db"
+
+    @property
+    def warc(self) -> Path:
+        return self.root / "warc"
+
+    @property
+    def cycle_lock(self) -> Path:
+        """Held while a check cycle writes (one cycle at a time)."""
+        return self.root / "monitor.lock"
+
+    @property
+    def daemon_lock(self) -> Path:
+        """Held by a running `monitor run` for its whole life."""
+        return self.root / "daemon.lock"
+
+    @property
+    def daemon_state(self) -> Path:
+        """What the daemon last said of itself (JSON), for `monitor status`."""
+        return self.root / "daemon.json"

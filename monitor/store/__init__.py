@@ -1,0 +1,52 @@
+"""The store: a typed interface (`base.py`) and its implementations, chosen by the config.
+
+SQLite (`sqlite.py`) is the zero-setup default; with `[cluster]` the store is PostgreSQL
+(`postgres.py`), imported only then.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from monitor.paths import DataDir
+from monitor.store.base import (
+    CaptureRecord,
+    CheckRow,
+    CycleRecord,
+    CycleState,
+    EventQuery,
+    LastResponse,
+    PageMemory,
+    PageRow,
+    PageUpdate,
+    RecordedCycle,
+    Store,
+    WarcRef,
+)
+from monitor.store.sqlite import SCHEMA_VERSION, SqliteStore
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CaptureRecord",
+    "CheckRow",
+    "CycleRecord",
+    "CycleState",
+    "EventQuery",
+    "LastResponse",
+    "PageMemory",
+    "PageRow",
+    "PageUpdate",
+    "RecordedCycle",
+    "SqliteStore",
+    "Store",
+    "WarcRef",
+    "open_store",
+]
+
+
+def open_store(config: Config, *, write: bool) -> SqliteStore:
+    """The configured store; readers (write=False) open an existing one, read-only."""
+    return SqliteStore(DataDir(config.monitor.data_dir).db, create=write)

@@ -1,0 +1,376 @@
+"""monitor.db (SQLite, written with sqlite-utils, WAL mode): the default store.
+
+One check cycle is one transaction (`record_cycle`): after a crash the database holds
+whole cycles only. The schema is in schema.sql and documented in docs/schema.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from monitor.errors import SchemaTooNew, StoreError
+from monitor.models import (
+    CaptureRow,
+    Entry,
+    EntryRow,
+    Event,
+    KnownEntry,
+    PageState,
+    VersionRow,
+    format_time,
+)
+from monitor.store import rows as R
+from monitor.store.base import (
+    CheckRow,
+    CycleRecord,
+    CycleState,
+    EventQuery,
+    LastResponse,
+    PageMemory,
+    PageRow,
+    RecordedCycle,
+    WarcRef,
+)
+from monitor.store.sqlite_write import write_cycle
+
+SCHEMA_VERSION = 3
+# version -> (table, column, SQL adding it): what upgrading to that version adds to the
+# tables of an older database (new tables come from schema.sql's CREATE IF NOT EXISTS).
+MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
+    2: (("pages", "body_key", "ALTER TABLE pages ADD COLUMN body_key TEXT"),),
+    3: (
+        ("checks", "kind", "ALTER TABLE checks ADD COLUMN kind TEXT NOT NULL DEFAULT 'check'"),
+        ("captures", "source_uri", "ALTER TABLE captures ADD COLUMN source_uri TEXT"),
+        ("placements", "title", "ALTER TABLE placements ADD COLUMN title TEXT"),
+        ("placements", "link", "ALTER TABLE placements ADD COLUMN link TEXT"),
+        ("placements", "description", "ALTER TABLE placements ADD COLUMN description TEXT"),
+        ("events", "source", "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'check'"),
+        (
+            "entry_versions",
+            "source",
+            "ALTER TABLE entry_versions ADD COLUMN source TEXT NOT NULL DEFAULT 'check'",
+        ),
+    ),
+}
+
+# The schema lives in schema.sql (plain SQL: readable, and loadable in the sqlite3 shell).
+SCHEMA = resources.files("monitor.store").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+class SqliteStore:
+    """monitor.db: open it, read the last state, record cycles, answer queries."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        """Open monitor.db; with create=False, only an existing one, read-only."""
+        self.path = path
+        self.location = str(path)
+        if not create and not path.exists():
+            raise StoreError(f"{path}: no database here yet: run `monitor check` first")
+        try:
+            if not create:
+                # Readers (log, entries, serve) cannot write even by mistake.
+                self.db = sqlite_utils.Database(_open_read_only(path))
+                self._refuse_newer()
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite_utils.Database(path)
+            self.db.conn.execute("PRAGMA busy_timeout = 10000")
+            self._refuse_newer()  # before anything is written
+            self.db.enable_wal()
+            self.db.conn.executescript(SCHEMA)
+            self._migrate()
+            self.db.conn.commit()
+        except sqlite3.Error as error:
+            raise StoreError(f"{path}: cannot open the database: {error}") from error
+        except OSError as error:
+            raise StoreError(f"{path}: cannot open the database: {error}") from error
+
+    def _stored_version(self) -> int | None:
+        conn = self.db.conn
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else None
+
+    def _refuse_newer(self) -> None:
+        version = self._stored_version()
+        if version is not None and version > SCHEMA_VERSION:
+            self.db.close()
+            raise SchemaTooNew(
+                f"{self.path}: the database has schema version {version}, written by a newer "
+                f"monitor; this version knows up to {SCHEMA_VERSION}. Upgrade monitor; the "
+                "database was not changed."
+            )
+
+    def _migrate(self) -> None:
+        """Bring a database written by an earlier version up to SCHEMA_VERSION, in place."""
+        version = self._stored_version() or SCHEMA_VERSION  # no row: created just now
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for table, column, sql in MIGRATIONS[target]:
+                if column not in self.db.table(table).columns_dict:
+                    self.db.conn.execute(sql)
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: everything written inside commits together, or not at all."""
+        try:
+            with self.db.atomic():
+                yield self.db.conn
+        except (sqlite3.Error, OSError) as error:
+            raise StoreError(f"{self.path}: cannot record the check: {error}") from error
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        try:
+            cursor = self.db.conn.execute(sql, tuple(params))
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: {error}") from error
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # -- the cycle's side ------------------------------------------------------------
+
+    def known_entries(self) -> dict[str, KnownEntry]:
+        """Every entry ever seen, removed ones included, oldest first."""
+        rows = self._rows(
+            "SELECT id, title, link, description, state, page FROM entries ORDER BY rowid"
+        )
+        return {
+            r["id"]: KnownEntry(
+                r["id"], r["title"], r["link"], r["description"], r["state"], r["page"]
+            )
+            for r in rows
+        }
+
+    def read_cycle_state(self, pages: Sequence[PageState]) -> CycleState:
+        """Each page's memory (new pages start `new`) and the last response of their URLs."""
+        names = [p.name for p in pages]
+        marks = ", ".join("?" for _ in names)
+        stored = {
+            r["name"]: r for r in self._rows(f"SELECT * FROM pages WHERE name IN ({marks})", names)
+        }
+        placed: dict[str, list[tuple[str, Entry | None]]] = {}
+        for r in self._rows(
+            f"SELECT page, entry_id, title, link, description FROM placements "
+            f"WHERE page IN ({marks}) ORDER BY page, position",
+            names,
+        ):
+            fields = None
+            if r["title"] is not None and r["description"] is not None:
+                fields = Entry(r["title"], r["link"], r["description"])
+            placed.setdefault(r["page"], []).append((r["entry_id"], fields))
+        memories = {}
+        for page in pages:
+            row = stored.get(page.name)
+            if row is None:
+                memories[page.name] = PageMemory(page)
+                continue
+            members = placed.get(page.name, [])
+            state = PageState(
+                name=page.name,
+                role=page.role,
+                status=row["status"],
+                streak=row["streak"],
+                normal_count=row["normal_count"],
+                baselined=bool(row["baselined"]),
+                members=tuple(m for m, _ in members),
+                member_fields=tuple(f for _, f in members),
+            )
+            memories[page.name] = PageMemory(
+                state, row["etag"], row["last_modified"], row["accepted_key"], row["body_key"]
+            )
+        return CycleState(memories, self._last_responses(names))
+
+    def _last_responses(self, pages: Sequence[str]) -> dict[str, LastResponse]:
+        """The last whole 2xx (or 304) response of every URL the pages were fetched at."""
+        marks = ", ".join("?" for _ in pages)
+        rows = self._rows(
+            f"""SELECT c.target_uri, c.record_type, c.record_id, c.at, c.payload_digest,
+                      c.warc_file, c.warc_offset, c.content_type,
+                      o.record_id AS o_record_id, o.at AS o_at, o.warc_file AS o_file,
+                      o.warc_offset AS o_offset, o.content_type AS o_type
+               FROM captures c LEFT JOIN captures o ON o.id = c.original_capture_id
+               WHERE c.id IN (
+                   SELECT max(id) FROM captures
+                   WHERE page IN ({marks}) AND record_type IS NOT NULL
+                     AND payload_digest IS NOT NULL AND truncated IS NULL
+                     AND (status BETWEEN 200 AND 299 OR status = 304)
+                   GROUP BY target_uri)""",
+            list(pages),
+        )
+        found = {}
+        for r in rows:
+            if r["record_type"] == "revisit":
+                if not r["o_record_id"] or r["o_file"] is None:
+                    continue
+                found[r["target_uri"]] = LastResponse(
+                    r["target_uri"], r["o_record_id"], r["o_at"], r["payload_digest"],
+                    r["o_file"], r["o_offset"], r["o_type"],
+                )  # fmt: skip
+            elif r["warc_file"] is not None:
+                found[r["target_uri"]] = LastResponse(
+                    r["target_uri"], r["record_id"], r["at"], r["payload_digest"],
+                    r["warc_file"], r["warc_offset"], r["content_type"],
+                )  # fmt: skip
+        return found
+
+    def record_cycle(self, record: CycleRecord) -> RecordedCycle:
+        """Write one cycle (captures, entries, placements, pages, events) in one transaction."""
+        with self.transaction() as conn:
+            return write_cycle(conn, record)
+
+    # -- the readers' side --------------------------------------------------------------
+
+    def events(self, query: EventQuery | None = None) -> list[Event]:
+        """Events newest first, filtered; before_seq pages through them (keyset)."""
+        query = query or EventQuery()
+        where: list[str] = ["1"]
+        params: list[Any] = []
+        if query.before_seq is not None:
+            where.append("seq < ?")
+            params.append(query.before_seq)
+        if query.since is not None:
+            where.append("at >= ?")
+            params.append(format_time(query.since))
+        if query.kinds:
+            where.append(f"kind IN ({', '.join('?' for _ in query.kinds)})")
+            params.extend(query.kinds)
+        if query.pages:
+            where.append(f"page IN ({', '.join('?' for _ in query.pages)})")
+            params.extend(query.pages)
+        if query.entry_id is not None:
+            where.append("entry_id = ?")
+            params.append(query.entry_id)
+        sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY seq DESC"
+        if query.limit is not None:
+            sql += f" LIMIT {int(query.limit)}"
+        return [R.event_from_row(r) for r in self._rows(sql, params)]
+
+    def event_seq(self, event_id: str) -> int | None:
+        """The seq of one event (the key `before_seq` pages by), None if unknown."""
+        rows = self._rows("SELECT seq FROM events WHERE id = ?", (event_id,))
+        return int(rows[0]["seq"]) if rows else None
+
+    def count(self, table: str) -> int:
+        """Rows in one of the schema's tables (for verify's summary)."""
+        if table not in ("entries", "events", "captures", "checks"):
+            raise ValueError(f"not a countable table: {table!r}")
+        return int(self._rows(f"SELECT count(*) AS n FROM {table}")[0]["n"])
+
+    def entries(self, state: str | None = None) -> list[EntryRow]:
+        sql, params = "SELECT * FROM entries", []
+        if state:
+            sql += " WHERE state = ?"
+            params.append(state)
+        sql += " ORDER BY CASE state WHEN 'active' THEN 0 WHEN 'archived' THEN 1 ELSE 2 END, rowid"
+        return [R.entry_from_row(r) for r in self._rows(sql, params)]
+
+    def entry(self, entry_id: str) -> EntryRow | None:
+        rows = self._rows("SELECT * FROM entries WHERE id = ?", (entry_id,))
+        return R.entry_from_row(rows[0]) if rows else None
+
+    def entry_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        """Entry ids starting with `prefix` (at most `limit`), for ids typed by hand."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._rows(
+            "SELECT id FROM entries WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT ?",
+            (escaped + "%", limit),
+        )
+        return [r["id"] for r in rows]
+
+    def versions(self, entry_id: str) -> list[VersionRow]:
+        rows = self._rows(
+            "SELECT * FROM entry_versions WHERE entry_id = ? ORDER BY version", (entry_id,)
+        )
+        return [R.version_from_row(r) for r in rows]
+
+    def captures(self, pages: Sequence[str] = (), limit: int | None = None) -> list[CaptureRow]:
+        sql, params = "SELECT * FROM captures", list(pages)
+        if pages:
+            sql += f" WHERE page IN ({', '.join('?' for _ in pages)})"
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [R.capture_from_row(r) for r in self._rows(sql, params)]
+
+    def capture(self, capture_id: int) -> CaptureRow | None:
+        rows = self._rows("SELECT * FROM captures WHERE id = ?", (capture_id,))
+        return R.capture_from_row(rows[0]) if rows else None
+
+    def page_rows(self) -> list[PageRow]:
+        return [R.page_from_row(r) for r in self._rows("SELECT * FROM pages ORDER BY rowid")]
+
+    def last_check(self) -> CheckRow | None:
+        rows = self._rows("SELECT * FROM checks ORDER BY id DESC LIMIT 1")
+        return R.check_from_row(rows[0]) if rows else None
+
+    def warc_refs(self) -> list[WarcRef]:
+        rows = self._rows(
+            "SELECT id, warc_file, warc_offset, record_id FROM captures "
+            "WHERE warc_file IS NOT NULL ORDER BY id"
+        )
+        return [WarcRef(r["id"], r["warc_file"], r["warc_offset"], r["record_id"]) for r in rows]
+
+    def check_integrity(self) -> list[str]:
+        """Problems in the database itself: SQLite's own check and dangling references."""
+        problems: list[str] = []
+        result = self._rows("PRAGMA integrity_check")
+        if result and result[0]["integrity_check"] != "ok":
+            problems.extend(f"{self.path}: {r['integrity_check']}" for r in result)
+        for what, sql in DANGLING.items():
+            for row in self._rows(sql):
+                problems.append(f"{self.path}: {what}: {row['id']}")
+        return problems
+
+
+# Each query lists the rows whose reference does not check out (shared with PostgreSQL).
+DANGLING = {
+    "event points at a missing entry": "SELECT e.id FROM events e LEFT JOIN entries n "
+    "ON n.id = e.entry_id WHERE e.entry_id IS NOT NULL AND n.id IS NULL",
+    "event points at a missing capture": "SELECT e.id FROM events e LEFT JOIN captures c "
+    "ON c.id = e.capture_id WHERE e.capture_id IS NOT NULL AND c.id IS NULL",
+    "placement points at a missing entry": "SELECT p.entry_id AS id FROM placements p "
+    "LEFT JOIN entries n ON n.id = p.entry_id WHERE n.id IS NULL",
+    "version points at a missing entry": "SELECT v.entry_id AS id FROM entry_versions v "
+    "LEFT JOIN entries n ON n.id = v.entry_id WHERE n.id IS NULL",
+    "check never finished": "SELECT id FROM checks WHERE finished_at IS NULL",
+    "revisit without its original": "SELECT id FROM captures WHERE record_type = "
+    "'revisit' AND original_capture_id IS NULL",
+}
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """monitor.db opened read-only, in a directory this process cannot write as well.
+
+    SQLite reads a WAL database only through its -shm file, which it must create when
+    absent: in a read-only directory (a copy on read-only media, a data dir owned by the
+    daemon's user) it cannot, and `immutable=1` is then the only way in. That flag makes
+    SQLite ignore a -wal file, so it is used only when there is none with data in it.
+    """
+    uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        wal = path.with_name(f"{path.name}-wal")
+        if os.access(path.parent, os.W_OK) or (wal.exists() and wal.stat().st_size):
+            raise
+    return sqlite3.connect(f"{uri}&immutable=1", uri=True)

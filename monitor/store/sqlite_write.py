@@ -1,0 +1,207 @@
+"""Writing one cycle into SQLite: one writer per table, all inside the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from monitor.models import CycleResult, EntryUpdate, Event, PageState, format_time
+from monitor.store.base import CaptureRecord, CycleRecord, PageUpdate, RecordedCycle
+from monitor.store.rows import capture_row, event_row
+
+
+def write_cycle(conn: sqlite3.Connection, record: CycleRecord) -> RecordedCycle:
+    """Write everything of one cycle; the caller holds the transaction."""
+    check_id = insert_check(conn, record)
+    captures = insert_captures(conn, check_id, record.captures)
+    result = record.result
+    at = format_time(record.finished_at)
+    write_entries(conn, check_id, result.entries, at, captures)
+    touch_seen(conn, result.seen, at)
+    write_placements(conn, result)
+    write_pages(conn, result.pages, record.updates, captures)
+    events = tuple(_with_capture(e, captures) for e in result.events)
+    insert_events(conn, check_id, events)
+    failures = sum(1 for p in result.pages if p.status in ("error", "gone"))
+    conn.execute(
+        "UPDATE checks SET finished_at = ?, events = ?, failures = ?, warc_file = ? WHERE id = ?",
+        (at, len(events), failures, record.warc_file, check_id),
+    )
+    return RecordedCycle(check_id, events, captures)
+
+
+def _with_capture(event: Event, captures: Mapping[str, int]) -> Event:
+    """An event points at the capture of its page in this cycle (none if not checked)."""
+    if event.capture_id is not None or event.page not in captures:
+        return event
+    return replace(event, capture_id=captures[event.page])
+
+
+def insert_check(conn: sqlite3.Connection, record: CycleRecord) -> int:
+    cursor = conn.execute(
+        "INSERT INTO checks (started_at, pages) VALUES (?, ?)",
+        (format_time(record.started_at), json.dumps(list(record.pages))),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def insert_captures(
+    conn: sqlite3.Connection, check_id: int, captures: Sequence[CaptureRecord]
+) -> dict[str, int]:
+    """Insert every capture; returns each page's final capture id."""
+    finals: dict[str, int] = {}
+    for capture in captures:
+        row = capture_row(check_id, capture)
+        original = None
+        if capture.record_type == "revisit" and capture.refers_to:
+            found = conn.execute(
+                "SELECT id FROM captures WHERE record_id = ? LIMIT 1", (capture.refers_to,)
+            ).fetchone()
+            original = found[0] if found else None
+        row["original_capture_id"] = original
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        cursor = conn.execute(
+            f"INSERT INTO captures ({names}) VALUES ({marks})", tuple(row.values())
+        )
+        if capture.final:
+            finals[capture.page] = int(cursor.lastrowid or 0)
+    return finals
+
+
+def write_entries(
+    conn: sqlite3.Connection,
+    check_id: int,
+    updates: Sequence[EntryUpdate],
+    at: str,
+    captures: Mapping[str, int],
+) -> None:
+    """New entries inserted, changed ones updated, and a version row for each new version."""
+    ids = json.dumps([u.entry_id for u in updates])
+    versions = dict(
+        conn.execute(
+            "SELECT id, versions FROM entries WHERE id IN (SELECT value FROM json_each(?))", (ids,)
+        ).fetchall()
+    )
+    version_rows: list[tuple[Any, ...]] = []
+    for update in updates:
+        version = versions.get(update.entry_id, 0) + (1 if update.new_version else 0)
+        if update.is_new:
+            conn.execute(
+                "INSERT INTO entries (id, title, link, description, state, page, first_seen, "
+                "last_seen, last_changed, versions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (update.entry_id, update.title, update.link, update.description, update.state,
+                 update.page, at, at, at, version),
+            )  # fmt: skip
+        else:
+            conn.execute(
+                """UPDATE entries SET title = ?, link = ?, description = ?, state = ?,
+                   page = ?, versions = ?,
+                   last_changed = CASE WHEN ? THEN ? ELSE last_changed END
+                   WHERE id = ?""",
+                (update.title, update.link, update.description, update.state, update.page,
+                 version, int(update.new_version), at, update.entry_id),
+            )  # fmt: skip
+        if update.new_version:
+            version_rows.append(
+                (update.entry_id, version, at, check_id, update.state, update.page,
+                 update.title, update.link, update.description,
+                 update.capture_id or captures.get(update.page))
+            )  # fmt: skip
+    conn.executemany(
+        "INSERT INTO entry_versions (entry_id, version, at, check_id, state, page, title, link, "
+        "description, capture_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        version_rows,
+    )
+
+
+def touch_seen(conn: sqlite3.Connection, seen: Sequence[str], at: str) -> None:
+    if seen:
+        conn.execute(
+            "UPDATE entries SET last_seen = ? WHERE id IN (SELECT value FROM json_each(?))",
+            (at, json.dumps(list(seen))),
+        )
+
+
+def write_placements(conn: sqlite3.Connection, result: CycleResult) -> None:
+    """A page's list, with each member's fields as it shows them, when it changed."""
+    for page in result.pages:
+        if page.name not in result.accepted_pages and page.name not in result.cleared_pages:
+            continue
+        conn.execute("DELETE FROM placements WHERE page = ?", (page.name,))
+        rows = []
+        for i, entry_id in enumerate(page.members):
+            fields = page.member_fields[i] if i < len(page.member_fields) else None
+            rows.append(
+                (page.name, i, entry_id, fields.title if fields else None,
+                 fields.link if fields else None, fields.description if fields else None)
+            )  # fmt: skip
+        conn.executemany(
+            "INSERT INTO placements (page, position, entry_id, title, link, description) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+def write_pages(
+    conn: sqlite3.Connection,
+    pages: Sequence[PageState],
+    updates: Mapping[str, PageUpdate],
+    captures: Mapping[str, int],
+) -> None:
+    """Each page's state; the checked ones also their fetch memory."""
+    for page in pages:
+        row: dict[str, Any] = {
+            "name": page.name,
+            "role": page.role,
+            "status": page.status,
+            "streak": page.streak,
+            "normal_count": page.normal_count,
+            "baselined": int(page.baselined),
+            "entry_count": len(page.members),
+        }
+        update = updates.get(page.name)
+        if update is not None:
+            row.update(_fetch_columns(update, captures.get(page.name)))
+        exists = conn.execute("SELECT 1 FROM pages WHERE name = ?", (page.name,)).fetchone()
+        if exists:
+            sets = ", ".join(f"{k} = ?" for k in row if k != "name")
+            values = [v for k, v in row.items() if k != "name"]
+            conn.execute(f"UPDATE pages SET {sets} WHERE name = ?", (*values, page.name))
+        elif "url" in row:  # a page is first written by its first check
+            names = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            conn.execute(f"INSERT INTO pages ({names}) VALUES ({marks})", tuple(row.values()))
+
+
+def _fetch_columns(update: PageUpdate, capture_id: int | None) -> dict[str, Any]:
+    checked = format_time(update.checked_at)
+    columns: dict[str, Any] = {
+        "url": update.url,
+        "last_checked_at": checked,
+        "last_detail": update.detail,
+        "last_capture_id": capture_id,
+    }
+    if update.ok:
+        columns["last_ok_at"] = checked
+    if update.validators is not None:
+        columns["etag"], columns["last_modified"], columns["body_key"] = update.validators
+    if update.accept == "set":
+        columns["accepted_key"] = update.accepted_key
+    elif update.accept == "clear":
+        columns["accepted_key"] = None
+    return columns
+
+
+def insert_events(conn: sqlite3.Connection, check_id: int, events: Sequence[Event]) -> None:
+    rows = [event_row(check_id, e) for e in events]
+    if not rows:
+        return
+    names = ", ".join(rows[0])
+    marks = ", ".join("?" for _ in rows[0])
+    conn.executemany(
+        f"INSERT INTO events ({names}) VALUES ({marks})", [tuple(r.values()) for r in rows]
+    )
