@@ -1,0 +1,89 @@
+"""An Outbox in memory: the reference for the stores' semantics, and the tests' outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Literal
+
+from monitor.models import Event
+from monitor.notify.outbox import Delivery, NewDelivery
+
+DeliveryState = Literal["pending", "sent", "failed"]
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """A delivery and what became of it, as `monitor notify status` shows it."""
+
+    delivery: Delivery
+    state: DeliveryState = "pending"
+    last_error: str | None = None
+    last_at: datetime | None = None
+
+
+class MemoryOutbox:
+    """Deliveries and events in dicts; each call is "committed" at once, as a store's are."""
+
+    def __init__(self) -> None:
+        self.records: dict[int, DeliveryRecord] = {}
+        self.stored_events: dict[str, Event] = {}
+        self._next_id = 1
+
+    def add(self, events: Iterable[Event], planned: Iterable[NewDelivery]) -> list[int]:
+        """Record a cycle's events and its planned deliveries (one transaction in a store)."""
+        for event in events:
+            self.stored_events[event.id] = event
+        ids = []
+        for new in planned:
+            delivery = Delivery(
+                id=self._next_id,
+                target=new.target,
+                target_url_hash=new.target_url_hash,
+                event_ids=new.event_ids,
+                created_at=new.created_at,
+                attempts=0,
+                next_at=new.next_at,
+            )
+            self.records[delivery.id] = DeliveryRecord(delivery)
+            ids.append(delivery.id)
+            self._next_id += 1
+        return ids
+
+    def due(self, now: datetime, limit: int) -> list[Delivery]:
+        """Pending deliveries with next_at <= now, oldest first."""
+        ready = [
+            r.delivery
+            for r in self.records.values()
+            if r.state == "pending" and r.delivery.next_at <= now
+        ]
+        return sorted(ready, key=lambda d: d.id)[:limit]
+
+    def mark_sent(self, delivery_id: int, at: datetime) -> None:
+        record = self.records[delivery_id]
+        self.records[delivery_id] = replace(
+            record,
+            delivery=replace(record.delivery, attempts=record.delivery.attempts + 1),
+            state="sent",
+            last_at=at,
+        )
+
+    def mark_retry(self, delivery_id: int, at: datetime, next_at: datetime, error: str) -> None:
+        record = self.records[delivery_id]
+        delivery = replace(record.delivery, attempts=record.delivery.attempts + 1, next_at=next_at)
+        self.records[delivery_id] = replace(record, delivery=delivery, last_error=error, last_at=at)
+
+    def mark_failed(self, delivery_id: int, at: datetime, error: str) -> None:
+        record = self.records[delivery_id]
+        self.records[delivery_id] = replace(record, state="failed", last_error=error, last_at=at)
+
+    def events(self, ids: Sequence[str]) -> list[Event]:
+        return [self.stored_events[i] for i in ids if i in self.stored_events]
+
+    def states(self) -> dict[DeliveryState, int]:
+        """How many deliveries are pending, sent and failed."""
+        counts: dict[DeliveryState, int] = {"pending": 0, "sent": 0, "failed": 0}
+        for record in self.records.values():
+            counts[record.state] += 1
+        return counts
