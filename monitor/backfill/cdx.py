@@ -248,8 +248,9 @@ async def list_captures(
 ) -> list[CdxCapture]:
     """Every successful HTML capture of `url` in time order, one per run of identical digests.
 
-    Pages with `showResumeKey`/`resumeKey` (Wayback); a server that ignores resume keys
-    but fills a page (pywb, OpenWayback) is paged by `from` the last timestamp seen.
+    Pages with `showResumeKey`/`resumeKey` (Wayback: no key, no more); a server that
+    never sends one but fills a page (pywb, OpenWayback) is paged by `from` the last
+    timestamp seen.
     Stops when a page brings nothing new. Raises ArchiveError/ArchiveRefused naming `url`.
     """
     since_s = cdx_time(since) if since is not None else None
@@ -281,7 +282,8 @@ async def list_captures(
         if page.resume_key is not None and page.resume_key not in keys:
             keys.add(page.resume_key)
             params = [*_query(url, since_s, until_s, page_size), ("resumeKey", page.resume_key)]
-        elif len(page.rows) + page.skipped >= page_size and last is not None:
+        elif not keys and len(page.rows) + page.skipped >= page_size and last is not None:
+            # No resume keys from this server (pywb, OpenWayback): page on by date.
             params = _query(url, last, until_s, page_size)
         else:
             break

@@ -86,12 +86,12 @@ def archive_error_reason(capture: CdxCapture, answer: ArchiveAnswer) -> str | No
         return f"the archive served the capture of {claimed:%Y-%m-%d %H:%M:%S} instead"
     if answer.is_memento or "x-archive-src" in answer.headers:
         return None
-    if answer.status != 200:
-        return f"the archive answered HTTP {answer.status}, not the capture"
     head = answer.body[:200_000]
     for text in _ERROR_TEXTS:
         if text in head:
-            return f"the archive's own error page ({text.decode()!r})"
+            return f"the archive's own error page ({text.decode()!r}, HTTP {answer.status})"
+    if answer.status != 200:
+        return f"the archive answered HTTP {answer.status}, not the capture"
     return None  # a plain 200 from a server that sends no memento headers
 
 
