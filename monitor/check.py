@@ -24,10 +24,10 @@ from typing import Any
 from monitor.archive import CycleWriter, PreviousCapture, read_capture
 from monitor.classify import classify_cycle
 from monitor.config import Config, PageConfig
-from monitor.encoding import decode_payload
+from monitor.decoders import decode_payload
 from monitor.errors import ConfigError, MonitorError
 from monitor.extract import extract_entries, is_html
-from monitor.fetch import Validators, fetch_page, make_client
+from monitor.fetch import Target, Validators, fetch_target, make_client
 from monitor.lock import data_dir_lock
 from monitor.models import (
     CaptureRef,
@@ -216,7 +216,8 @@ async def _check_pages(
             validators = None
             if memory.accepted_key and (memory.etag or memory.last_modified):
                 validators = Validators(memory.etag, memory.last_modified)
-            result = await fetch_page(client, page, settings, validators)
+            target = Target(page.url, page.name, validators)
+            result = await fetch_target(client, target, settings)
         page_check = _process(page, result, writer, store, memory, settings.max_bytes)
         done += 1
         if progress:
