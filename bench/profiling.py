@@ -12,7 +12,7 @@ PROFILE_RATE = 250  # py-spy samples per second
 # Stages of a cycle, by the function whose frame a sample is in; the innermost listed
 # frame of a sample's stack names its stage (so similarity is not counted as classify).
 STAGES = (
-    ("fetch: httpx + waiting on the network", (("fetch_page", "monitor/fetch.py"),)),
+    ("fetch: httpx + waiting on the network", (("fetch_target", "monitor/fetch.py"),)),
     ("event loop idle (select)", (("select", "selectors.py"),)),
     ("per-page SQLite reads", (("page_memory", "monitor/store.py"),
                                ("previous_capture", "monitor/store.py"),

@@ -1,8 +1,10 @@
-"""PageConfig -> FetchResult with httpx, async: every response kept as it crossed the wire.
+"""Target -> FetchResult with httpx, async: every response kept as it crossed the wire.
 
-Redirects are followed by hand so that each hop becomes an HttpExchange for the archive.
-Bodies are streamed raw (still content-encoded) and decoded on the fly under `max_bytes`,
-so neither a huge body nor a compression bomb can fill memory. Network trouble is
+A Target is any URL someone wants: a listing page, one page of a paginated listing,
+an entry's own page, a web-archive memento. Redirects are followed by hand so that
+each hop becomes an HttpExchange for the archive. Bodies are streamed raw (still
+content-encoded) and decoded on the fly by `monitor.decoders` under `max_bytes`, so
+neither a huge body nor a compression bomb can fill memory. Network trouble is
 returned as `FetchResult.error`, never raised.
 """
 
@@ -13,18 +15,22 @@ import email.utils
 import random
 import socket
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
 
-import brotli
 import httpx
 
-from monitor.config import MonitorSettings, PageConfig
-from monitor.encoding import content_codings
+from monitor.config import MonitorSettings
+from monitor.decoders import (
+    ContentDecoder,
+    DecodeError,
+    IdentityDecoder,
+    decoder_for,
+    too_large,
+)
 from monitor.models import FetchResult, HttpExchange, utc_now
+from monitor.politeness import HostLimits, RateLimiter
 
 MAX_REDIRECTS = 10
 MAX_BACKOFF_S = 30.0
@@ -35,13 +41,21 @@ ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
 ACCEPT_ENCODING = "gzip, deflate, br"
 
 
-
 @dataclass(frozen=True)
 class Validators:
     """From the last good capture, for conditional requests."""
 
     etag: str | None = None
     last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """One URL to fetch, and who asked for it."""
+
+    url: str
+    label: str  # a page name, "entry <id>", ...: FetchResult.page, and in messages
+    validators: Validators | None = None  # for a conditional request (ETag / Last-Modified)
 
 
 def make_client(settings: MonitorSettings) -> httpx.AsyncClient:
@@ -53,104 +67,12 @@ def make_client(settings: MonitorSettings) -> httpx.AsyncClient:
             "Accept-Encoding": ACCEPT_ENCODING,
         },
         timeout=httpx.Timeout(settings.timeout_s),
-        follow_redirects=False,  # fetch_page follows them so that every hop is archived
+        follow_redirects=False,  # fetch_target follows them so that every hop is archived
         http2=False,
     )
 
 
-# --- content decoding -------------------------------------------------------------------
-
-
-class _DecodeError(Exception):
-    """The body's Content-Encoding could not be undone; the message says why."""
-
-
-class _Decoder(Protocol):
-    def decode(self, data: bytes) -> bytes: ...
-
-    def finish(self) -> None: ...
-
-
-class _ZlibDecoder:
-    """gzip or deflate that never produces more than `limit` bytes in all."""
-
-    def __init__(self, name: str, limit: int) -> None:
-        self._name = name
-        self._limit = limit
-        self._size = 0
-        self._fed = False
-        self._d = zlib.decompressobj(zlib.MAX_WBITS | 16 if name == "gzip" else zlib.MAX_WBITS)
-
-    def decode(self, data: bytes) -> bytes:
-        try:
-            # max_length stops a bomb: one byte past the limit proves it is too large
-            out = self._d.decompress(data, self._limit - self._size + 1)
-        except zlib.error as exc:
-            if self._name == "deflate" and not self._fed:
-                # many servers send raw deflate although RFC 9110 says zlib-wrapped
-                self._d = zlib.decompressobj(-zlib.MAX_WBITS)
-                self._fed = True
-                return self.decode(data)
-            raise _DecodeError(f"corrupt {self._name} body ({exc})") from None
-        self._fed = self._fed or bool(data)
-        self._size += len(out)
-        if self._size > self._limit:
-            raise _DecodeError(_too_large(self._limit, self._name))
-        return out
-
-    def finish(self) -> None:
-        if self._fed and not self._d.eof:
-            raise _DecodeError(f"truncated {self._name} body")
-
-
-class _BrotliDecoder:
-    """br that never produces much more than `limit` bytes in all."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._size = 0
-        self._fed = False
-        self._d = brotli.Decompressor()
-
-    def decode(self, data: bytes) -> bytes:
-        self._fed = self._fed or bool(data)
-        out = bytearray()
-        while True:
-            try:
-                piece = self._d.process(data, output_buffer_limit=self._limit - self._size + 1)
-            except brotli.error as exc:
-                raise _DecodeError(f"corrupt br body ({exc})") from None
-            data = b""  # brotli 1.2: drain with empty input until it can take more
-            self._size += len(piece)
-            if self._size > self._limit:
-                raise _DecodeError(_too_large(self._limit, "br"))
-            out += piece
-            if self._d.can_accept_more_data() or not piece:
-                return bytes(out)
-
-    def finish(self) -> None:
-        if self._fed and not self._d.is_finished():
-            raise _DecodeError("truncated br body")
-
-
-def _too_large(max_bytes: int, encoding: str | None = None) -> str:
-    what = f"body larger than max_bytes ({max_bytes} bytes)"
-    return f"{what} once decoded ({encoding})" if encoding else what
-
-
-def _decoders_for(content_encoding: str, limit: int) -> list[_Decoder]:
-    """The decoders undoing a Content-Encoding, last coding applied first."""
-    decoders: list[_Decoder] = []
-    for name in content_codings(content_encoding):
-        if name in ("gzip", "x-gzip"):
-            decoders.append(_ZlibDecoder("gzip", limit))
-        elif name == "deflate":
-            decoders.append(_ZlibDecoder("deflate", limit))
-        elif name == "br":
-            decoders.append(_BrotliDecoder(limit))
-        else:
-            raise _DecodeError(f"unsupported Content-Encoding {name!r}")
-    return decoders
+# --- one response's body ------------------------------------------------------------------
 
 
 class _TooLarge(Exception):
@@ -164,7 +86,8 @@ class _Body:
         self.max_bytes = max_bytes
         self.response: httpx.Response | None = None  # set once the headers arrive
         self.raw = bytearray()
-        self._decoders: list[_Decoder] | None = None  # None: payload not wanted
+        # None: no payload wanted (not a 2xx), or none to decode (identity: the payload is raw)
+        self._decoder: ContentDecoder | None = None
         self._payload = bytearray()
         self._error: str | None = None
 
@@ -173,10 +96,12 @@ class _Body:
         if not 200 <= response.status_code < 300:
             return  # only a 2xx payload is used; other bodies are archived raw
         try:
-            encoding = response.headers.get("content-encoding", "")
-            self._decoders = _decoders_for(encoding, self.max_bytes)
-        except _DecodeError as exc:
+            decoder = decoder_for(response.headers.get("content-encoding", ""), self.max_bytes)
+        except DecodeError as exc:
             self._error = str(exc)
+            return
+        # identity: the raw bytes are the payload, already bounded by feed()
+        self._decoder = None if isinstance(decoder, IdentityDecoder) else decoder
 
     def feed(self, chunk: bytes) -> None:
         room = self.max_bytes - len(self.raw)
@@ -184,29 +109,24 @@ class _Body:
             self.raw += chunk[:room]  # the first max_bytes are kept as evidence
             raise _TooLarge
         self.raw += chunk
-        if self._decoders:
-            self._decode(chunk)
+        if self._decoder is not None:
+            self._decode(self._decoder, chunk)
 
-    def _decode(self, data: bytes) -> None:
-        assert self._decoders is not None
+    def _decode(self, decoder: ContentDecoder, data: bytes) -> None:
         try:
-            for decoder in self._decoders:
-                data = decoder.decode(data)
-        except _DecodeError as exc:
+            self._payload += decoder.decode(data)
+        except DecodeError as exc:
             # stop decoding but keep reading: the raw body is still archived whole
-            self._error, self._decoders = str(exc), None
+            self._error, self._decoder = str(exc), None
             self._payload = bytearray()
-            return
-        self._payload += data
 
     def payload(self) -> bytes:
-        """The decoded body; raises _DecodeError when it could not be decoded."""
+        """The decoded body; raises DecodeError when it could not be decoded."""
         if self._error is not None:
-            raise _DecodeError(self._error)
-        if not self._decoders:
+            raise DecodeError(self._error)
+        if self._decoder is None:
             return bytes(self.raw)
-        for decoder in self._decoders:
-            decoder.finish()
+        self._decoder.finish()
         return bytes(self._payload)
 
 
@@ -318,15 +238,32 @@ def _is_transient(exc: httpx.HTTPError) -> bool:
     return isinstance(exc, transient)
 
 
-async def _fetch_hop(
-    client: httpx.AsyncClient,
-    url: str,
-    headers: dict[str, str],
-    settings: MonitorSettings,
-    clock: Callable[[], datetime],
-) -> _Hop:
+@dataclass(frozen=True)
+class _Ask:
+    """How every request of one fetch is made."""
+
+    settings: MonitorSettings
+    clock: Callable[[], datetime]
+    headers: dict[str, str]
+    limits: HostLimits | None = None
+    rate_limiter: RateLimiter | None = None
+
+
+async def _fetch_hop(client: httpx.AsyncClient, url: str, ask: _Ask) -> _Hop:
+    """GET one URL when its host has room and the rate allows; never raises."""
+    # waiting for a turn is not the server's slowness: it happens before any deadline starts
+    if ask.rate_limiter is not None:
+        await ask.rate_limiter.acquire(url)
+    if ask.limits is None:
+        return await _request(client, url, ask)
+    async with ask.limits.slot(url):
+        return await _request(client, url, ask)
+
+
+async def _request(client: httpx.AsyncClient, url: str, ask: _Ask) -> _Hop:
     """GET one URL, streaming its body under max_bytes and a deadline; never raises."""
-    started_at = clock()
+    settings = ask.settings
+    started_at = ask.clock()
     timeout_s = settings.timeout_s
     body = _Body(settings.max_bytes)
     try:
@@ -334,13 +271,13 @@ async def _fetch_hop(
         # for headers that trickle in. After them: httpx's read timeout is per read, so a
         # slow drip would never trip it; the whole body gets timeout_s.
         async with asyncio.timeout(2 * timeout_s) as deadline:
-            async with client.stream("GET", url, headers=headers) as response:
+            async with client.stream("GET", url, headers=ask.headers) as response:
                 deadline.reschedule(asyncio.get_running_loop().time() + timeout_s)
                 body.start(response)
                 async for chunk in response.aiter_raw():
                     body.feed(chunk)
     except _TooLarge:
-        return _failed(url, body, started_at, _too_large(settings.max_bytes), "length", False)
+        return _failed(url, body, started_at, too_large(settings.max_bytes), "length", False)
     except TimeoutError:
         if body.response is None:
             what = f"too slow: no response within {_secs(2 * timeout_s)}"
@@ -373,7 +310,7 @@ def _judge(url: str, body: _Body, started_at: datetime) -> _Hop:
     if 200 <= status < 300:
         try:
             return replace(hop, body=body.payload())
-        except _DecodeError as exc:
+        except DecodeError as exc:
             return replace(hop, error=str(exc))
     if status in NOT_ERRORS:
         return hop
@@ -389,7 +326,7 @@ def _judge(url: str, body: _Body, started_at: datetime) -> _Hop:
 
 @dataclass(frozen=True)
 class _Attempt:
-    """One try at a page: every response of its redirect chain, and how it ended."""
+    """One try at a target: every response of its redirect chain, and how it ended."""
 
     exchanges: tuple[HttpExchange, ...]
     final: _Hop
@@ -397,20 +334,14 @@ class _Attempt:
     transient: bool = False
 
 
-async def _attempt(
-    client: httpx.AsyncClient,
-    url: str,
-    headers: dict[str, str],
-    settings: MonitorSettings,
-    clock: Callable[[], datetime],
-) -> _Attempt:
-    """Request a page and follow its redirects by hand, keeping every response."""
+async def _attempt(client: httpx.AsyncClient, url: str, ask: _Ask) -> _Attempt:
+    """Request a URL and follow its redirects by hand, keeping every response."""
     start = url
     seen = {url}
     exchanges: list[HttpExchange] = []
     redirects = 0
     while True:
-        hop = await _fetch_hop(client, url, headers, settings, clock)
+        hop = await _fetch_hop(client, url, ask)
         if hop.exchange is not None:
             exchanges.append(hop.exchange)
         if hop.error is not None:
@@ -430,7 +361,7 @@ async def _attempt(
         seen.add(url)
 
 
-# --- one page: retries ---------------------------------------------------------------------
+# --- one target: retries -------------------------------------------------------------------
 
 
 def _retry_after_s(value: str | None, now: datetime) -> float | None:
@@ -474,30 +405,33 @@ def _conditional_headers(validators: Validators | None) -> dict[str, str]:
     return headers
 
 
-async def fetch_page(
+async def fetch_target(
     client: httpx.AsyncClient,
-    page: PageConfig,
+    target: Target,
     settings: MonitorSettings,
-    validators: Validators | None = None,
     *,
+    limits: HostLimits | None = None,
+    rate_limiter: RateLimiter | None = None,
     backoff_s: float = 0.5,
     clock: Callable[[], datetime] = utc_now,
 ) -> FetchResult:
-    """Fetch one page, following redirects and retrying transient failures; never raises.
+    """Fetch one URL, following redirects and retrying transient failures; never raises.
 
     404/410 and 304 are results, not errors (FetchResult.gone / .not_modified).
-    Callers bound how many run at once (settings.concurrency).
+    Callers bound how many run at once (settings.concurrency); `limits` bounds those
+    in flight per host and `rate_limiter` paces them, for every request made (each
+    redirect hop and retry), when a caller fetches many URLs of one site.
     """
     started_at = clock()
     t0 = time.monotonic()
-    headers = _conditional_headers(validators)
+    ask = _Ask(settings, clock, _conditional_headers(target.validators), limits, rate_limiter)
     attempts = 0
     refusal = ""
     while True:
         attempts += 1
         # Only the last attempt's exchanges reach the result: the earlier ones failed
-        # transiently, and the archive records the answer the page was judged on.
-        attempt = await _attempt(client, page.url, headers, settings, clock)
+        # transiently, and the archive records the answer the target was judged on.
+        attempt = await _attempt(client, target.url, ask)
         if not attempt.transient or attempts > settings.retries:
             break
         wait = min(MAX_BACKOFF_S, backoff_s * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
@@ -509,11 +443,11 @@ async def fetch_page(
             )
             break
         await asyncio.sleep(max(wait, asked or 0.0))
-    return _result(page, attempt, attempts, refusal, started_at, time.monotonic() - t0)
+    return _result(target, attempt, attempts, refusal, started_at, time.monotonic() - t0)
 
 
 def _result(
-    page: PageConfig,
+    target: Target,
     attempt: _Attempt,
     attempts: int,
     refusal: str,
@@ -529,8 +463,8 @@ def _result(
             error += f", {retries}" if " after " in error else f" after {retries}"
         error += refusal
     return FetchResult(
-        page=page.name,
-        url=page.url,
+        page=target.label,
+        url=target.url,
         final_url=final.url,  # the last URL asked: the last response's, when one came
         started_at=started_at,
         elapsed_s=elapsed_s,

@@ -13,9 +13,9 @@ import httpx
 
 from monitor.archive import CycleWriter, PreviousCapture, read_capture
 from monitor.config import MonitorSettings, PageConfig
-from monitor.encoding import decode_payload
+from monitor.decoders import decode_payload
 from monitor.errors import MonitorError
-from monitor.fetch import Validators, fetch_page
+from monitor.fetch import Target, Validators, fetch_target
 from monitor.models import FetchResult, PageObservation
 from monitor.observe import observe_fetch
 from monitor.store import CaptureRecord, LastResponse, PageMemory, PageUpdate
@@ -44,7 +44,7 @@ async def check_listing(
     validators = None
     if memory.accepted_key and (memory.etag or memory.last_modified):
         validators = Validators(memory.etag, memory.last_modified)
-    result = await fetch_page(client, page, settings, validators)
+    result = await fetch_target(client, Target(page.url, page.name, validators), settings)
     captures = archive_fetch(writer, result, last_responses)
     body, content_type = result.body, result.content_type
     if result.not_modified and memory.body_key != memory.accepted_key:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.archive import Problem, read_capture, verify_archive
-from monitor.encoding import decode_payload
+from monitor.decoders import decode_payload
 from monitor.errors import MonitorError
 from monitor.store import Store
 

@@ -1,9 +1,11 @@
-"""fetch_page against real servers on 127.0.0.1: bodies, validators, redirects, retries, faults."""
+"""fetch_target against real servers on 127.0.0.1: bodies, validators, redirects, retries."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
+import threading
 import tracemalloc
 import zlib
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from servers import (
     Redirect,
     Reset,
     Respond,
+    SeenRequest,
     Series,
     brotli_bomb,
     closed_url,
@@ -29,9 +32,10 @@ from servers import (
     truncated_gzip,
 )
 
-from monitor.config import MonitorSettings, PageConfig, Selectors
-from monitor.fetch import Validators, fetch_page, make_client
+from monitor.config import MonitorSettings
+from monitor.fetch import Target, Validators, fetch_target, make_client
 from monitor.models import FetchResult
+from monitor.politeness import HostLimits, RateLimiter
 
 NOW = datetime(2026, 11, 25, 16, 37, 45, tzinfo=UTC)
 PAGE_HTML = b"<html><body><div class='views-row'>Film Forward</div></body></html>"
@@ -45,13 +49,11 @@ def make_settings(**overrides: Any) -> MonitorSettings:
 def fetch(url: str, validators: Validators | None = None, **overrides: Any) -> FetchResult:
     """Fetch one page the way a check cycle does: one client, fast backoff, a fixed clock."""
     settings = make_settings(**overrides)
-    page = PageConfig(name="active", url=url, role="active", select=Selectors(item=".views-row"))
+    target = Target(url, "active", validators)
 
     async def run() -> FetchResult:
         async with make_client(settings) as client:
-            return await fetch_page(
-                client, page, settings, validators, backoff_s=0.01, clock=lambda: NOW
-            )
+            return await fetch_target(client, target, settings, backoff_s=0.01, clock=lambda: NOW)
 
     return asyncio.run(run())
 
@@ -444,13 +446,114 @@ def test_one_client_fetches_many_pages_at_once(srv: FaultServer) -> None:
 
     async def run() -> list[FetchResult]:
         async with make_client(settings) as client:
-            pages = [
-                PageConfig(f"p{n}", srv.url(f"/p{n}"), "active", Selectors(item="li"))
-                for n in range(20)
-            ]
-            return await asyncio.gather(*(fetch_page(client, p, settings) for p in pages))
+            targets = [Target(srv.url(f"/p{n}"), f"p{n}") for n in range(20)]
+            return await asyncio.gather(*(fetch_target(client, t, settings) for t in targets))
 
     results = asyncio.run(run())
 
     assert [r.body for r in results] == [b"page %d" % n for n in range(20)]
     assert [r.page for r in results] == [f"p{n}" for n in range(20)]
+
+
+def test_multi_member_gzip_body_is_fetched_whole(srv: FaultServer) -> None:
+    """A gzip body of two members, split by the network inside the second's header, is whole."""
+    first, second = gzip_bytes(PAGE_HTML[:30]), gzip_bytes(PAGE_HTML[30:])
+    chunks = (first + second[:1], second[1:])  # the second member's magic split in two
+    srv.set("/page", Chunked(chunks, {"Content-Encoding": "gzip"}))
+    result = fetch(srv.url("/page"))
+
+    assert result.error is None
+    assert result.body == PAGE_HTML
+    assert result.exchanges[0].raw_body == first + second
+
+
+# --- politeness: requests in flight per host, and the rate hook ----------------------------
+
+
+class Gate:
+    """A spec holding each request until `release_at` are in flight at once, counting the peak."""
+
+    def __init__(self, release_at: int) -> None:
+        self.release_at = release_at
+        self.in_flight = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    def serve(self, conn: socket.socket, request: SeenRequest, stop: threading.Event) -> None:
+        with self._cond:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            self._cond.notify_all()
+            # bounded, so a broken limit fails the asserts below instead of hanging the suite
+            self._cond.wait_for(lambda: self.peak >= self.release_at or stop.is_set(), 10)
+            # done before answering: the client cannot start its next request until answered
+            self.in_flight -= 1
+        Respond(200, PAGE_HTML).serve(conn, request, stop)
+
+
+def fetch_all(
+    urls: list[str], limits: HostLimits | None, rate: RateLimiter | None = None
+) -> list[FetchResult]:
+    """Fetch every URL at once through one client, as a cycle over entry pages would."""
+    settings = make_settings()
+
+    async def run() -> list[FetchResult]:
+        async with make_client(settings) as client:
+            return await asyncio.gather(
+                *(
+                    fetch_target(
+                        client,
+                        Target(url, f"entry {n}"),
+                        settings,
+                        limits=limits,
+                        rate_limiter=rate,
+                        backoff_s=0.01,
+                    )
+                    for n, url in enumerate(urls)
+                )
+            )
+
+    return asyncio.run(run())
+
+
+def test_host_limits_keep_two_requests_in_flight_per_host() -> None:
+    """With HostLimits(2), no host ever has more than two requests of ours in flight."""
+    with FaultServer() as one, FaultServer() as two:
+        gates = Gate(release_at=2), Gate(release_at=2)
+        for server, gate in zip((one, two), gates, strict=True):
+            for n in range(6):
+                server.set(f"/entry/{n}", gate)
+        urls = [server.url(f"/entry/{n}") for n in range(6) for server in (one, two)]
+        results = fetch_all(urls, HostLimits(per_host=2))
+
+    assert [r.error for r in results] == [None] * 12
+    assert [r.page for r in results] == [f"entry {n}" for n in range(12)]
+    assert [gate.peak for gate in gates] == [2, 2]  # two each, and both hosts at once
+
+
+def test_without_host_limits_every_request_goes_at_once(srv: FaultServer) -> None:
+    """Without HostLimits the same six requests are all in flight together (the control)."""
+    gate = Gate(release_at=6)
+    for n in range(6):
+        srv.set(f"/entry/{n}", gate)
+    results = fetch_all([srv.url(f"/entry/{n}") for n in range(6)], None)
+
+    assert [r.error for r in results] == [None] * 6
+    assert gate.peak == 6
+
+
+def test_rate_limiter_is_asked_before_every_request(srv: FaultServer) -> None:
+    """A rate limiter is awaited once per request: redirect hops and retries included."""
+    asked: list[str] = []
+
+    class Recorder:
+        async def acquire(self, url: str) -> None:
+            asked.append(url)
+
+    srv.set("/old", Redirect("/new"))
+    srv.set("/new", Series(Respond(503), Respond(200, PAGE_HTML)))
+    (result,) = fetch_all([srv.url("/old")], HostLimits(), Recorder())
+
+    assert result.body == PAGE_HTML
+    old, new = srv.url("/old"), srv.url("/new")
+    assert asked == [old, new, old, new]

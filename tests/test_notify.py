@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -34,13 +34,6 @@ class NotifyTarget:
     pages: tuple[str, ...] = ()
     digest: bool = False
     give_up_after_s: float = 7 * 86400.0
-
-
-@dataclass(frozen=True)
-class SourcedEvent(Event):
-    """An Event with the `source` field the model gains in another branch."""
-
-    source: str = "check"
 
 
 def event(n: int, kind: str = "archived", page: str = "archived", **kw: object) -> Event:
@@ -180,8 +173,8 @@ def test_digest_lists_every_event_id():
         (NotifyTarget("json://h", kinds=("removed",)), event(1), False),
         (NotifyTarget("json://h", pages=("active",)), event(1, page="archived"), False),
         (NotifyTarget("json://h", pages=("active",)), event(1, page="active"), True),
-        (NotifyTarget("json://h"), SourcedEvent(**event(1).__dict__, source="backfill"), False),
-        (NotifyTarget("json://h"), SourcedEvent(**event(1).__dict__, source="check"), True),
+        (NotifyTarget("json://h"), replace(event(1), source="backfill"), False),
+        (NotifyTarget("json://h"), replace(event(1), source="check"), True),
     ],
     ids=["all", "kind-in", "kind-out", "page-out", "page-in", "backfill", "sourced-check"],
 )
@@ -399,7 +392,7 @@ def test_kinds_and_pages_filter_what_each_target_gets(receiver):
 
 def test_backfilled_events_plan_no_delivery():
     """Backfilled events (source = "backfill") are never queued for any target."""
-    ev = SourcedEvent(**event(1).__dict__, source="backfill")
+    ev = replace(event(1), source="backfill")
     assert plan_deliveries([NotifyTarget("json://h")], [ev], cycle_at=T0) == []
 
 

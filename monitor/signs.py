@@ -1,0 +1,232 @@
+"""What a 2xx answer really is: the page, a block page, or a not-found page (a soft 404).
+
+Pure: strings in, an `Answer` out; the caller fetches, parses and normalises whitespace.
+SPEC.md ("Events", "Entry pages"): a block page is a `page-error` whose detail starts
+`blocked:`, a soft 404 a `page-gone` whose detail starts `soft 404:`.
+
+The signs follow EDGI's web-monitoring projects, which sort millions of captures of
+US government pages:
+- web-monitoring-task-sheets `analyst_sheets/analyze.py` `get_version_status`: the
+  title is split on " | " and " - " and each part judged alone; a part that is a
+  standard status line ("404 Not Found"), "DDD" / "error DDD", "(page|file) not
+  found", "this page isn't available", "access denied" or "restricted access"
+  gives that status; a redirect from a non-root path to the same host's root
+  (`ROOT_PAGE_PATTERN = ^/((index|home)(\\.\\w+)?)?$`, hosts compared as SURTs, so
+  "www." and the scheme do not count) is a 404, while a redirect to another
+  host's root is not (their test: waterdata.usgs.gov/nwis -> www.usgs.gov/ is OK).
+- web-monitoring-processing `web_monitoring/utils.py` `estimate_snapshot_quality`:
+  blocking by Cloudflare (`cf-mitigated: challenge`, a title naming Cloudflare),
+  AWS WAF (`x-amzn-waf-action: captcha|challenge`), Akamai, CloudFront, and a
+  body naming an IP address or a blocklist. Those are header signs; the captured
+  bodies behind them are the vendors' pages matched here by title and short text.
+- web-monitoring-diff has no such rules (it compares, it does not judge).
+Beyond EDGI: the vendor pages' own wording (Incapsula, Sucuri, AWS WAF, captcha
+walls), and a few non-English not-found titles.
+
+False positives matter more than misses: only the title's parts and the first heading
+are read for not-found, whole parts only for block phrases, and the body text only
+when the page is as short as an interstitial. A listing whose entry says "not found",
+a page titled "Access to collections", an article about captchas stay pages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+AnswerKind = Literal["page", "blocked", "soft404"]
+
+# An interstitial says little: a longer visible text is a real page whatever it mentions.
+SHORT_TEXT = 1500
+_MAX_TITLE = 1000  # hostile titles can be megabytes; the signs are in the first words
+_MAX_TEXT = 8192
+_MAX_QUOTE = 100
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a fetched answer means; detail starts "blocked:" or "soft 404:" when not a page."""
+
+    kind: AnswerKind
+    detail: str = ""
+
+
+PAGE = Answer("page")
+
+# EDGI splits titles on "|" and runs of "-"; en and em dashes, "::" and "»" are as common.
+_TITLE_PARTS = re.compile(r"\s+(?:-+|–|—|\||::|»|·)\s+")
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+# (who, a whole title part or heading, or None) and (who, short text, or None), in order:
+# vendor pages before the generic words that they also contain.
+_BLOCK_PARTS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("Cloudflare challenge", _rx(r"just a moment(?:\.\.\.|…)?|checking your browser.*")),
+    ("Cloudflare", _rx(r"attention required!?|sorry, you have been blocked")),
+    ("Sucuri", _rx(r"sucuri website firewall")),
+    ("Incapsula", _rx(r"request unsuccessful\.?(?: incapsula incident id: .*)?")),
+    ("AWS WAF", _rx(r"request blocked\.?")),
+    ("Imperva", _rx(r"pardon our interruption(?:\.\.\.|…)?")),
+    (
+        "captcha",
+        _rx(
+            r"captcha|human verification|bot verification|security check"
+            r"|verify(?:ing)? (?:that )?you are (?:a )?human\.?|are you a (?:robot|human)\??"
+        ),
+    ),
+    # EDGI's title words for 403: "access denied", "restricted access"
+    ("", _rx(r"access denied\.?|restricted access|(?:error )?403(?: forbidden)?|forbidden")),
+    ("", _rx(r"(?:error )?429(?: too many requests)?|too many requests|you have been blocked")),
+)
+_BLOCK_TEXT: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("Cloudflare challenge", _rx(r"enable javascript and cookies to continue")),
+    ("Cloudflare challenge", _rx(r"checking (?:if the site connection is secure|your browser)")),
+    ("Cloudflare", _rx(r"cloudflare ray id|performance & security by cloudflare")),
+    ("Incapsula", _rx(r"incapsula incident id|^request unsuccessful\b")),
+    ("Sucuri", _rx(r"sucuri website firewall")),
+    ("AWS WAF", _rx(r"\brequest blocked\b.*\b(?:cloudfront|aws)\b")),
+    ("Akamai", _rx(r"^access denied\b.*\breference #\d+\.[0-9a-f.]+")),
+    (
+        "captcha",
+        _rx(
+            r"\b(?:solve|complete|enter|fill in|type)\b[^.]{0,40}\bcaptcha\b|i['’]m not a robot"
+            r"|verify(?:ing)? (?:that )?you are (?:a )?human|press & hold"
+        ),
+    ),
+    # EDGI (ERDDAP blocking): a body naming the caller's IP address or a blocklist
+    ("", _rx(r"\byour ip address\b.*\b(?:blocked|bl[oa]ck ?listed)\b|\bbl[oa]cklist")),
+)
+# The vendor behind a generic block word, told by the text (Akamai's "Reference #...").
+_AKAMAI_REFERENCE = _rx(r"\breference #\d+\.[0-9a-f.]+")
+
+_NOT_FOUND_PARTS: tuple[re.Pattern[str], ...] = (
+    # EDGI: a standard status line, "DDD", "error DDD" or "DDD error"
+    _rx(r"(?:http )?(?:error:? )?(?:404|410)(?: error)?(?: not found| gone)?\.?"),
+    _rx(r"not found\.?|page missing|nothing (?:was )?found here\.?"),
+)
+_NOT_FOUND_WORDS: tuple[re.Pattern[str], ...] = (
+    # EDGI: "(page|file)( was)? not found", "this page isn't available"
+    _rx(
+        r"\b(?:page|file|file or directory|document|resource|url)"
+        r"(?: you (?:are|were) looking for| you requested| requested)?"
+        r"(?: was| is| has been| could be)? not found\b"
+    ),
+    _rx(r"\bthis page isn['’]t available\b"),
+    _rx(r"\bpage (?:cannot|can['’]t|could not|couldn['’]t) be found\b"),
+    _rx(r"\bpage (?:does not|doesn['’]t|no longer) exists?\b"),
+    # not from EDGI (English only there): the same words in common site languages
+    _rx(r"\bseite (?:wurde )?nicht gefunden\b|\bp[aá]gina no encontrada\b"),
+    _rx(r"\bpage (?:non trouv[ée]e|introuvable)\b|\bpagina non trovata\b"),
+    _rx(r"\bp[aá]gina n[aã]o encontrada\b|\bpagina niet gevonden\b"),
+)
+
+# EDGI's ROOT_PAGE_PATTERN, plus IIS's default.aspx and an empty path (no "/" at all)
+_HOME_PATH = _rx(r"/?(?:(?:index|home|default)(?:\.\w+)?)?")
+_WWW = re.compile(r"^www\d*\.")
+
+
+def read_answer(
+    *,
+    requested_url: str,
+    final_url: str,
+    status: int,
+    title: str,
+    heading: str,
+    text: str,
+    listing_urls: Sequence[str] = (),
+) -> Answer:
+    """What a 2xx answer is; any other status is left to the caller (Answer("page"))."""
+    if not 200 <= status < 300:
+        return PAGE
+    title, heading, text = title[:_MAX_TITLE], heading[:_MAX_TITLE], text[:_MAX_TEXT]
+    parts = [p for p in (*_TITLE_PARTS.split(title.strip()), heading.strip()) if p]
+    blocked = _blocked(parts, text.strip(), title.strip() or heading.strip())
+    if blocked is not None:
+        return blocked  # a block page hides what the page is: never gone
+    moved = _redirected_away(requested_url, final_url, listing_urls)
+    if moved is not None:
+        return Answer("soft404", f"soft 404: {moved}")
+    part = _not_found(parts)
+    return PAGE if part is None else Answer("soft404", f"soft 404: {_quote(part)}")
+
+
+def _not_found(parts: Sequence[str]) -> str | None:
+    """The title part or heading that says not found, if one does."""
+    # words first: "404 - File or directory not found." is quoted by its words, not "404"
+    for part in parts:
+        if any(pattern.search(part) for pattern in _NOT_FOUND_WORDS):
+            return part
+    for part in parts:
+        if any(pattern.fullmatch(part) for pattern in _NOT_FOUND_PARTS):
+            return part
+    return None
+
+
+def _blocked(parts: Sequence[str], text: str, shown: str) -> Answer | None:
+    """A block page, told by a whole title part or heading, or by the text of a short page."""
+    for who, pattern in _BLOCK_PARTS:
+        if any(pattern.fullmatch(part) for part in parts):
+            if not who and _AKAMAI_REFERENCE.search(text):
+                who = "Akamai"
+            return _block(who, shown)
+    if len(text) >= SHORT_TEXT:
+        return None
+    for who, pattern in _BLOCK_TEXT:
+        match = pattern.search(text)
+        if match is not None:
+            return _block(who, shown or match.group(0))
+    return None
+
+
+def _block(who: str, quoted: str) -> Answer:
+    what = f"{who} ({_quote(quoted)})" if who else _quote(quoted)
+    return Answer("blocked", f"blocked: {what}")
+
+
+def _quote(text: str) -> str:
+    """A title or phrase as a detail quotes it: one line, no control characters, bounded."""
+    text = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    if len(text) > _MAX_QUOTE:
+        text = text[: _MAX_QUOTE - 1].rstrip() + "…"
+    return f'"{text}"'
+
+
+def _redirected_away(requested: str, final: str, listing_urls: Sequence[str]) -> str | None:
+    """How a redirect shows the page gone: to its site's home, or to a listing; else None."""
+    asked, got = _url_key(requested), _url_key(final)
+    if asked is None or got is None or asked == got:
+        return None
+    (asked_site, asked_path, _), (got_site, got_path, got_query) = asked, got
+    if got in {_url_key(url) for url in listing_urls}:
+        return f"redirected to the listing {final}"
+    if (
+        asked_site == got_site
+        and not _HOME_PATH.fullmatch(asked_path)
+        and _HOME_PATH.fullmatch(got_path)
+        and not got_query
+    ):
+        return f"redirected to {final}"
+    return None
+
+
+def _url_key(url: str) -> tuple[str, str, str] | None:
+    """(site, path, query) as EDGI's SURT compares them: no scheme, "www.", port 80/443 or "/"."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        return None
+    site = _WWW.sub("", host)
+    if port is not None and port not in (80, 443):
+        site = f"{site}:{port}"
+    path = parts.path.rstrip("/") if parts.path not in ("", "/") else ""
+    return site, path, parts.query
