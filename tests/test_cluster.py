@@ -278,3 +278,16 @@ def test_a_task_of_a_killed_worker_runs_again_on_another(
     assert {entry["page"] for entry in records(tmp_path, "entries")} == {"active", "archived"}
     assert producer.stop() == 0
     assert second.stop() == 0
+
+
+@pytest.mark.parametrize("command", ["worker", "run"])
+def test_an_unreachable_broker_is_an_error_naming_the_key(tmp_path, site, command):
+    """`monitor worker` and `monitor run` with Redis down: exit 1, naming cluster.broker."""
+    from dbservers import free_port
+
+    broker = f"redis://127.0.0.1:{free_port()}/0"  # nobody listens there
+    config = cluster_config(tmp_path, site, (broker, "postgresql://monitor@127.0.0.1/monitor"))
+    result = run(config, command)
+    assert result.exit_code == 1
+    assert "Error: cluster.broker: cannot use redis://127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.output
