@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,6 +20,9 @@ from monitor.models import ENTRY_STATES, EVENT_KINDS, Event, format_time, parse_
 from monitor.publish import feed_info
 from monitor.store import EventQuery, Store
 from monitor.store import open_store as _open_store
+
+if TYPE_CHECKING:
+    from monitor.cluster.settings import ClusterSetup
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -66,6 +69,16 @@ def get_config() -> Config:
     path = meta.get("config") or Path("config.toml")
     data_dir = meta.get("data_dir")
     return load_config(Path(path), data_dir=Path(data_dir).absolute() if data_dir else None)
+
+
+def get_setup() -> ClusterSetup:
+    """get_config's Config with its [cluster] and page groups (imports no cluster library)."""
+    from monitor.cluster.settings import load_setup
+
+    meta = click.get_current_context().meta
+    path = meta.get("config") or Path("config.toml")
+    data_dir = meta.get("data_dir")
+    return load_setup(Path(path), data_dir=Path(data_dir).absolute() if data_dir else None)
 
 
 def open_store(config: Config) -> Store:
@@ -481,13 +494,55 @@ def run(log_level: str, log_json: bool) -> None:
     """
     from monitor.daemon import run_daemon
 
-    config = get_config()
+    setup = get_setup()
+    if setup.cluster is not None:  # schedule tasks for `monitor worker`s instead of checking
+        from monitor.cluster.producer import run_producer
+
+        sys.exit(run_producer(setup, log_level=log_level, log_json=log_json))
     meta = click.get_current_context().meta
     sys.exit(
         run_daemon(
-            config, data_dir_override=meta.get("data_dir"), log_level=log_level, log_json=log_json
+            setup.config,
+            data_dir_override=meta.get("data_dir"),
+            log_level=log_level,
+            log_json=log_json,
         )
     )
+
+
+@cli.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="How many group checks this worker runs at once.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="How much to log to stderr.",
+)
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
+@common_options
+def worker(concurrency: int, log_level: str, log_json: bool) -> None:
+    """With [cluster]: a Celery worker that runs page-group checks until stopped.
+
+    SIGINT/SIGTERM take no new task, let the one in flight finish (or time
+    out and roll back), and exit 0. Without [cluster]: exit 2.
+
+    \b
+    Example:
+        monitor worker --concurrency 2
+        systemctl start monitor-worker@1   # see contrib/monitor-worker@.service
+    """
+    setup = get_setup()
+    setup.require_cluster("monitor worker")
+    from monitor.cluster.worker import run_worker
+
+    sys.exit(run_worker(setup, concurrency=concurrency, log_level=log_level, log_json=log_json))
 
 
 @cli.command()

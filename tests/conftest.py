@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dbservers
 import pytest
 from click.testing import CliRunner, Result
 from pytest_httpserver import HTTPServer
@@ -127,3 +129,46 @@ def run(config: Path, *args: str) -> Result:
 
 def json_lines(result: Result) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+# --- real PostgreSQL and Redis (tests/dbservers.py), started once, only when a test asks ----------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[dbservers.Postgres]:
+    """A throw-away PostgreSQL for the session; skipped locally (failed under CI) without it."""
+    bin_dir = dbservers.postgres_bin()
+    if bin_dir is None:
+        dbservers.missing("PostgreSQL (initdb, postgres)")
+    assert bin_dir is not None
+    server = dbservers.start_postgres(bin_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[dbservers.Redis]:
+    """A throw-away Redis for the session; skipped locally (failed under CI) without it."""
+    binary = dbservers.redis_bin()
+    if binary is None:
+        dbservers.missing("redis-server")
+    assert binary is not None
+    server = dbservers.start_redis(binary)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_url(redis_server: dbservers.Redis) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis
+
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url

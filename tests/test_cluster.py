@@ -1,0 +1,293 @@
+"""[cluster]: real PostgreSQL and Redis servers, `monitor worker` and `monitor run` subprocesses.
+
+Today the workers record into the SQLite store of the config's data_dir (all on this
+machine); the lead switches these tests to the PostgreSQL store of [cluster].database.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from conftest import (
+    ACTIVE_PATH,
+    ARCHIVED_PATH,
+    IMLS,
+    json_lines,
+    run,
+    write_config,
+)
+from werkzeug import Request, Response
+
+ROOT = Path(__file__).parent.parent
+TIMEOUT_S = 30.0  # a bound for each wait; a passing test waits a second or two
+# A killed worker's task comes back after task_timeout + 50 s of visibility timeout and
+# at most one 10 s sweep: a minute past the 3 s timeout used below, plus slack.
+RERUN_TIMEOUT_S = 100.0
+
+
+@dataclass
+class Proc:
+    """One `monitor` subprocess in its own session; stdout and stderr go to log_path."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return text[: text.rfind("\n") + 1]
+
+    def logged(self, msg: str) -> list[dict[str, str]]:
+        """The logfmt records whose msg is `msg`."""
+        records = []
+        for line in self.log().splitlines():
+            if line.startswith("ts="):
+                record = dict(part.split("=", 1) for part in shlex.split(line) if "=" in part)
+                if record.get("msg") == msg:
+                    records.append(record)
+        return records
+
+    def wait_for(self, predicate: Callable[[], Any], what: str, timeout: float = TIMEOUT_S) -> Any:
+        """Poll until predicate() is truthy; fail with the log if the process dies or time is up."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if self.proc.poll() is not None:
+                pytest.fail(f"exited ({self.proc.returncode}) before {what}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {what} after {timeout}s:\n{self.log()}")
+            time.sleep(0.05)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=TIMEOUT_S)
+
+    def kill_all(self) -> None:
+        """SIGKILL the process and its pool processes at once, as when a machine dies."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=TIMEOUT_S)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+    """Starts `python -m monitor --config CONFIG ARGS…`; what still runs is killed at the end."""
+    started: list[tuple[Proc, IO[bytes]]] = []
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    env.pop("MONITOR_CONFIG", None)
+
+    def start_one(config: Path, *args: str) -> Proc:
+        log_path = tmp_path / f"{args[0]}-{len(started)}.log"
+        log_file = open(log_path, "wb")  # noqa: SIM115 (closed at teardown)
+        command = [sys.executable, "-m", "monitor", "--config", str(config), *args]
+        proc = subprocess.Popen(
+            command, stdout=log_file, stderr=log_file, cwd=tmp_path, env=env, start_new_session=True
+        )
+        started.append((Proc(proc, log_path), log_file))
+        return started[-1][0]
+
+    yield start_one
+    for proc, log_file in started:
+        if proc.proc.poll() is None:
+            os.killpg(proc.proc.pid, signal.SIGKILL)
+        proc.proc.wait(timeout=TIMEOUT_S)
+        log_file.close()
+
+
+def cluster_config(
+    tmp_path: Path,
+    site,
+    servers: tuple[str, str],
+    *,
+    groups: tuple[str, str] = ("current", "past"),
+    interval: str = "1h",
+    **cluster: str,
+) -> Path:
+    """The two IMLS pages on `site` in `groups`, [cluster] on the test servers (redis, postgres)."""
+    pages = [
+        {"name": "active", "url": site.url(ACTIVE_PATH), "role": "active", "group": groups[0]},
+        {
+            "name": "archived",
+            "url": site.url(ARCHIVED_PATH),
+            "role": "archived",
+            "group": groups[1],
+        },
+    ]
+    path = write_config(tmp_path, pages, schedule={"interval": interval, "jitter": "0s"})
+    redis_url, postgres_url = servers
+    settings = {"database": postgres_url, "broker": redis_url, "archive": "warc", **cluster}
+    lines = ["[cluster]", *(f'{key} = "{value}"' for key, value in settings.items())]
+    with path.open("a", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    return path
+
+
+def records(tmp_path: Path, command: str) -> list[dict]:
+    """`monitor COMMAND --json` over the workers' store; [] while there is none.
+
+    Read through a config without [cluster] on the same data_dir, until config.py
+    reads [cluster] itself (then: the cluster config, and the PostgreSQL store).
+    """
+    plain = tmp_path / "plain"
+    plain.mkdir(exist_ok=True)
+    config = write_config(plain, [{"name": "x", "url": "http://127.0.0.1:1/", "role": "active"}],
+                          monitor={"data_dir": str(tmp_path / "data")})  # fmt: skip
+    result = run(config, command, "--json")
+    return json_lines(result) if result.exit_code == 0 else []
+
+
+def queued(redis_url: str) -> int:
+    """How many tasks wait in the broker's queue."""
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        return int(client.llen("monitor"))
+
+
+def serve_imls(site) -> None:
+    site.serve_file(ACTIVE_PATH, IMLS / "active.html")
+    site.serve_file(ARCHIVED_PATH, IMLS / "archived.html")
+
+
+# --- the servers ---------------------------------------------------------------------------------
+
+
+def test_postgres_and_redis_start_and_answer(postgres_server, redis_url):
+    """The throw-away PostgreSQL and Redis answer psycopg 3 and redis-py on 127.0.0.1."""
+    import psycopg
+    import redis
+
+    with psycopg.connect(postgres_server.url, connect_timeout=10) as conn:
+        conn.execute("CREATE TABLE t (n integer)")
+        conn.execute("INSERT INTO t VALUES (41)")
+        assert conn.execute("SELECT n + 1 FROM t").fetchone() == (42,)
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.ping()
+        client.set("k", "v")
+        assert client.get("k") == b"v"
+
+
+def test_import_monitor_cli_imports_no_cluster_library():
+    """`import monitor.cli` loads neither celery, kombu, redis nor psycopg."""
+    code = (
+        "import sys, monitor.cli; "
+        "print(sorted(m for m in ('celery', 'kombu', 'redis', 'psycopg') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_worker_without_cluster_table_exits_2_naming_it(tmp_path, site):
+    """`monitor worker` on a config without [cluster] says it needs one and exits 2."""
+    config = write_config(tmp_path, [{"name": "a", "url": site.url("/"), "role": "active"}])
+    result = run(config, "worker")
+    assert result.exit_code == 2
+    assert "[cluster]" in result.stderr and "cluster" in result.stderr
+
+
+# --- producer and workers ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_worker_checks_each_group_the_producer_enqueues(
+    tmp_path, site, redis_url, postgres_server, start
+):
+    """`monitor run` enqueues both groups at start; a `monitor worker` checks them; SIGTERM: 0."""
+    serve_imls(site)
+    config = cluster_config(tmp_path, site, (redis_url, postgres_server.url))
+    producer = start(config, "run")
+    producer.wait_for(lambda: len(producer.logged("group enqueued")) == 2, "two groups enqueued")
+    worker = start(config, "worker")
+    worker.wait_for(lambda: len(worker.logged("group check done")) == 2, "two group checks")
+
+    entries = records(tmp_path, "entries")
+    assert {entry["page"] for entry in entries} == {"active", "archived"}
+    assert {r["group"] for r in worker.logged("group check done")} == {"current", "past"}
+    assert worker.stop() == 0
+    assert producer.stop() == 0
+    assert queued(redis_url) == 0
+
+
+@pytest.mark.slow
+def test_run_enqueues_each_group_once_and_not_again_while_queued(
+    tmp_path, site, redis_url, postgres_server, start
+):
+    """Ticks every second, no worker: each group is queued once; a second producer refuses."""
+    config = cluster_config(tmp_path, site, (redis_url, postgres_server.url), interval="1s")
+    producer = start(config, "run")
+    skipped = "group still queued or running; not enqueued"
+    producer.wait_for(lambda: len(producer.logged(skipped)) >= 4, "two ticks finding both queued")
+    assert sorted(r["group"] for r in producer.logged("group enqueued")) == ["current", "past"]
+    assert queued(redis_url) == 2
+
+    second = start(config, "run")
+    assert second.proc.wait(timeout=TIMEOUT_S) == 1
+    assert "a monitor producer is already running" in second.log()
+    assert producer.stop() == 0
+    assert queued(redis_url) == 2
+
+
+@pytest.mark.slow
+def test_a_task_of_a_killed_worker_runs_again_on_another(
+    tmp_path, site, redis_url, postgres_server, start
+):
+    """kill -9 of a worker mid-task: another worker runs the task again, and records it once."""
+    release = threading.Event()
+    asked: list[int] = []
+
+    def slow_once(request: Request) -> Response:
+        asked.append(1)
+        if len(asked) == 1:
+            release.wait(RERUN_TIMEOUT_S)  # the first worker dies while waiting here
+        return Response((IMLS / "active.html").read_bytes(), content_type="text/html")
+
+    site.serve(ACTIVE_PATH, slow_once)
+    site.serve_file(ARCHIVED_PATH, IMLS / "archived.html")
+    servers = (redis_url, postgres_server.url)
+    config = cluster_config(tmp_path, site, servers, groups=("all", "all"), task_timeout="3s")
+    first = start(config, "worker")
+    first.wait_for(lambda: first.logged("worker ready"), "the first worker ready")
+    producer = start(config, "run")
+    first.wait_for(lambda: asked, "the first worker fetching")
+    first.kill_all()
+    release.set()
+    assert records(tmp_path, "snapshots") == []  # the killed cycle recorded nothing
+
+    second = start(config, "worker")
+    second.wait_for(
+        lambda: second.logged("group check done"), "the task run again", RERUN_TIMEOUT_S
+    )
+    # one cycle recorded, once: one capture of each page, and the entries of both
+    assert sorted(c["page"] for c in records(tmp_path, "snapshots")) == ["active", "archived"]
+    assert {entry["page"] for entry in records(tmp_path, "entries")} == {"active", "archived"}
+    assert producer.stop() == 0
+    assert second.stop() == 0
+
+
+@pytest.mark.parametrize("command", ["worker", "run"])
+def test_an_unreachable_broker_is_an_error_naming_the_key(tmp_path, site, command):
+    """`monitor worker` and `monitor run` with Redis down: exit 1, naming cluster.broker."""
+    from dbservers import free_port
+
+    broker = f"redis://127.0.0.1:{free_port()}/0"  # nobody listens there
+    config = cluster_config(tmp_path, site, (broker, "postgresql://monitor@127.0.0.1/monitor"))
+    result = run(config, command)
+    assert result.exit_code == 1
+    assert "Error: cluster.broker: cannot use redis://127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.output
