@@ -1052,6 +1052,11 @@ def test_invalid_new_key_names_file_and_key(tmp_path: Path, text: str, keypath: 
         (layouts('title = "h2"'), "pages[0].layouts[0].item: required, not given"),
         (cluster(database=""), "cluster.database: required, not given"),
         (
+            cluster(database='"postgresql://u:pw@db:99999/m"'),
+            "cluster.database: has a port that is not a number from 0 to 65535, "
+            "got 'postgresql://u:***@db:99999/m'",
+        ),
+        (
             notify('url = "json://h/"', 'pages = ["c"]'),
             "notify[0].pages: 'c' is not a configured page (pages: a, b)",
         ),
@@ -1081,6 +1086,7 @@ def test_invalid_new_key_names_file_and_key(tmp_path: Path, text: str, keypath: 
     ids=[
         "layout-item",
         "cluster-db",
+        "cluster-db-port",
         "notify-page",
         "notify-page-case",
         "kinds-empty",

@@ -33,14 +33,19 @@ def redact_url(url: str) -> str:
 
 
 def _split(url: str, problem: str) -> SplitResult:
-    """`url` split into parts; Invalid(problem) when it has white space or a bad port."""
+    """`url` split into parts; Invalid(problem) when it has white space or cannot be split."""
     if any(char.isspace() or ord(char) < 0x20 for char in url):
         raise Invalid(problem)
     try:
         parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        raise Invalid(problem) from None
+    try:
         parts.port  # noqa: B018 -- raises ValueError on a port that is not a number 0-65535
     except ValueError:
-        raise Invalid(problem) from None
+        raise Invalid(
+            f"has a port that is not a number from 0 to 65535, got {show(redact_url(url))}"
+        ) from None
     return parts
 
 
