@@ -31,7 +31,7 @@ STAGES = (
     ("store: record_cycle", (("record_cycle", "monitor/store.py"),)),
     ("store: commit", (("cycle", "monitor/store.py"),)),
     ("feed: query + render + write", (("_publish", "monitor/check.py"),)),
-    ("load config", (("load_config", "monitor/config.py"),)),
+    ("load config", (("load_config", "monitor/config/load.py"),)),
     ("open database", (("Store.__init__", "monitor/store.py"),)),
 )
 OUTSIDE = "startup and exit: interpreter, imports, CLI, printing"

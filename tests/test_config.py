@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,12 +12,17 @@ from hypothesis import strategies as st
 
 from monitor.config import (
     ALLOWED_KEYS,
+    BackfillConfig,
+    ClusterConfig,
     Config,
+    DetailConfig,
     FeedConfig,
     MonitorSettings,
+    NotifyTarget,
     PageConfig,
     ScheduleConfig,
     Selectors,
+    ServeConfig,
     crontab_fields,
     load_config,
     parse_duration,
@@ -347,7 +352,7 @@ INVALID = [
     ),
     ("item-missing", page(select='title = "h2"'), "pages[0].select.item"),
     ("item-empty", page(select='item = ""'), "pages[0].select.item"),
-    ("item-invalid-css", page(select='item = "[href"'), "pages[0].select.item"),
+    ("item-invalid-css", page(select='item = "a["'), "pages[0].select.item"),
     ("title-invalid-css", page(select='item = ".row"\ntitle = "a["'), "pages[0].select.title"),
     ("link-not-string", page(select='item = ".row"\nlink = 3'), "pages[0].select.link"),
     (
@@ -414,11 +419,12 @@ def test_unknown_key_suggests_the_close_one(tmp_path: Path) -> None:
 
 
 def test_invalid_css_message_says_why(tmp_path: Path) -> None:
-    """An invalid selector's message quotes it and gives soupsieve's reason on one line."""
+    """An invalid selector's message quotes it and says, on one line, that Lexbor refused it."""
     path = write_config(tmp_path, page(select='item = "div["'))
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert "invalid CSS selector 'div['" in str(info.value)
+    assert "Lexbor cannot parse it" in str(info.value)
     assert "\n" not in str(info.value)
 
 
@@ -637,3 +643,490 @@ def test_documented_example_is_the_repository_config() -> None:
     """docs/config.md shows the real config.toml, unchanged."""
     doc = (REPO / "docs" / "config.md").read_text(encoding="utf-8")
     assert (REPO / "config.toml").read_text(encoding="utf-8").strip() in doc
+
+
+# --- entry pages, layouts, pagination, groups, serve, backfill, notify, cluster ---------------
+
+PAGE_B = PAGE.replace('name = "a"', 'name = "b"').replace('role = "active"', 'role = "archived"')
+
+
+def detail(*lines: str) -> str:
+    """A config whose one page has a [pages.detail] table with the given lines."""
+    return PAGE + "  [pages.detail]\n" + "\n".join(lines) + "\n"
+
+
+def layouts(*tables: str) -> str:
+    """A config whose one page has one [[pages.layouts]] table per argument."""
+    return PAGE + "".join(f"  [[pages.layouts]]\n{table}\n" for table in tables)
+
+
+def notify(*lines: str, pages: str = PAGE + PAGE_B) -> str:
+    """A config with pages a and b and one [[notify]] table with the given lines."""
+    return pages + "[[notify]]\n" + "\n".join(lines) + "\n"
+
+
+def cluster(**keys: str) -> str:
+    """A config with a [cluster] table: the required keys valid unless given here."""
+    values = {
+        "database": '"postgresql://monitor@db.example.org/monitor"',
+        "broker": '"redis://queue.example.org:6379/0"',
+        "archive": '"/mnt/archive/warc"',
+        **keys,
+    }
+    lines = [f"{key} = {value}" for key, value in values.items() if value]
+    return "[cluster]\n" + "\n".join(lines) + "\n" + PAGE
+
+
+def test_new_keys_have_their_defaults(tmp_path: Path) -> None:
+    """A config that names none of the new keys gets SPEC's defaults for each."""
+    config = load_config(write_config(tmp_path, PAGE))
+    (only,) = config.pages
+    assert (only.layouts, only.max_pages, only.group, only.detail) == ((), 20, "default", None)
+    assert only.select.next is None
+    assert only.all_layouts == (Selectors(item=".row"),)
+    assert config.monitor.warc_max_bytes == 1_000_000_000
+    assert config.feed.base_url is None
+    assert config.serve == ServeConfig(allowed_hosts=())
+    assert config.backfill == BackfillConfig(
+        cdx_url="https://web.archive.org/cdx/search/cdx",
+        memento_url="https://web.archive.org/web/{timestamp}id_/{url}",
+        rate_per_minute=15.0,
+        since=None,
+        hold_for_s=90 * 86400.0,
+    )
+    assert config.notify == ()
+    assert config.cluster is None
+
+
+def test_empty_tables_give_the_defaults(tmp_path: Path) -> None:
+    """An empty [pages.detail], [serve], [backfill] or [[notify]]-free file keeps every default."""
+    text = "[serve]\n[backfill]\n" + detail()
+    config = load_config(write_config(tmp_path, text))
+    assert config.pages[0].detail == DetailConfig(every_s=86400.0, keep_checking_s=30 * 86400.0)
+    assert config.serve == ServeConfig()
+    assert config.backfill == BackfillConfig()
+
+
+GOOD = [
+    ("warc-max-bytes", section("monitor", "warc_max_bytes = 1"), "monitor.warc_max_bytes", 1),
+    (
+        "base-url-slash-added",
+        section("feed", 'base_url = "https://example.org/imls"'),
+        "feed.base_url",
+        "https://example.org/imls/",
+    ),
+    (
+        "base-url-slash-kept",
+        section("feed", 'base_url = "http://127.0.0.1:8080/"'),
+        "feed.base_url",
+        "http://127.0.0.1:8080/",
+    ),
+    ("max-pages", page("max_pages = 1"), "pages[0].max_pages", 1),
+    ("group", page('group = "imls.v2"'), "pages[0].group", "imls.v2"),
+    (
+        "select-next",
+        page(select='item = ".row"\nnext = "a[rel=next]"'),
+        "pages[0].select.next",
+        "a[rel=next]",
+    ),
+    # Lexbor, as a browser, closes what the end of the selector leaves open
+    ("select-unclosed-bracket", page(select='item = "[href"'), "pages[0].select.item", "[href"),
+    (
+        "select-lexbor-contains",
+        page(select='item = "li:lexbor-contains(\\"x\\")"'),
+        "pages[0].select.item",
+        'li:lexbor-contains("x")',
+    ),
+    ("detail-every", detail('every = "6h"'), "pages[0].detail.every_s", 21_600.0),
+    ("detail-content", detail('content = "main"'), "pages[0].detail.content", "main"),
+    (
+        "detail-keep-checking",
+        detail('keep_checking = "0s"'),
+        "pages[0].detail.keep_checking_s",
+        0.0,
+    ),
+    (
+        "allowed-hosts",
+        section("serve", 'allowed_hosts = ["Monitor.Example.org", "10.0.0.2"]'),
+        "serve.allowed_hosts",
+        ("monitor.example.org", "10.0.0.2"),
+    ),
+    (
+        "allowed-hosts-ipv6",
+        section("serve", 'allowed_hosts = ["[::1]"]'),
+        "serve.allowed_hosts",
+        ("[::1]",),
+    ),
+    (
+        "cdx-url",
+        section("backfill", 'cdx_url = "http://127.0.0.1:8080/cdx"'),
+        "backfill.cdx_url",
+        "http://127.0.0.1:8080/cdx",
+    ),
+    (
+        "memento-url",
+        section("backfill", 'memento_url = "http://127.0.0.1:8080/web/{timestamp}id_/{url}"'),
+        "backfill.memento_url",
+        "http://127.0.0.1:8080/web/{timestamp}id_/{url}",
+    ),
+    ("rate-float", section("backfill", "rate_per_minute = 0.5"), "backfill.rate_per_minute", 0.5),
+    (
+        "since-string",
+        section("backfill", 'since = "2015-01-01"'),
+        "backfill.since",
+        date(2015, 1, 1),
+    ),
+    (
+        "since-toml-date",
+        section("backfill", "since = 2015-01-01"),
+        "backfill.since",
+        date(2015, 1, 1),
+    ),
+    ("hold-for", section("backfill", 'hold_for = "30d"'), "backfill.hold_for_s", 30 * 86400.0),
+    (
+        "notify-json",
+        notify('url = "json://localhost:8080/hook"'),
+        "notify[0].url",
+        "json://localhost:8080/hook",
+    ),
+    (
+        "notify-mail",
+        notify('url = "mailtos://user:pass@example.org"'),
+        "notify[0].url",
+        "mailtos://user:pass@example.org",
+    ),
+    (
+        "notify-kinds",
+        notify('url = "json://h/"', 'kinds = ["link-gone", "removed", "removed"]'),
+        "notify[0].kinds",
+        ("link-gone", "removed"),
+    ),
+    ("notify-pages", notify('url = "json://h/"', 'pages = ["b"]'), "notify[0].pages", ("b",)),
+    ("notify-digest", notify('url = "json://h/"', "digest = true"), "notify[0].digest", True),
+    (
+        "notify-give-up",
+        notify('url = "json://h/"', 'give_up_after = "1h"'),
+        "notify[0].give_up_after_s",
+        3600.0,
+    ),
+    (
+        "cluster-postgres",
+        cluster(database='"postgres://u:pw@db:5432/m"'),
+        "cluster.database",
+        "postgres://u:pw@db:5432/m",
+    ),
+    (
+        "cluster-socket",
+        cluster(database='"postgresql:///monitor"'),
+        "cluster.database",
+        "postgresql:///monitor",
+    ),
+    (
+        "cluster-rediss",
+        cluster(broker='"rediss://:pw@q.example.org:6380/2"'),
+        "cluster.broker",
+        "rediss://:pw@q.example.org:6380/2",
+    ),
+    (
+        "cluster-amqp",
+        cluster(broker='"amqp://guest@rabbit//"'),
+        "cluster.broker",
+        "amqp://guest@rabbit//",
+    ),
+    ("cluster-archive", cluster(), "cluster.archive", Path("/mnt/archive/warc")),
+    ("cluster-timeout-default", cluster(), "cluster.task_timeout_s", 600.0),
+    ("cluster-timeout", cluster(task_timeout='"1h"'), "cluster.task_timeout_s", 3600.0),
+]
+
+
+def _lookup(config: Config, dotted: str) -> object:
+    """The value at a key path such as `pages[0].detail.every_s` in a loaded config."""
+    value: object = config
+    for part in dotted.split("."):
+        name, _, index = part.partition("[")
+        value = getattr(value, name)
+        if index:
+            value = value[int(index.rstrip("]"))]  # type: ignore[index]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "expected"), [c[1:] for c in GOOD], ids=[c[0] for c in GOOD]
+)
+def test_new_keys_read_good_values(tmp_path: Path, text: str, where: str, expected: object) -> None:
+    """Each new key given a good value ends up in its field, with its unit and type."""
+    value = _lookup(load_config(write_config(tmp_path, text)), where)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_layouts_are_read_in_order(tmp_path: Path) -> None:
+    """[[pages.layouts]] tables become Selectors, tried after `select`, in file order."""
+    text = layouts('item = "li"\ntitle = "h3"', 'item = "tr"\nnext = ".pager a"')
+    (only,) = load_config(write_config(tmp_path, text)).pages
+    assert only.layouts == (Selectors(item="li", title="h3"), Selectors(item="tr", next=".pager a"))
+    assert only.all_layouts == (Selectors(item=".row"), *only.layouts)
+
+
+def test_notify_targets_are_read_in_order(tmp_path: Path) -> None:
+    """Each [[notify]] table is one target, in file order, with its defaults."""
+    text = notify('url = "json://h/one"') + '[[notify]]\nurl = "ntfy://topic"\ndigest = true\n'
+    assert load_config(write_config(tmp_path, text)).notify == (
+        NotifyTarget(url="json://h/one"),
+        NotifyTarget(url="ntfy://topic", digest=True, give_up_after_s=7 * 86400.0),
+    )
+
+
+def test_relative_cluster_archive_is_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative [cluster].archive resolves against the config file's directory, as data_dir."""
+    path = write_config(tmp_path / "conf", cluster(archive='"../warc"'))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config = load_config(path, data_dir=Path("local"))
+    assert config.cluster == ClusterConfig(
+        database="postgresql://monitor@db.example.org/monitor",
+        broker="redis://queue.example.org:6379/0",
+        archive=tmp_path / "warc",
+    )
+
+
+INVALID_NEW = [
+    # [monitor] and [feed]
+    ("warc-max-bytes-zero", section("monitor", "warc_max_bytes = 0"), "monitor.warc_max_bytes"),
+    (
+        "warc-max-bytes-string",
+        section("monitor", 'warc_max_bytes = "1GB"'),
+        "monitor.warc_max_bytes",
+    ),
+    ("base-url-ftp", section("feed", 'base_url = "ftp://example.org/"'), "feed.base_url"),
+    ("base-url-relative", section("feed", 'base_url = "/imls/"'), "feed.base_url"),
+    ("base-url-query", section("feed", 'base_url = "https://example.org/?a=1"'), "feed.base_url"),
+    ("base-url-fragment", section("feed", 'base_url = "https://example.org/#x"'), "feed.base_url"),
+    (
+        "base-url-password",
+        section("feed", 'base_url = "https://u:pw@example.org/"'),
+        "feed.base_url",
+    ),
+    # [[pages]]
+    ("max-pages-zero", page("max_pages = 0"), "pages[0].max_pages"),
+    ("max-pages-float", page("max_pages = 2.0"), "pages[0].max_pages"),
+    ("group-space", page('group = "my group"'), "pages[0].group"),
+    ("group-empty", page('group = ""'), "pages[0].group"),
+    ("next-invalid-css", page(select='item = ".row"\nnext = "a,,b"'), "pages[0].select.next"),
+    ("select-unknown-pseudo", page(select='item = "li:contains(x)"'), "pages[0].select.item"),
+    # [[pages.layouts]]
+    ("layouts-table", PAGE + '  [pages.layouts]\n  item = "li"\n', "pages[0].layouts"),
+    ("layouts-string", page('layouts = "li"'), "pages[0].layouts"),
+    ("layouts-not-tables", page("layouts = [1]"), "pages[0].layouts[0]"),
+    ("layouts-item-missing", layouts('title = "h2"'), "pages[0].layouts[0].item"),
+    (
+        "layouts-second-bad",
+        layouts('item = "li"', 'item = "li"\ntitle = "a["'),
+        "pages[0].layouts[1].title",
+    ),
+    ("layouts-unknown-key", layouts('item = "li"\nsummary = "p"'), "pages[0].layouts[0].summary"),
+    # [pages.detail]
+    ("detail-not-table", page("detail = true"), "pages[0].detail"),
+    ("detail-unknown-key", detail('interval = "1d"'), "pages[0].detail.interval"),
+    ("detail-every-zero", detail('every = "0s"'), "pages[0].detail.every"),
+    ("detail-every-number", detail("every = 86400"), "pages[0].detail.every"),
+    ("detail-content-invalid", detail('content = "main["'), "pages[0].detail.content"),
+    ("detail-content-empty", detail('content = " "'), "pages[0].detail.content"),
+    (
+        "detail-keep-checking-bad",
+        detail('keep_checking = "1 month"'),
+        "pages[0].detail.keep_checking",
+    ),
+    # [serve]
+    ("serve-not-table", "serve = 1\n" + PAGE, "serve"),
+    ("serve-unknown-key", section("serve", 'host = "0.0.0.0"'), "serve.host"),
+    (
+        "allowed-hosts-string",
+        section("serve", 'allowed_hosts = "example.org"'),
+        "serve.allowed_hosts",
+    ),
+    ("allowed-hosts-empty", section("serve", "allowed_hosts = []"), "serve.allowed_hosts"),
+    (
+        "allowed-hosts-url",
+        section("serve", 'allowed_hosts = ["https://example.org"]'),
+        "serve.allowed_hosts",
+    ),
+    (
+        "allowed-hosts-port",
+        section("serve", 'allowed_hosts = ["example.org:8080"]'),
+        "serve.allowed_hosts",
+    ),
+    ("allowed-hosts-number", section("serve", "allowed_hosts = [1]"), "serve.allowed_hosts"),
+    # [backfill]
+    ("backfill-unknown-key", section("backfill", 'until = "2020-01-01"'), "backfill.until"),
+    ("cdx-url-bad", section("backfill", 'cdx_url = "web.archive.org/cdx"'), "backfill.cdx_url"),
+    (
+        "memento-no-timestamp",
+        section("backfill", 'memento_url = "https://a.org/web/{url}"'),
+        "backfill.memento_url",
+    ),
+    (
+        "memento-no-url",
+        section("backfill", 'memento_url = "https://a.org/web/{timestamp}/"'),
+        "backfill.memento_url",
+    ),
+    (
+        "memento-other-field",
+        section("backfill", 'memento_url = "https://a.org/{x}/{timestamp}/{url}"'),
+        "backfill.memento_url",
+    ),
+    (
+        "memento-not-http",
+        section("backfill", 'memento_url = "ftp://a.org/{timestamp}/{url}"'),
+        "backfill.memento_url",
+    ),
+    ("rate-zero", section("backfill", "rate_per_minute = 0"), "backfill.rate_per_minute"),
+    ("rate-string", section("backfill", 'rate_per_minute = "15"'), "backfill.rate_per_minute"),
+    ("since-datetime", section("backfill", "since = 2015-01-01T00:00:00Z"), "backfill.since"),
+    ("since-not-a-date", section("backfill", 'since = "2015-02-30"'), "backfill.since"),
+    ("since-other-format", section("backfill", 'since = "01/02/2015"'), "backfill.since"),
+    ("since-number", section("backfill", "since = 2015"), "backfill.since"),
+    ("hold-for-number", section("backfill", "hold_for = 90"), "backfill.hold_for"),
+    # [[notify]]
+    ("notify-table", PAGE + '[notify]\nurl = "json://h/"\n', "notify"),
+    ("notify-not-tables", 'notify = ["json://h/"]\n' + PAGE, "notify[0]"),
+    ("notify-url-missing", notify("digest = true"), "notify[0].url"),
+    ("notify-url-number", notify("url = 3"), "notify[0].url"),
+    ("notify-url-no-scheme", notify('url = "example.org"'), "notify[0].url"),
+    ("notify-url-unknown-service", notify('url = "bogus://example.org"'), "notify[0].url"),
+    ("notify-url-missing-parts", notify('url = "mailto://"'), "notify[0].url"),
+    ("notify-unknown-key", notify('url = "json://h/"', 'events = ["added"]'), "notify[0].events"),
+    ("notify-kinds-unknown", notify('url = "json://h/"', 'kinds = ["deleted"]'), "notify[0].kinds"),
+    ("notify-kinds-empty", notify('url = "json://h/"', "kinds = []"), "notify[0].kinds"),
+    ("notify-kinds-string", notify('url = "json://h/"', 'kinds = "added"'), "notify[0].kinds"),
+    ("notify-pages-unknown", notify('url = "json://h/"', 'pages = ["c"]'), "notify[0].pages"),
+    ("notify-pages-case", notify('url = "json://h/"', 'pages = ["A"]'), "notify[0].pages"),
+    ("notify-digest-string", notify('url = "json://h/"', 'digest = "yes"'), "notify[0].digest"),
+    (
+        "notify-give-up-zero",
+        notify('url = "json://h/"', 'give_up_after = "0s"'),
+        "notify[0].give_up_after",
+    ),
+    ("notify-second-bad", notify('url = "json://h/"') + "[[notify]]\nurl = 1\n", "notify[1].url"),
+    # [cluster]
+    ("cluster-not-table", "cluster = 1\n" + PAGE, "cluster"),
+    ("cluster-unknown-key", cluster(workers="4"), "cluster.workers"),
+    ("cluster-database-missing", cluster(database=""), "cluster.database"),
+    ("cluster-broker-missing", cluster(broker=""), "cluster.broker"),
+    ("cluster-archive-missing", cluster(archive=""), "cluster.archive"),
+    ("cluster-database-mysql", cluster(database='"mysql://db/monitor"'), "cluster.database"),
+    ("cluster-database-sqlite", cluster(database='"monitor.db"'), "cluster.database"),
+    (
+        "cluster-database-bad-port",
+        cluster(database='"postgresql://db:99999/m"'),
+        "cluster.database",
+    ),
+    ("cluster-database-bare", cluster(database='"postgresql://"'), "cluster.database"),
+    ("cluster-broker-http", cluster(broker='"http://queue:6379/0"'), "cluster.broker"),
+    ("cluster-broker-no-host", cluster(broker='"redis://"'), "cluster.broker"),
+    ("cluster-broker-redis-path", cluster(broker='"redis://queue/zero"'), "cluster.broker"),
+    ("cluster-archive-number", cluster(archive="3"), "cluster.archive"),
+    ("cluster-timeout-zero", cluster(task_timeout='"0s"'), "cluster.task_timeout"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "keypath"), [c[1:] for c in INVALID_NEW], ids=[c[0] for c in INVALID_NEW]
+)
+def test_invalid_new_key_names_file_and_key(tmp_path: Path, text: str, keypath: str) -> None:
+    """A bad value of a new key raises ConfigError reading "FILE: KEY.PATH: problem"."""
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {keypath}: "), message
+    assert len(message) > len(f"{path}: {keypath}: ")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (layouts('title = "h2"'), "pages[0].layouts[0].item: required, not given"),
+        (cluster(database=""), "cluster.database: required, not given"),
+        (
+            cluster(database='"postgresql://u:pw@db:99999/m"'),
+            "cluster.database: has a port that is not a number from 0 to 65535, "
+            "got 'postgresql://u:***@db:99999/m'",
+        ),
+        (
+            notify('url = "json://h/"', 'pages = ["c"]'),
+            "notify[0].pages: 'c' is not a configured page (pages: a, b)",
+        ),
+        (
+            notify('url = "json://h/"', 'pages = ["A"]'),
+            "notify[0].pages: 'A' is not a configured page (did you mean 'a'? pages: a, b)",
+        ),
+        (
+            notify('url = "json://h/"', "kinds = []"),
+            "notify[0].kinds: must list at least one of event kinds (leave the key out for all)",
+        ),
+        (
+            section("feed", 'base_url = "https://example.org/?a=1"'),
+            "feed.base_url: must have no query or fragment (links are added to it), "
+            "got 'https://example.org/?a=1'",
+        ),
+        (
+            section("backfill", 'memento_url = "https://a.org/web/{url}"'),
+            "backfill.memento_url: must contain {timestamp}, got 'https://a.org/web/{url}'",
+        ),
+        (
+            cluster(broker='"http://u:pw@queue/0"'),
+            "cluster.broker: must be a redis://, rediss://, amqp:// or amqps:// URL with a host, "
+            "such as 'redis://queue.example.org:6379/0', got 'http://u:***@queue/0'",
+        ),
+    ],
+    ids=[
+        "layout-item",
+        "cluster-db",
+        "cluster-db-port",
+        "notify-page",
+        "notify-page-case",
+        "kinds-empty",
+        "base-url-query",
+        "memento",
+        "broker-redacted",
+    ],
+)
+def test_new_key_messages_read_well(tmp_path: Path, text: str, message: str) -> None:
+    """The messages a user sees for common mistakes in the new tables are exactly these."""
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
+SECRET = "hunter2"
+LEAKY = [
+    ("database", cluster(database=f'"mysql://monitor:{SECRET}@db/monitor"')),
+    ("database-query", cluster(database=f'"mysql://db/monitor?password={SECRET}"')),
+    ("broker", cluster(broker=f'"redis://:{SECRET}@queue/nope"')),
+    ("broker-scheme", cluster(broker=f'"http://u:{SECRET}@queue/0"')),
+    ("page-url", page().replace("https://example.org/list", f"ftp://u:{SECRET}@x")),
+    ("base-url", section("feed", f'base_url = "https://u:{SECRET}@example.org/"')),
+    ("notify-service", notify(f'url = "bogus://u:{SECRET}@example.org"')),
+    ("notify-parts", notify(f'url = "slack://{SECRET}"')),
+]
+
+
+@pytest.mark.parametrize("text", [c[1] for c in LEAKY], ids=[c[0] for c in LEAKY])
+def test_messages_never_show_a_secret(tmp_path: Path, text: str) -> None:
+    """A password or token in a bad URL never appears in the error message."""
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert SECRET not in str(info.value)
+
+
+def test_repository_config_checks_entry_pages_daily() -> None:
+    """The default config checks the own page of every entry of both IMLS pages once a day."""
+    config = load_config(REPO / "config.toml")
+    assert [page.detail for page in config.pages] == [DetailConfig(every_s=86400.0)] * 2
+    assert config.notify == () and config.cluster is None
