@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from selectolax.lexbor import LexborHTMLParser
+
 from monitor.extract import engine
 from monitor.extract.charset import decode_html, is_html
 from monitor.extract.text import normalise_space, normalise_text
@@ -105,7 +107,7 @@ def extract_page(
     )
 
 
-def _first_text(tree: engine.LexborHTMLParser, selector: str) -> str:
+def _first_text(tree: LexborHTMLParser, selector: str) -> str:
     """The normalised text of the first element matching `selector`, or ""."""
     node = tree.css_first(selector)
     return engine.node_text(node) if node is not None else ""

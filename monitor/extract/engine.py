@@ -84,6 +84,7 @@ def node_text(node: LexborNode, skip: set[int] | None = None, path: set[int] | N
     """
     if not skip:
         return normalise_text(node.text(deep=True))
+    path = path or set()
     parts: list[str] = []
     stack: list[Iterator[LexborNode]] = [node.iter(include_text=True)]
     while stack:

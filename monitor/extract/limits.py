@@ -7,7 +7,8 @@ the same thing (Blink flattens the tree past 512 levels). Two bounds, applied to
 text before the parse:
 
 - A run of more than MAX_RUN identical start tags in a row (attributes and all; or identical
-  end tags) keeps its first MAX_RUN: the hostile shape (`<div>` * 100 000 around the rows) keeps its rows intact.
+  end tags) keeps its first MAX_RUN: the hostile shape (`<div>` * 100 000 around the rows)
+  keeps its rows.
 - On a page of more than DEPTH_GATE tags, the nesting is estimated in one pass (end tags closing
   their nearest open namesake, the common implied closings of p, li, dt, dd, tr, td, th and
   option modelled); past MAX_DEPTH levels, tags are dropped (their text stays). Pages with
