@@ -76,6 +76,14 @@ HTML5_IS_RIGHT = {
         "A <div> closes an open <p> in HTML5, so the div is not in the p: the item is empty "
         "(a skeleton). lxml also closes it; both agree, kept as the reference case.",
     ),
+    "nul-every-other-byte": (
+        HOSTILE["nul-every-other-byte"][0],
+        HOSTILE_SELECT,
+        "UTF-16 without a BOM or a label: a browser reads it as bytes with a NUL between each "
+        "(no tag survives: a NUL in a tag name is U+FFFD). The oracle deleted the NULs before "
+        "parsing and so read the markup. monitor check refuses the body earlier anyway (is_html: "
+        "binary).",
+    ),
 }
 
 
@@ -90,7 +98,7 @@ def test_documented_differences(case: str) -> None:
         assert actual != expected, why
 
 
-@pytest.mark.parametrize("case", sorted(HOSTILE))
+@pytest.mark.parametrize("case", sorted(set(HOSTILE) - set(HTML5_IS_RIGHT)))
 def test_hostile_pages_read_the_same(case: str) -> None:
     """Each page of test_hostile's corpus gives the same entries with both engines."""
     body, _event = HOSTILE[case]

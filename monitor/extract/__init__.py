@@ -62,6 +62,7 @@ class Extraction:
     title: str  # the document <title>, normalised
     heading: str  # the first <h1>, normalised
     text: str  # the start of the visible body text, normalised, at most TEXT_CHARS characters
+    # (its text nodes joined by spaces: "<b>Fo</b>o" reads "Fo o" here, unlike in entries)
 
 
 def _fields(select: Selectors) -> engine.Fields:
@@ -103,14 +104,21 @@ def extract_page(
         next_url=next_url,
         title=_first_text(tree, "title"),
         heading=_first_text(tree, "h1"),
-        text=_start_of(tree.body.text(deep=True) if tree.body is not None else "", TEXT_CHARS),
+        # Every text node apart: cheap (no marking of the whole page), and for the signs of a
+        # block page or a soft 404 a word split at an inline tag ("<b>Fo</b>o") does not matter.
+        text=_start_of(
+            tree.body.text(deep=True, separator=" ") if tree.body is not None else "", TEXT_CHARS
+        ),
     )
 
 
 def _first_text(tree: LexborHTMLParser, selector: str) -> str:
     """The normalised text of the first element matching `selector`, or ""."""
     node = tree.css_first(selector)
-    return engine.node_text(node) if node is not None else ""
+    if node is None:
+        return ""
+    engine.mark_blocks(node)
+    return engine.node_text(node)
 
 
 def _start_of(text: str, limit: int) -> str:
@@ -140,6 +148,8 @@ def extract_text(body: bytes, *, content_type: str | None, selector: str | None)
     if selector:
         engine.check_selector(selector, "content")
     tree = engine.parse(decode_html(body, content_type))
+    if tree.root is not None:
+        engine.mark_blocks(tree.root)
     if not selector:
         return engine.node_text(tree.body) if tree.body is not None else ""
     matches = tree.css(selector)

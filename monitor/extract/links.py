@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urljoin, urlsplit
 
+from monitor.extract.text import CONTROLS
+
 _URL_TAB_OR_NEWLINE = re.compile("[\t\n\r]")
 _URL_EDGE = "".join(chr(c) for c in range(0x21))  # C0 controls and space
 
@@ -17,7 +19,7 @@ def absolute_link(href: str, base_url: str) -> str | None:
     """
     # As a browser's URL parser does: tabs and newlines vanish anywhere (so "java\nscript:" is
     # javascript:), leading and trailing controls and spaces are stripped.
-    href = _URL_TAB_OR_NEWLINE.sub("", href).strip(_URL_EDGE)
+    href = _URL_TAB_OR_NEWLINE.sub("", CONTROLS.sub("", href)).strip(_URL_EDGE)
     if not href:
         return None
     try:

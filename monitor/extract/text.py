@@ -10,11 +10,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Unicode's White_Space property, exactly: ASCII tab..carriage return and space, NEL, the no-break
-# space, the Zs spaces and the line/paragraph separators. Not U+001C..U+001F, which Python's
-# str.split() treats as white space but Unicode does not (they go as control characters).
-_SPACE_CHARS = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-_SPACE_RUN = re.compile(f"[{_SPACE_CHARS}]+")
 # Dropped without a trace: C0 and C1 controls that are not white space (NUL included), never
 # text a user wrote; and the invisible characters SPEC names (soft hyphen, zero-width space and
 # joiners, word joiner, BOM), which a page may sprinkle into a word without changing what a
@@ -27,7 +22,10 @@ CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]+")
 def normalise_text(text: str) -> str:
     """`text` as stored: invisible characters gone, NFC, each white-space run 1 space, trimmed."""
     text = unicodedata.normalize("NFC", _INVISIBLE.sub("", text))
-    return _SPACE_RUN.sub(" ", text).strip(" ")
+    # str.split() splits at Unicode's White_Space characters (tab..CR, space, NEL, no-break
+    # space, the Zs spaces, line and paragraph separators) and at U+001C..U+001F, which Unicode
+    # does not count as white space but which are gone already, as control characters.
+    return " ".join(text.split())
 
 
 # The first name of the rule, imported elsewhere: the same function.
