@@ -26,7 +26,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCH.parent), str(BENCH)]
+sys.path[:0] = [str(BENCH.parent), str(BENCH), str(BENCH.parent / "tests")]
 
 from bs4 import BeautifulSoup  # noqa: E402
 from server import Mutation, page_entries, render_page  # noqa: E402
@@ -82,8 +82,9 @@ def probe_similarity() -> None:
 def probe_extract() -> None:
     """Where extract_entries' time goes on one bench page, against the floor's parse+select."""
     import soupsieve
+    from oracle import _prepare  # the BeautifulSoup path this probe takes apart
 
-    from monitor.extract import _prepare, decode_html
+    from monitor.extract import decode_html
 
     body = render_page(7, 0, 25, Mutation())
     text = _prepare(decode_html(body, CTYPE))
