@@ -1,27 +1,43 @@
-"""What one fetch of a listing means for its entries: pure, no I/O.
+"""What fetching a listing means for its entries: pure, no I/O.
 
 The per-page stage (`listing.py`) fetches, archives and, for a 304, reloads the body it
-confirms; this module decides: an error, gone, unchanged (the body whose entries the page
-already holds: no parse), or ok with the entries extracted.
+confirms; the functions here decide: an error, gone, a block page or a soft 404 (never a
+shorter listing), unchanged (the body whose entries the page already holds: no parse), or
+ok with the entries of every page of the listing together.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from monitor.config import PageConfig
-from monitor.extract import extract_entries, is_html
-from monitor.models import FetchResult, PageObservation
+from monitor.extract import Extraction, extract_page, is_html
+from monitor.models import Entry, FetchResult, PageObservation
+from monitor.signs import read_answer
 
 log = logging.getLogger("monitor")
 
 
-def body_key(body: bytes, content_type: str | None, final_url: str, page: PageConfig) -> str:
-    """Identifies what extraction depends on: the body, its type, its URL and the selectors."""
-    digest = hashlib.sha256(body)
-    for part in (content_type or "", final_url, repr(page.select)):
-        digest.update(b"\0" + part.encode("utf-8", "surrogatepass"))
+@dataclass(frozen=True)
+class Body:
+    """One page of a listing as it was answered: the decoded body and where it came from."""
+
+    url: str  # the final URL (after redirects)
+    content_type: str | None
+    data: bytes
+
+
+def listing_key(page: PageConfig, bodies: Sequence[Body]) -> str:
+    """Identifies what extraction depends on: every body, its type and URL, the selectors."""
+    digest = hashlib.sha256()
+    for body in bodies:
+        digest.update(hashlib.sha256(body.data).digest())
+        for part in (body.content_type or "", body.url):
+            digest.update(b"\0" + part.encode("utf-8", "surrogatepass"))
+    digest.update(b"\0" + repr(page.all_layouts).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
@@ -43,49 +59,64 @@ def maybe_cut_short(result: FetchResult, body: bytes) -> bool:
     return b"<html" in text and b"</html" not in text
 
 
-def observe_fetch(
-    page: PageConfig,
-    result: FetchResult,
-    *,
-    accepted_key: str | None,
-    body: bytes | None,
-    content_type: str | None,
-) -> tuple[PageObservation, str | None]:
-    """The page's observation and its body key, from a fetch and its (reloaded) body.
+def answer_problem(
+    page: PageConfig, result: FetchResult, body: Body | None
+) -> PageObservation | None:
+    """The observation when the answer itself rules out reading entries; None when it can be read.
 
-    `body` is the decoded body the answer stands for: the response's own, or for a 304 the
-    archived body it confirms (None when the caller knows it is the accepted one, or when
-    it could not be had: `result.error` then says why).
+    `body` is the decoded body the answer stands for (for a 304, the archived body it
+    confirms), None when there is none to read.
     """
     name = page.name
     if result.error is not None:
-        return PageObservation(name, "error", detail=result.error), None
+        return PageObservation(name, "error", detail=result.error)
     if result.gone:
-        detail = f"{result.final_url}: HTTP {result.status}"
-        return PageObservation(name, "gone", detail=detail), None
-    if result.not_modified and body is None:
-        return PageObservation(name, "unchanged"), accepted_key  # no read, no parse
+        return PageObservation(name, "gone", detail=f"{result.final_url}: HTTP {result.status}")
     if body is None:
         detail = f"{result.final_url}: HTTP {result.status} without a body"
-        return PageObservation(name, "error", detail=detail), None
-    if not is_html(content_type, body):
-        detail = f"{result.final_url}: not HTML ({content_type or 'no Content-Type'})"
-        return PageObservation(name, "error", detail=detail), None
-    if not result.not_modified and maybe_cut_short(result, body):
+        return PageObservation(name, "error", detail=detail)
+    if not is_html(body.content_type, body.data):
+        detail = f"{result.final_url}: not HTML ({body.content_type or 'no Content-Type'})"
+        return PageObservation(name, "error", detail=detail)
+    if not result.not_modified and maybe_cut_short(result, body.data):
         detail = (
             f"{result.final_url}: the body may be cut short: no Content-Length, and the "
             "connection closed before </html>"
         )
-        return PageObservation(name, "error", detail=detail), None
-    key = body_key(body, content_type, result.final_url, page)
-    if key == accepted_key:
-        return PageObservation(name, "unchanged"), key
+        return PageObservation(name, "error", detail=detail)
+    return None
+
+
+def extract_listing_page(page: PageConfig, body: Body) -> Extraction | PageObservation:
+    """The page's entries with the first layout that fits, or an error observation."""
     try:
-        entries = extract_entries(
-            body, base_url=result.final_url, select=page.select, content_type=content_type
+        return extract_page(
+            body.data, content_type=body.content_type, base_url=body.url, layouts=page.all_layouts
         )
     except Exception as error:  # a bug in extraction must not stop the other pages
-        log.exception("extracting %s failed", result.final_url)
-        detail = f"{result.final_url}: cannot extract: {error}"
-        return PageObservation(name, "error", detail=detail), None
-    return PageObservation(name, "ok", entries=tuple(entries)), key
+        log.exception("extracting %s failed", body.url)
+        return PageObservation(page.name, "error", detail=f"{body.url}: cannot extract: {error}")
+
+
+def sign_problem(
+    page: PageConfig, requested_url: str, result: FetchResult, extraction: Extraction
+) -> PageObservation | None:
+    """A block page (an error) or a soft 404 (gone), never read as a shorter listing."""
+    answer = read_answer(
+        requested_url=requested_url,
+        final_url=result.final_url,
+        status=result.status or 200,
+        title=extraction.title,
+        heading=extraction.heading,
+        text=extraction.text,
+    )
+    if answer.kind == "blocked":
+        return PageObservation(page.name, "error", detail=answer.detail)
+    if answer.kind == "soft404":
+        return PageObservation(page.name, "gone", detail=answer.detail)
+    return None
+
+
+def listing_entries(extractions: Sequence[Extraction]) -> tuple[Entry, ...]:
+    """The entries of every page of a listing together, in page order."""
+    return tuple(entry for extraction in extractions for entry in extraction.entries)
