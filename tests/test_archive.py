@@ -27,6 +27,7 @@ from monitor.archive import (
     CycleWriter,
     PreviousCapture,
     Problem,
+    default_writer_id,
     iter_file_records,
     payload_digest,
     read_capture,
@@ -75,7 +76,8 @@ def previous_of(ref: CaptureRef, url: str = URL) -> PreviousCapture:
 
 
 def write(warc_dir: Path, *items: tuple[HttpExchange, PreviousCapture | None], cycle: str = "c1"):
-    with CycleWriter(warc_dir, cycle, T0) as writer:
+    # each cycle its own writer id, so its own file (one writer's cycles share a file)
+    with CycleWriter(warc_dir, cycle, T0, writer_id=cycle) as writer:
         refs = [writer.write_exchange(ex, prev) for ex, prev in items]
     return refs
 
@@ -183,17 +185,18 @@ def test_each_record_is_its_own_gzip_member(tmp_path: Path) -> None:
         assert gunzip_member(path, ref.offset)[1] == ref.length
 
 
-def test_file_is_named_for_its_cycle_and_opened_on_first_write(tmp_path: Path) -> None:
-    """No file until something is written; then monitor-TIMESTAMP-CYCLE.warc.gz, dirs made."""
+def test_file_is_named_for_day_and_writer_and_opened_on_first_write(tmp_path: Path) -> None:
+    """No file until something is written; then monitor-DAY-WRITER-0001.warc.gz, dirs made."""
     warc_dir = tmp_path / "data" / "warc"
+    name = f"monitor-20261125-{default_writer_id()}-0001.warc.gz"
     with CycleWriter(warc_dir, "9f3a", T0) as writer:
         assert writer.path is None and not warc_dir.exists()
         writer.write_exchange(exchange(), None)
-        assert writer.path == warc_dir / "monitor-20261125163745-9f3a.warc.gz"
+        assert writer.path == warc_dir / name
     with CycleWriter(warc_dir, "empty", T0) as idle:
         pass
     assert idle.path is None
-    assert sorted(p.name for p in warc_dir.iterdir()) == ["monitor-20261125163745-9f3a.warc.gz"]
+    assert sorted(p.name for p in warc_dir.iterdir()) == [name]
 
 
 def test_dechunked_body_is_stored_without_transfer_encoding(tmp_path: Path) -> None:
@@ -249,18 +252,31 @@ def test_revisit_only_for_identical_payload_of_same_url(tmp_path: Path, second, 
 
 
 def test_not_modified_is_a_server_not_modified_revisit(tmp_path: Path) -> None:
-    """A 304 is a revisit with the server-not-modified profile, counting as the old body."""
+    """A 304 is a server-not-modified revisit of the old body; its headers sit in a metadata record.
+
+    The revisit's block is empty so that pywb serves the body it refers to with that
+    body's headers (a 304 status line there would replay as an empty 304).
+    """
     (first,) = write(tmp_path, (gzipped(), None), cycle="one")
     answer = exchange(b"", status=304, reason="Not Modified", headers=(("ETag", '"v1"'),))
     (ref,) = write(tmp_path, (answer, previous_of(first)), cycle="two")
 
     assert (ref.record_type, ref.refers_to) == ("revisit", first.record_id)
     assert ref.payload_digest == first.payload_digest
-    record = warcio_records(tmp_path / ref.warc_file)[1]
+    records = warcio_records(tmp_path / ref.warc_file)
+    assert [r.type for r in records] == ["warcinfo", "revisit", "metadata", "request"]
+    record, metadata = records[1], records[2]
     assert record.headers["WARC-Profile"] == SERVER_NOT_MODIFIED
     assert record.headers["WARC-Refers-To"] == first.record_id
-    assert record.http.get_statuscode() == "304"
-    assert record.http.get_header("ETag") == '"v1"'
+    assert record.headers["WARC-Refers-To-Target-URI"] == URL
+    assert record.headers["WARC-Refers-To-Date"] == "2026-11-25T16:37:45Z"
+    assert record.http is None and record.headers["Content-Length"] == "0"
+    assert metadata.headers["WARC-Refers-To"] == ref.record_id
+    assert metadata.headers["Content-Type"] == "application/warc-fields"
+    assert b"http-status: 304 Not Modified\r\n" in metadata.payload
+    assert b'http-header: ETag: "v1"\r\n' in metadata.payload
+    got = read_capture(tmp_path, ref.warc_file, ref.offset)
+    assert (got.status, got.reason, got.headers) == (304, "Not Modified", (("ETag", '"v1"'),))
 
 
 def test_not_modified_without_previous_is_a_plain_response(tmp_path: Path) -> None:
@@ -308,7 +324,8 @@ def test_writing_after_close_is_refused(tmp_path: Path) -> None:
     writer.close()  # closing twice is harmless
     with pytest.raises(StoreError, match="closed"):
         writer.write_exchange(exchange(), None)
-    assert [k for _, k, _ in iter_file_records(tmp_path / writer.file_name)] == [
+    assert writer.path is not None
+    assert [k for _, k, _ in iter_file_records(writer.path)] == [
         "warcinfo",
         "response",
         "request",

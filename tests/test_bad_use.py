@@ -293,7 +293,8 @@ def can_drop_root_override() -> bool:
     [
         pytest.param(lambda d: [d, *d.rglob("*")], "monitor.lock", id="everything"),
         pytest.param(lambda d: [d / "monitor.db"], "monitor.db", id="the-database-file"),
-        pytest.param(lambda d: [d / "warc"], "warc", id="the-warc-directory"),
+        pytest.param(lambda d: [d / "warc", *(d / "warc").iterdir()], "warc",
+                     id="the-warc-directory"),
     ],
 )
 def test_read_only_data_dir_is_a_clear_error_and_loses_nothing(recorded, read_only, named):

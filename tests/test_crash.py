@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,17 +186,23 @@ def committed_checks(config: Path) -> int:
         conn.close()
 
 
-def phase_of(config: Path, warc_before: set[Path], checks_before: int, exited: bool) -> str:
+def warc_sizes(warc_dir: Path) -> dict[Path, int]:
+    return {p: p.stat().st_size for p in warc_dir.glob("*.warc.gz")}
+
+
+def phase_of(config: Path, warc_before: dict[Path, int], checks_before: int, exited: bool) -> str:
     """Where the kill landed, told by what it left behind."""
     if exited:
         return "finished before the kill"
     if committed_checks(config) > checks_before:
         return "after the commit (publishing the feed, exiting)"
-    new = set((config.parent / "data" / "warc").glob("*.warc.gz*")) - warc_before
-    if not new:
+    # A cycle appends to the day's file (or starts the next one): what grew since before.
+    grown = {p: warc_before.get(p, 0) for p, size in warc_sizes(config.parent / "data" / "warc")
+             .items() if size > warc_before.get(p, 0)}
+    if not grown:
         return "starting up (nothing written yet)"
-    (path,) = new
-    responses = sum(1 for _, kind, _ in iter_file_records(path) if kind in ("response", "revisit"))
+    responses = sum(1 for path, start in grown.items() for offset, kind, _ in
+                    iter_file_records(path) if offset >= start and kind in ("response", "revisit"))
     if responses < ACTIVE_PAGES + ARCHIVED_PAGES:
         return "fetching and archiving"
     return "archived, not committed (classifying, storing)"
@@ -254,7 +260,7 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(server, tmp_path):
     warc_dir = config.parent / "data" / "warc"
     for step, delay in enumerate(delays, start=1):
         serve(server, states[step])
-        warc_before = set(warc_dir.glob("*.warc.gz*"))
+        warc_before = warc_sizes(warc_dir)
         checks_before = committed_checks(config)
         process = check_subprocess(config)
         time.sleep(delay)
@@ -270,9 +276,9 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(server, tmp_path):
         verified = run(config, "verify", "--json")
         (report,) = json_lines(verified)
         assert verified.exit_code == 0 and report["ok"], report["problems"]
-        # The only warnings: the files of killed cycles, which nothing points at.
-        unfinished = sorted(p.name for p in warc_dir.glob("*.warc.gz.open"))
-        assert sorted(p["message"].split(":")[0] for p in report["problems"]) == unfinished
+        # No warning: the completing check cut the killed cycle's torn tail, if any.
+        assert report["problems"] == []
+        assert list(warc_dir.glob("*.warc.gz.open")) == []
         assert event_multiset(config) == expected[step], f"step {step}, delay {delay:.2f}s"
 
     # The end state is the reference's, entry for entry.
@@ -284,9 +290,9 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(server, tmp_path):
     assert logged(config) == logged(reference)
     shown = assert_every_capture_reads_back(config)
     assert_warcio_reads_every_file(warc_dir)
-    torn = torn_files(warc_dir.glob("*.warc.gz.open"), tmp_path / "torn")
-    print(f"\ncycle {cycle_s:.2f}s; kills by phase: {dict(phases)}; files of killed cycles: "
-          f"{len(unfinished)}, {torn} of them ending in a torn record; {shown} captures shown")
+    files = len(list(warc_dir.glob("*.warc.gz")))
+    print(f"\ncycle {cycle_s:.2f}s; kills by phase: {dict(phases)}; WARC files: {files}; "
+          f"{shown} captures shown")
     assert phases["finished before the kill"] < KILLS  # the kills did land inside cycles
 
 
@@ -315,18 +321,6 @@ def assert_warcio_reads_every_file(warc_dir: Path) -> None:
         assert count == sum(1 for _ in iter_file_records(path)), path
 
 
-def torn_files(paths: Iterable[Path], scratch: Path) -> int:
-    """How many of these files end in an incomplete record, as verify would tell."""
-    scratch.mkdir()
-    count = 0
-    for path in paths:
-        copy = scratch / path.name.removesuffix(".open")
-        copy.write_bytes(path.read_bytes())
-        count += any("incomplete record" in p.message for p in verify_archive(scratch, []))
-        copy.unlink()
-    return count
-
-
 # -- a torn last record, at every kind of offset ------------------------------------------
 
 
@@ -340,21 +334,27 @@ def exchanges(count: int) -> list[HttpExchange]:
     ]
 
 
-def test_a_cycle_killed_mid_write_leaves_no_torn_warc_gz(tmp_path):
-    """Until its writer closes, a cycle's file is NAME.warc.gz.open: never a torn *.warc.gz."""
+def test_a_torn_tail_is_cut_when_the_writer_next_opens_the_file(tmp_path):
+    """A record torn by a crash is a warning until the next writer cuts it and appends after."""
     warc_dir = tmp_path / "warc"
-    writer = CycleWriter(warc_dir, "killed", utc_now())
-    refs = [writer.write_exchange(exchange, None) for exchange in exchanges(2)]
-    assert list(warc_dir.glob("*.warc.gz")) == []  # a kill now leaves no *.warc.gz behind
-    (unfinished,) = warc_dir.glob("*.warc.gz.open")
-    problems = verify_archive(warc_dir, [])
-    assert [(p.severity, p.message.split(":")[0]) for p in problems] == [
-        ("warning", unfinished.name)
-    ]
-    writer.close()
-    (finished,) = warc_dir.glob("*.warc.gz")
-    assert finished.name == refs[0].warc_file and not unfinished.exists()
-    assert verify_archive(warc_dir, [(1, r.warc_file, r.offset, r.record_id) for r in refs]) == []
+    with CycleWriter(warc_dir, "killed", utc_now()) as writer:
+        refs = [writer.write_exchange(exchange, None) for exchange in exchanges(2)]
+    (path,) = warc_dir.glob("*.warc.gz")
+    whole = path.stat().st_size
+    with open(path, "r+b") as fh:  # what a kill mid-write leaves: half of the last record
+        fh.truncate(refs[1].offset + refs[1].length // 2)
+    problems = verify_archive(warc_dir, [(1, path.name, refs[0].offset, refs[0].record_id)])
+    assert [(p.severity, "incomplete record" in p.message) for p in problems] == [("warning", True)]
+
+    with CycleWriter(warc_dir, "next", utc_now()) as writer:
+        (later,) = [writer.write_exchange(exchange, None) for exchange in exchanges(1)]
+    assert later.warc_file == path.name and later.offset == refs[1].offset  # cut, then appended
+    assert path.stat().st_size < whole
+    pointed = [(1, path.name, refs[0].offset, refs[0].record_id),
+               (2, path.name, later.offset, later.record_id)]
+    assert verify_archive(warc_dir, pointed) == []
+    with open(path, "rb") as stream:
+        assert sum(1 for _ in ArchiveIterator(stream)) == 5  # warcinfo + 2 x (response, request)
 
 
 def test_a_torn_last_record_is_skipped_wherever_the_file_ends(tmp_path):
