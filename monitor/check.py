@@ -113,7 +113,12 @@ def _cycle(
     all_pages = [PageState(name=p.name, role=p.role) for p in config.pages]
     state = store.read_cycle_state(all_pages)  # 1. read
 
-    writer = CycleWriter(DataDir(config.monitor.data_dir).warc, uuid.uuid4().hex[:8], started_at)
+    writer = CycleWriter(
+        DataDir(config.monitor.data_dir).warc,
+        uuid.uuid4().hex[:8],
+        started_at,
+        max_bytes=config.monitor.warc_max_bytes,
+    )
     try:  # 2. fetch, archive, observe
         checks = asyncio.run(_check_pages(config, state, pages, writer, progress, stop))
     finally:
