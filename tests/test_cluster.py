@@ -228,7 +228,7 @@ def test_worker_checks_each_group_the_producer_enqueues(
 def test_run_enqueues_each_group_once_and_not_again_while_queued(
     tmp_path, site, redis_url, postgres_server, start
 ):
-    """Ticks every second, no worker: each group is queued once; a second producer refuses."""
+    """Ticks every second, no worker: each group is queued once; a second producer refuses (exit 3: busy)."""
     config = cluster_config(tmp_path, site, (redis_url, postgres_server.url), interval="1s")
     producer = start(config, "run")
     skipped = "group still queued or running; not enqueued"
@@ -237,7 +237,7 @@ def test_run_enqueues_each_group_once_and_not_again_while_queued(
     assert queued(redis_url) == 2
 
     second = start(config, "run")
-    assert second.proc.wait(timeout=TIMEOUT_S) == 1
+    assert second.proc.wait(timeout=TIMEOUT_S) == 3
     assert "a monitor producer is already running" in second.log()
     assert producer.stop() == 0
     assert queued(redis_url) == 2
