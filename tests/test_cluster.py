@@ -228,7 +228,7 @@ def test_worker_checks_each_group_the_producer_enqueues(
 def test_run_enqueues_each_group_once_and_not_again_while_queued(
     tmp_path, site, redis_url, postgres_server, start
 ):
-    """Ticks every second, no worker: each group is queued once; a second producer refuses (exit 3: busy)."""
+    """Ticks every second, no worker: each group is queued once; a second producer exits 3."""
     config = cluster_config(tmp_path, site, (redis_url, postgres_server.url), interval="1s")
     producer = start(config, "run")
     skipped = "group still queued or running; not enqueued"
