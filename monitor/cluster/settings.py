@@ -70,6 +70,36 @@ def load_setup(path: Path, *, data_dir: Path | None = None) -> ClusterSetup:
     return ClusterSetup(config, cluster, _groups(pairs))
 
 
+def cluster_of(config: Config) -> ClusterConfig | None:
+    """The config's [cluster] table, None without one (Config.cluster once config.py has it)."""
+    if hasattr(config, "cluster"):
+        found: ClusterConfig | None = getattr(config, "cluster")  # noqa: B009 (mypy: not yet)
+        return found
+    return _cluster(config, _raw(config).get("cluster"))
+
+
+def page_groups(config: Config) -> dict[str, str]:
+    """Each page's group ([[pages]].group, PageConfig.group once config.py has it)."""
+    if all(hasattr(page, "group") for page in config.pages):
+        return {page.name: str(getattr(page, "group")) for page in config.pages}  # noqa: B009 (mypy)
+    raw_pages = _raw(config).get("pages")
+    named = {
+        item.get("name"): item for item in raw_pages or () if isinstance(item, dict)
+    }  # the file load_config read: its pages, by name
+    return {
+        page.name: _group(config.path, index, named.get(page.name, {}))
+        for index, page in enumerate(config.pages)
+    }
+
+
+def _raw(config: Config) -> dict[str, Any]:
+    """The TOML of the file `config` was read from ({} if it cannot be read now)."""
+    try:
+        return tomllib.loads(config.path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+
+
 def _groups(pairs: list[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
     groups: dict[str, list[str]] = {}
     for name, group in pairs:
