@@ -25,10 +25,29 @@ from monitor.store.postgres_lock import group_lock
 
 EXPECTED = json.loads((SCENARIO / "expected.json").read_text(encoding="utf-8"))
 ROOT = Path(__file__).parent.parent
-VARIABLE = {"id", "at", "first_seen", "last_seen", "last_changed", "warc_file", "elapsed_s",
-            "started_at", "finished_at", "last_checked_at", "last_ok_at", "date_published",
-            "date_modified", "updated", "data_dir", "url", "external_url", "duration_s",
-            "entry_id", "record_id", "warc_offset"}  # fmt: skip (random ids; gzip sizes)
+VARIABLE = {
+    "id",
+    "at",
+    "first_seen",
+    "last_seen",
+    "last_changed",
+    "warc_file",
+    "elapsed_s",
+    "started_at",
+    "finished_at",
+    "last_checked_at",
+    "last_ok_at",
+    "date_published",
+    "date_modified",
+    "updated",
+    "data_dir",
+    "url",
+    "external_url",
+    "duration_s",
+    "entry_id",
+    "record_id",
+    "warc_offset",
+}  # fmt: skip (random ids; gzip sizes)
 
 
 def stable(value: Any) -> Any:

@@ -46,15 +46,15 @@ class Recorder:
 
 def recorded_cycles(site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[CycleRecord]:
     """The CycleRecords of eight real cycles of the scenario, its revisits and its failures."""
-    config = load_config(
-        write_config(tmp_path, imls_pages(site), monitor=EXPECTED["config"])
-    )
+    config = load_config(write_config(tmp_path, imls_pages(site), monitor=EXPECTED["config"]))
     records: list[CycleRecord] = []
     real_open = monitor.check.open_store
     monkeypatch.setattr(
         monitor.check, "open_store", lambda c, write: Recorder(real_open(c, write=write), records)
     )
-    clock = iter(datetime(2026, 11, 25, 16, 0, tzinfo=UTC) + timedelta(minutes=i) for i in range(99))
+    clock = iter(
+        datetime(2026, 11, 25, 16, 0, tzinfo=UTC) + timedelta(minutes=i) for i in range(99)
+    )
     steps = ["step1", "step2", "step3", "step3", "fail", "step3", "step1", "step1"]
     for step in steps:
         if step == "fail":
