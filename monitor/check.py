@@ -25,9 +25,9 @@ from monitor.config import Config, PageConfig
 from monitor.errors import ConfigError, CycleCancelled, MonitorError
 from monitor.fetch import make_client
 from monitor.listing import PageCheck, check_listing
-from monitor.lock import data_dir_lock
+from monitor.lock import cycle_lock
 from monitor.models import CycleResult, Event, PageState, utc_now
-from monitor.paths import DataDir
+from monitor.paths import warc_dir
 from monitor.publish import feed_info, publish_feed
 from monitor.store import CycleRecord, CycleState, EventQuery, PageUpdate, Store, open_store
 
@@ -86,13 +86,13 @@ def run_check(
     stop: threading.Event | None = None,
     purpose: str = "monitor check",
 ) -> CheckReport:
-    """Run one whole cycle under the data directory's lock and return its report.
+    """Run one whole cycle under the cycle lock (flock, or PostgreSQL's) and return its report.
 
     Setting `stop` (from another thread) while pages are being fetched cancels the
     fetches and raises CycleCancelled before the transaction begins: nothing is recorded.
     """
     pages = select_pages(config, page_names)
-    with data_dir_lock(config.monitor.data_dir, wait_s=wait_s, purpose=purpose):
+    with cycle_lock(config, [p.name for p in pages], wait_s=wait_s, purpose=purpose):
         store = open_store(config, write=True)
         try:
             return _cycle(config, store, pages, clock, progress, stop)
@@ -110,11 +110,11 @@ def _cycle(
 ) -> CheckReport:
     started = time.monotonic()
     started_at = clock()
-    all_pages = [PageState(name=p.name, role=p.role) for p in config.pages]
-    state = store.read_cycle_state(all_pages)  # 1. read
+    scope = group_pages(config, pages)  # pages of other groups are classified apart
+    state = store.read_cycle_state([PageState(name=p.name, role=p.role) for p in scope])  # 1.
 
     writer = CycleWriter(
-        DataDir(config.monitor.data_dir).warc,
+        warc_dir(config),
         uuid.uuid4().hex[:8],
         started_at,
         max_bytes=config.monitor.warc_max_bytes,
@@ -128,7 +128,7 @@ def _cycle(
     now = clock()
     result = classify_cycle(  # 3. decide; known entries are read only if a list changed
         store.known_entries,
-        [state.pages[p.name].state for p in config.pages],
+        [state.pages[p.name].state for p in scope],
         {c.page.name: c.observation for c in checks},
         now=now,
         confirm_checks=config.monitor.confirm_checks,
@@ -156,6 +156,15 @@ def _cycle(
         duration_s=time.monotonic() - started,
         feed_error=feed_error,
     )
+
+
+def group_pages(config: Config, pages: Sequence[PageConfig]) -> list[PageConfig]:
+    """The configured pages in the groups of `pages` (all of them when there is one group)."""
+    from monitor.cluster.settings import page_groups  # imports no cluster library
+
+    groups = page_groups(config)
+    wanted = {groups[p.name] for p in pages}
+    return [p for p in config.pages if groups[p.name] in wanted]
 
 
 def _page_updates(checks: Sequence[PageCheck], result: CycleResult) -> dict[str, PageUpdate]:

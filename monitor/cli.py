@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from monitor import __version__
-from monitor.config import Config, load_config
+from monitor.config import Config
 from monitor.durable import write_atomically
 from monitor.errors import ConfigError, MonitorError
 from monitor.feed import FEED_FORMATS, FeedFormat, render_feed
 from monitor.models import ENTRY_STATES, EVENT_KINDS, Event, format_time, parse_time, utc_now
+from monitor.paths import warc_dir
 from monitor.publish import feed_info
 from monitor.store import EventQuery, Store
 from monitor.store import open_store as _open_store
@@ -64,11 +65,8 @@ def json_option(f: F) -> F:
 
 
 def get_config() -> Config:
-    """Load the config named by --config / $MONITOR_CONFIG / ./config.toml."""
-    meta = click.get_current_context().meta
-    path = meta.get("config") or Path("config.toml")
-    data_dir = meta.get("data_dir")
-    return load_config(Path(path), data_dir=Path(data_dir).absolute() if data_dir else None)
+    """Load the config named by --config / $MONITOR_CONFIG / ./config.toml ([cluster] too)."""
+    return get_setup().config
 
 
 def get_setup() -> ClusterSetup:
@@ -82,7 +80,10 @@ def get_setup() -> ClusterSetup:
 
 
 def open_store(config: Config) -> Store:
-    return _open_store(config, write=False)
+    """The store, read-only, closed when the command ends (a PostgreSQL session too)."""
+    store = _open_store(config, write=False)
+    click.get_current_context().call_on_close(store.close)
+    return store
 
 
 def emit_json(obj: Any) -> None:
@@ -364,7 +365,7 @@ def show(capture_id: int, headers: bool, raw: bool) -> None:
 
     config = get_config()
     status_line, header_pairs, body = archived_body(
-        open_store(config), config.monitor.data_dir / "warc", capture_id, decoded=not raw
+        open_store(config), warc_dir(config), capture_id, decoded=not raw
     )
     if headers:
         click.echo(status_line)
@@ -391,7 +392,7 @@ def verify(as_json: bool) -> None:
     from monitor.records import verify_data
 
     config = get_config()
-    report = verify_data(open_store(config), config.monitor.data_dir / "warc")
+    report = verify_data(open_store(config), warc_dir(config))
     if as_json:
         emit_json(report.to_json())
     else:

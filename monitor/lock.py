@@ -1,5 +1,8 @@
 """The data directory's locks: one flock helper for the cycle lock and the daemon's lock.
 
+With [cluster], a cycle's lock is instead its page groups' lock in PostgreSQL
+(`cycle_lock`, store/postgres_lock.py): it must hold across machines.
+
 The kernel drops an flock when its process dies, however it dies, so a lock left by a
 killed process never blocks the next check. The lock file holds a line naming its holder
 ("monitor check, pid 123, since …"), for the messages of those who find it taken.
@@ -10,13 +13,16 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from monitor.errors import LockedError, StoreError
 from monitor.paths import DataDir
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 POLL_S = 0.1
 
@@ -89,3 +95,23 @@ def acquire_daemon_lock(data_dir: Path) -> IO[str]:
 def daemon_holder(data_dir: Path) -> str | None:
     """What daemon.lock says of the daemon holding it ("pid 123, since …"); None if none runs."""
     return lock_holder(DataDir(data_dir).daemon_lock)
+
+
+@contextmanager
+def cycle_lock(
+    config: Config, pages: Sequence[str], *, wait_s: float = 0.0, purpose: str = "check"
+) -> Iterator[None]:
+    """Hold the lock of a cycle checking `pages`: the data directory's flock, or with
+    [cluster] the PostgreSQL lock of each of their groups (LockedError if one is held)."""
+    from monitor.cluster.settings import cluster_of, page_groups  # imports no cluster library
+
+    cluster = cluster_of(config)
+    if cluster is None:
+        with data_dir_lock(config.monitor.data_dir, wait_s=wait_s, purpose=purpose):
+            yield
+        return
+    from monitor.store.postgres_lock import group_lock
+
+    groups = page_groups(config)
+    with group_lock(cluster.database, [groups[p] for p in pages], wait_s=wait_s, purpose=purpose):
+        yield

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 
 @dataclass(frozen=True)
@@ -34,3 +38,11 @@ class DataDir:
     def daemon_state(self) -> Path:
         """What the daemon last said of itself (JSON), for `monitor status`."""
         return self.root / "daemon.json"
+
+
+def warc_dir(config: Config) -> Path:
+    """Where WARC files are written and read: [cluster].archive, else DATA_DIR/warc."""
+    from monitor.cluster.settings import cluster_of  # imports no cluster library
+
+    cluster = cluster_of(config)
+    return cluster.archive if cluster is not None else DataDir(config.monitor.data_dir).warc

@@ -28,6 +28,7 @@ from monitor.config import Config
 from monitor.errors import MonitorError, StoreError
 from monitor.feed import FeedFormat, render_feed
 from monitor.models import EVENT_KINDS, format_time, utc_now
+from monitor.paths import warc_dir
 from monitor.publish import feed_info
 from monitor.records import archived_body
 from monitor.store import EventQuery, Store, open_store
@@ -164,9 +165,7 @@ def capture_body(store: Store, config: Config, capture_id: int) -> Response:
         why = f"Capture #{capture_id} has no archived response: {capture.error or 'no answer'}."
         return error_page(404, "Nothing archived", why, site_title=site)
     try:
-        _, headers, body = archived_body(
-            store, config.monitor.data_dir / "warc", capture_id, decoded=True
-        )
+        _, headers, body = archived_body(store, warc_dir(config), capture_id, decoded=True)
     except MonitorError as error:
         log.error("capture #%d: %s", capture_id, error)
         # The reason (with file paths) goes to the log, not to a possibly public page.

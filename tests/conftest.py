@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,8 +87,12 @@ def write_config(
     monitor: dict | None = None,
     feed: dict | None = None,
     schedule: dict | None = None,
+    cluster: dict | None = None,
 ) -> Path:
-    """Write a config.toml for the tests (data in tmp_path/data) and return its path."""
+    """Write a config.toml for the tests (data in tmp_path/data) and return its path.
+
+    With `cluster` (a [cluster] table, as the `cluster` fixture gives), the store is PostgreSQL.
+    """
     settings = {"data_dir": "data", "timeout": 5, "retries": 0, "concurrency": 4}
     settings.update(monitor or {})
     lines = ["[monitor]"] + [f"{k} = {toml_value(v)}" for k, v in settings.items()]
@@ -95,6 +100,8 @@ def write_config(
         lines += ["[schedule]"] + [f"{k} = {toml_value(v)}" for k, v in schedule.items()]
     if feed:
         lines += ["[feed]"] + [f"{k} = {toml_value(v)}" for k, v in feed.items()]
+    if cluster:
+        lines += ["[cluster]"] + [f"{k} = {toml_value(v)}" for k, v in cluster.items()]
     for page in pages:
         lines.append("[[pages]]")
         select = page.get("select", IMLS_SELECT)
@@ -172,3 +179,36 @@ def redis_url(redis_server: dbservers.Redis) -> str:
     with redis.Redis.from_url(redis_server.url) as client:
         client.flushall()
     return redis_server.url
+
+
+@pytest.fixture
+def postgres_database(postgres_server: dbservers.Postgres) -> Iterator[str]:
+    """The URL of a fresh, empty database on the session's PostgreSQL, dropped afterwards."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = f"postgresql://monitor@127.0.0.1:{postgres_server.port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql://monitor@127.0.0.1:{postgres_server.port}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which store a test runs on: the same behaviour is asserted on both."""
+    return str(request.param)
+
+
+@pytest.fixture
+def cluster(store_kind: str, request: pytest.FixtureRequest) -> dict | None:
+    """The [cluster] table putting the store on a fresh PostgreSQL database; None for SQLite.
+
+    Only the store and the archive directory come from it: no broker is contacted by
+    `check` and the reading commands.
+    """
+    if store_kind == "sqlite":
+        return None
+    database = request.getfixturevalue("postgres_database")
+    return {"database": database, "broker": "redis://127.0.0.1:1/0", "archive": "warc"}

@@ -1,7 +1,7 @@
 """[cluster]: real PostgreSQL and Redis servers, `monitor worker` and `monitor run` subprocesses.
 
-Today the workers record into the SQLite store of the config's data_dir (all on this
-machine); the lead switches these tests to the PostgreSQL store of [cluster].database.
+The workers record into the PostgreSQL store of [cluster].database, read back through
+the same config by the reading commands.
 """
 
 from __future__ import annotations
@@ -136,16 +136,11 @@ def cluster_config(
     return path
 
 
-def records(tmp_path: Path, command: str) -> list[dict]:
-    """`monitor COMMAND --json` over the workers' store; [] while there is none.
+def records(config: Path, command: str) -> list[dict]:
+    """`monitor COMMAND --json` through the cluster config: the workers' PostgreSQL store.
 
-    Read through a config without [cluster] on the same data_dir, until config.py
-    reads [cluster] itself (then: the cluster config, and the PostgreSQL store).
+    [] while there is none yet.
     """
-    plain = tmp_path / "plain"
-    plain.mkdir(exist_ok=True)
-    config = write_config(plain, [{"name": "x", "url": "http://127.0.0.1:1/", "role": "active"}],
-                          monitor={"data_dir": str(tmp_path / "data")})  # fmt: skip
     result = run(config, command, "--json")
     return json_lines(result) if result.exit_code == 0 else []
 
@@ -206,17 +201,17 @@ def test_worker_without_cluster_table_exits_2_naming_it(tmp_path, site):
 
 @pytest.mark.slow
 def test_worker_checks_each_group_the_producer_enqueues(
-    tmp_path, site, redis_url, postgres_server, start
+    tmp_path, site, redis_url, postgres_database, start
 ):
     """`monitor run` enqueues both groups at start; a `monitor worker` checks them; SIGTERM: 0."""
     serve_imls(site)
-    config = cluster_config(tmp_path, site, (redis_url, postgres_server.url))
+    config = cluster_config(tmp_path, site, (redis_url, postgres_database))
     producer = start(config, "run")
     producer.wait_for(lambda: len(producer.logged("group enqueued")) == 2, "two groups enqueued")
     worker = start(config, "worker")
     worker.wait_for(lambda: len(worker.logged("group check done")) == 2, "two group checks")
 
-    entries = records(tmp_path, "entries")
+    entries = records(config, "entries")
     assert {entry["page"] for entry in entries} == {"active", "archived"}
     assert {r["group"] for r in worker.logged("group check done")} == {"current", "past"}
     assert worker.stop() == 0
@@ -226,10 +221,10 @@ def test_worker_checks_each_group_the_producer_enqueues(
 
 @pytest.mark.slow
 def test_run_enqueues_each_group_once_and_not_again_while_queued(
-    tmp_path, site, redis_url, postgres_server, start
+    tmp_path, site, redis_url, postgres_database, start
 ):
     """Ticks every second, no worker: each group is queued once; a second producer exits 3."""
-    config = cluster_config(tmp_path, site, (redis_url, postgres_server.url), interval="1s")
+    config = cluster_config(tmp_path, site, (redis_url, postgres_database), interval="1s")
     producer = start(config, "run")
     skipped = "group still queued or running; not enqueued"
     producer.wait_for(lambda: len(producer.logged(skipped)) >= 4, "two ticks finding both queued")
@@ -245,7 +240,7 @@ def test_run_enqueues_each_group_once_and_not_again_while_queued(
 
 @pytest.mark.slow
 def test_a_task_of_a_killed_worker_runs_again_on_another(
-    tmp_path, site, redis_url, postgres_server, start
+    tmp_path, site, redis_url, postgres_database, start
 ):
     """kill -9 of a worker mid-task: another worker runs the task again, and records it once."""
     release = threading.Event()
@@ -259,7 +254,7 @@ def test_a_task_of_a_killed_worker_runs_again_on_another(
 
     site.serve(ACTIVE_PATH, slow_once)
     site.serve_file(ARCHIVED_PATH, IMLS / "archived.html")
-    servers = (redis_url, postgres_server.url)
+    servers = (redis_url, postgres_database)
     config = cluster_config(tmp_path, site, servers, groups=("all", "all"), task_timeout="3s")
     first = start(config, "worker")
     first.wait_for(lambda: first.logged("worker ready"), "the first worker ready")
@@ -267,15 +262,15 @@ def test_a_task_of_a_killed_worker_runs_again_on_another(
     first.wait_for(lambda: asked, "the first worker fetching")
     first.kill_all()
     release.set()
-    assert records(tmp_path, "snapshots") == []  # the killed cycle recorded nothing
+    assert records(config, "snapshots") == []  # the killed cycle recorded nothing
 
     second = start(config, "worker")
     second.wait_for(
         lambda: second.logged("group check done"), "the task run again", RERUN_TIMEOUT_S
     )
     # one cycle recorded, once: one capture of each page, and the entries of both
-    assert sorted(c["page"] for c in records(tmp_path, "snapshots")) == ["active", "archived"]
-    assert {entry["page"] for entry in records(tmp_path, "entries")} == {"active", "archived"}
+    assert sorted(c["page"] for c in records(config, "snapshots")) == ["active", "archived"]
+    assert {entry["page"] for entry in records(config, "entries")} == {"active", "archived"}
     assert producer.stop() == 0
     assert second.stop() == 0
 
@@ -291,3 +286,103 @@ def test_an_unreachable_broker_is_an_error_naming_the_key(tmp_path, site, comman
     assert result.exit_code == 1
     assert "Error: cluster.broker: cannot use redis://127.0.0.1:" in result.stderr
     assert "Traceback" not in result.output
+
+
+# --- two workers on PostgreSQL, one machine on SQLite: the same record ---------------------------
+
+GROUPS = ("g1", "g2", "g3", "g4")
+LIST_SELECT = {"item": "li", "title": "a", "link": "a[href]", "description": "p"}
+
+
+def listing(group: str, step: int) -> tuple[str, str]:
+    """A group's active and archived listings at `step`: entries are added, changed, archived
+    and removed along the steps; no entry is shared with another group."""
+
+    def item(n: int, where: str, note: str = "") -> str:
+        link = f"/{group}/{where}/{group}-e{n}"  # the last segment names the entry
+        return f'<li><a href="{link}">{group} initiative {n}</a><p>About {n}.{note}</p></li>'
+
+    active = {
+        1: [item(1, "now"), item(2, "now"), item(3, "now"), item(4, "now")],
+        2: [item(1, "now"), item(2, "now", " Now more."), item(3, "now"), item(4, "now"),
+            item(6, "now")],
+        3: [item(1, "now"), item(2, "now", " Now more."), item(6, "now")],
+    }[step]  # fmt: skip
+    archived = [item(5, "archives")] + ([item(3, "archives")] if step == 3 else [])
+    return tuple(
+        f"<html><body><ul>{''.join(items)}</ul></body></html>" for items in (active, archived)
+    )  # type: ignore[return-value]
+
+
+def group_pages(site) -> list[dict]:
+    pages = []
+    for group in GROUPS:
+        for role in ("active", "archived"):
+            name = f"{group}-{role}"
+            pages.append({"name": name, "url": site.url(f"/{name}"), "role": role,
+                          "group": group, "select": LIST_SELECT})  # fmt: skip
+    return pages
+
+
+def serve_step(site, step: int) -> None:
+    for group in GROUPS:
+        active, archived = listing(group, step)
+        site.serve(f"/{group}-active", active)
+        site.serve(f"/{group}-archived", archived)
+
+
+def events_by_group(config: Path) -> dict[str, list[tuple[str, str, str]]]:
+    """Each group's events, oldest first, as (kind, title, page)."""
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    for event in reversed(records(config, "log")):
+        group = event["page"].split("-")[0]
+        found.setdefault(group, []).append((event["kind"], event.get("title"), event["page"]))
+    return found
+
+
+@pytest.mark.slow
+def test_two_workers_on_postgres_record_what_one_machine_records_on_sqlite(
+    tmp_path, site, redis_url, postgres_database, start
+):
+    """Four groups, three steps, two workers on PostgreSQL: the same events as on SQLite."""
+    from monitor.cluster.app import CHECK_GROUP_TASK, create_app
+    from monitor.cluster.settings import load_setup
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "many").mkdir()
+    settings = {"database": postgres_database, "broker": redis_url, "archive": "warc"}
+    monitor = {"confirm_checks": 2, "anomaly_ratio": 0.5}
+    single = write_config(tmp_path / "one", group_pages(site), monitor=monitor)
+    cluster = write_config(tmp_path / "many", group_pages(site), monitor=monitor, cluster=settings)
+    workers = [start(cluster, "worker"), start(cluster, "worker")]
+    for worker in workers:
+        worker.wait_for(lambda w=worker: w.logged("worker ready"), "a worker ready")
+    setup = load_setup(cluster)
+    assert setup.cluster is not None
+    app = create_app(setup.cluster)
+    try:
+        for step in (1, 2, 3):
+            serve_step(site, step)
+            for group in GROUPS:
+                app.send_task(CHECK_GROUP_TASK, args=[group])
+            workers[0].wait_for(
+                lambda step=step: (
+                    sum(len(w.logged("group check done")) for w in workers) == len(GROUPS) * step
+                ),
+                f"step {step} checked by the workers",
+            )
+            for group in GROUPS:
+                pages = ("--page", f"{group}-active", "--page", f"{group}-archived")
+                assert run(single, "check", *pages).exit_code == 0
+    finally:
+        app.close()
+    assert all(w.logged("group check done") for w in workers)  # both took part
+    on_sqlite, on_postgres = events_by_group(single), events_by_group(cluster)
+    assert on_postgres == on_sqlite
+    kinds = {kind for events in on_postgres.values() for kind, _, _ in events}
+    assert {"added", "changed", "archived", "removed"} <= kinds
+    entries = [sorted((e["state"], e["page"], e["title"]) for e in records(c, "entries"))
+               for c in (single, cluster)]  # fmt: skip
+    assert entries[0] == entries[1] and entries[0]
+    assert not (tmp_path / "many" / "data" / "monitor.db").exists()
+    assert all(w.stop() == 0 for w in workers)

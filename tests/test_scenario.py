@@ -16,9 +16,10 @@ def serve_step(site, step: dict) -> None:
     site.serve_file(ARCHIVED_PATH, SCENARIO / step["dir"] / "archived.html")
 
 
-def test_scenario_basic_produces_exactly_the_expected_events(site, tmp_path):
-    """Each step of scenario-basic emits exactly its events, with its exit code and entries."""
-    config = write_config(tmp_path, imls_pages(site), monitor=EXPECTED["config"])
+def test_scenario_basic_produces_exactly_the_expected_events(site, tmp_path, cluster):
+    """Each step of scenario-basic emits exactly its events, with its exit code and entries,
+    on SQLite and on PostgreSQL alike."""
+    config = write_config(tmp_path, imls_pages(site), monitor=EXPECTED["config"], cluster=cluster)
     for step in EXPECTED["steps"]:
         serve_step(site, step)
         result = run(config, "check", "--json")
@@ -42,9 +43,9 @@ def test_scenario_basic_produces_exactly_the_expected_events(site, tmp_path):
             assert sorted(e["title"] for e in listed) == sorted(titles), (step["step"], state)
 
 
-def test_event_json_has_the_spec_keys(site, tmp_path):
-    """check --json and log --json give SPEC.md's keys for entry and page events."""
-    config = write_config(tmp_path, imls_pages(site), monitor=EXPECTED["config"])
+def test_event_json_has_the_spec_keys(site, tmp_path, cluster):
+    """check --json and log --json give SPEC.md's keys for entry and page events, on both stores."""
+    config = write_config(tmp_path, imls_pages(site), monitor=EXPECTED["config"], cluster=cluster)
     for step in EXPECTED["steps"][:2]:
         serve_step(site, step)
         checked = json_lines(run(config, "check", "--json"))

@@ -1,37 +1,18 @@
 """[cluster] and the page groups, as the rest of `monitor.cluster` reads them.
 
-TEMPORARY until config.py's [cluster] support is merged: ClusterConfig is a
-local copy of the one config.py will define, and `load_setup` reads [cluster]
-and [[pages]].group from the TOML itself when config.py does not know them.
-Once merged, `load_setup` is `load_config` plus `config.cluster` and
-`page.group`, and the shim below goes.
+Nothing here imports a cluster library: the store, the locks and the paths ask it
+whether a config has [cluster] without loading Celery, Redis or psycopg.
 """
 
 from __future__ import annotations
 
-import contextlib
-import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
-from monitor import config as config_module
-from monitor.config import Config, load_config, parse_duration
+from monitor.config import ClusterConfig, Config, load_config
 from monitor.errors import ConfigError
 
-DEFAULT_GROUP = "default"
-
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    """[cluster]; Config.cluster is None without it (local copy until config.py has it)."""
-
-    database: str  # postgresql://...
-    broker: str  # redis://...
-    archive: Path
-    task_timeout_s: float = 600.0
+__all__ = ["ClusterConfig", "ClusterSetup", "cluster_of", "load_setup", "page_groups"]
 
 
 @dataclass(frozen=True)
@@ -53,79 +34,19 @@ class ClusterSetup:
 
 
 def load_setup(path: Path, *, data_dir: Path | None = None) -> ClusterSetup:
-    """load_config's Config, with [cluster] and the page groups read alongside it."""
-    if "cluster" in config_module.ALLOWED_KEYS[""]:  # config.py reads [cluster] itself
-        config = load_config(path, data_dir=data_dir)
-        cluster = getattr(config, "cluster", None)
-        pairs = [(p.name, str(getattr(p, "group", DEFAULT_GROUP))) for p in config.pages]
-        return ClusterSetup(config, cluster, _groups(pairs))
-    with _accepting_cluster_keys():
-        config = load_config(path, data_dir=data_dir)
-    raw = tomllib.loads(config.path.read_text(encoding="utf-8-sig"))  # load_config read it
-    cluster = _cluster(config, raw.get("cluster"))
-    pairs = [
-        (page.name, _group(config.path, index, item))
-        for index, (page, item) in enumerate(zip(config.pages, raw["pages"], strict=True))
-    ]
-    return ClusterSetup(config, cluster, _groups(pairs))
+    """load_config's Config, with its [cluster] and its page groups."""
+    config = load_config(path, data_dir=data_dir)
+    groups: dict[str, tuple[str, ...]] = {}
+    for page in config.pages:
+        groups[page.group] = (*groups.get(page.group, ()), page.name)
+    return ClusterSetup(config, config.cluster, groups)
 
 
-def _groups(pairs: list[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
-    groups: dict[str, list[str]] = {}
-    for name, group in pairs:
-        groups.setdefault(group, []).append(name)
-    return {group: tuple(names) for group, names in groups.items()}
+def cluster_of(config: Config) -> ClusterConfig | None:
+    """The config's [cluster] table, None without one."""
+    return config.cluster
 
 
-@contextlib.contextmanager
-def _accepting_cluster_keys() -> Iterator[None]:
-    """Let load_config pass over [cluster] and [[pages]].group (it ignores their values)."""
-    allowed = config_module.ALLOWED_KEYS
-    saved = dict(allowed)
-    allowed[""] = (*allowed[""], "cluster")
-    allowed["pages"] = (*allowed["pages"], "group")
-    try:
-        yield
-    finally:
-        allowed.clear()
-        allowed.update(saved)
-
-
-def _group(file: Path, index: int, raw: dict[str, Any]) -> str:
-    group = raw.get("group", DEFAULT_GROUP)
-    if not isinstance(group, str) or not group.strip() or len(group) > 100:
-        raise ConfigError(f"{file}: pages[{index}].group: must be a short non-empty string")
-    return group
-
-
-def _cluster(config: Config, raw: object) -> ClusterConfig | None:
-    if raw is None:
-        return None
-    file = config.path
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{file}: cluster: must be a table ([cluster])")
-    for key in raw:
-        if key not in ("database", "broker", "archive", "task_timeout"):
-            raise ConfigError(f"{file}: cluster.{key}: unknown key")
-    for key in ("database", "broker", "archive"):
-        if not isinstance(raw.get(key), str) or not raw[key]:
-            raise ConfigError(f"{file}: cluster.{key}: required, a string")
-    for key, schemes in (("database", ("postgresql", "postgres")), ("broker", ("redis",))):
-        parts = urlsplit(raw[key])
-        if parts.scheme not in schemes or not parts.hostname:
-            raise ConfigError(f"{file}: cluster.{key}: must be a {schemes[0]}:// URL with a host")
-    timeout_s = 600.0
-    if "task_timeout" in raw:
-        try:
-            timeout_s = parse_duration(str(raw["task_timeout"]))
-        except ValueError as error:
-            raise ConfigError(f"{file}: cluster.task_timeout: {error}") from None
-        if timeout_s <= 0:
-            raise ConfigError(f"{file}: cluster.task_timeout: must be longer than 0s")
-    archive = Path(raw["archive"]).expanduser()
-    return ClusterConfig(
-        database=raw["database"],
-        broker=raw["broker"],
-        archive=archive if archive.is_absolute() else file.parent / archive,
-        task_timeout_s=timeout_s,
-    )
+def page_groups(config: Config) -> dict[str, str]:
+    """Each page's group ([[pages]].group)."""
+    return {page.name: page.group for page in config.pages}

@@ -47,6 +47,16 @@ __all__ = [
 ]
 
 
-def open_store(config: Config, *, write: bool) -> SqliteStore:
-    """The configured store; readers (write=False) open an existing one, read-only."""
+def open_store(config: Config, *, write: bool) -> Store:
+    """The configured store; readers (write=False) open an existing one, read-only.
+
+    With [cluster], PostgreSQL at cluster.database (psycopg is imported only then).
+    """
+    from monitor.cluster.settings import cluster_of  # imports no cluster library
+
+    cluster = cluster_of(config)
+    if cluster is not None:
+        from monitor.store.postgres import PostgresStore
+
+        return PostgresStore(cluster.database, create=write)
     return SqliteStore(DataDir(config.monitor.data_dir).db, create=write)

@@ -15,9 +15,27 @@ from monitor.models import (
     format_time,
     parse_time,
 )
-from monitor.store.base import CaptureRecord, CheckRow, PageRow
+from monitor.store.base import CaptureRecord, CheckRow, PageRow, PageUpdate
 
 Row = Mapping[str, Any]
+
+# entries are listed active first, then archived, then removed (then in insertion order)
+STATE_ORDER = "CASE state WHEN 'active' THEN 0 WHEN 'archived' THEN 1 ELSE 2 END"
+
+# Each query lists the rows whose reference does not check out (the same SQL on both stores).
+DANGLING = {
+    "event points at a missing entry": "SELECT e.id FROM events e LEFT JOIN entries n "
+    "ON n.id = e.entry_id WHERE e.entry_id IS NOT NULL AND n.id IS NULL",
+    "event points at a missing capture": "SELECT e.id FROM events e LEFT JOIN captures c "
+    "ON c.id = e.capture_id WHERE e.capture_id IS NOT NULL AND c.id IS NULL",
+    "placement points at a missing entry": "SELECT p.entry_id AS id FROM placements p "
+    "LEFT JOIN entries n ON n.id = p.entry_id WHERE n.id IS NULL",
+    "version points at a missing entry": "SELECT v.entry_id AS id FROM entry_versions v "
+    "LEFT JOIN entries n ON n.id = v.entry_id WHERE n.id IS NULL",
+    "check never finished": "SELECT id FROM checks WHERE finished_at IS NULL",
+    "revisit without its original": "SELECT id FROM captures WHERE record_type = "
+    "'revisit' AND original_capture_id IS NULL",
+}
 
 
 def _time(value: str | None) -> Any:
@@ -99,6 +117,26 @@ def capture_row(check_id: int, capture: CaptureRecord) -> dict[str, Any]:
         "attempts": capture.attempts,
         "source_uri": None,
     }
+
+
+def page_fetch_columns(update: PageUpdate, capture_id: int | None) -> dict[str, Any]:
+    """The pages columns a checked page's fetch sets (validators and key only when known)."""
+    checked = format_time(update.checked_at)
+    columns: dict[str, Any] = {
+        "url": update.url,
+        "last_checked_at": checked,
+        "last_detail": update.detail,
+        "last_capture_id": capture_id,
+    }
+    if update.ok:
+        columns["last_ok_at"] = checked
+    if update.validators is not None:
+        columns["etag"], columns["last_modified"], columns["body_key"] = update.validators
+    if update.accept == "set":
+        columns["accepted_key"] = update.accepted_key
+    elif update.accept == "clear":
+        columns["accepted_key"] = None
+    return columns
 
 
 def entry_from_row(r: Row) -> EntryRow:

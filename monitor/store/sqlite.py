@@ -277,7 +277,7 @@ class SqliteStore:
         if state:
             sql += " WHERE state = ?"
             params.append(state)
-        sql += " ORDER BY CASE state WHEN 'active' THEN 0 WHEN 'archived' THEN 1 ELSE 2 END, rowid"
+        sql += f" ORDER BY {R.STATE_ORDER}, rowid"
         return [R.entry_from_row(r) for r in self._rows(sql, params)]
 
     def entry(self, entry_id: str) -> EntryRow | None:
@@ -332,26 +332,10 @@ class SqliteStore:
         result = self._rows("PRAGMA integrity_check")
         if result and result[0]["integrity_check"] != "ok":
             problems.extend(f"{self.path}: {r['integrity_check']}" for r in result)
-        for what, sql in DANGLING.items():
+        for what, sql in R.DANGLING.items():
             for row in self._rows(sql):
                 problems.append(f"{self.path}: {what}: {row['id']}")
         return problems
-
-
-# Each query lists the rows whose reference does not check out (shared with PostgreSQL).
-DANGLING = {
-    "event points at a missing entry": "SELECT e.id FROM events e LEFT JOIN entries n "
-    "ON n.id = e.entry_id WHERE e.entry_id IS NOT NULL AND n.id IS NULL",
-    "event points at a missing capture": "SELECT e.id FROM events e LEFT JOIN captures c "
-    "ON c.id = e.capture_id WHERE e.capture_id IS NOT NULL AND c.id IS NULL",
-    "placement points at a missing entry": "SELECT p.entry_id AS id FROM placements p "
-    "LEFT JOIN entries n ON n.id = p.entry_id WHERE n.id IS NULL",
-    "version points at a missing entry": "SELECT v.entry_id AS id FROM entry_versions v "
-    "LEFT JOIN entries n ON n.id = v.entry_id WHERE n.id IS NULL",
-    "check never finished": "SELECT id FROM checks WHERE finished_at IS NULL",
-    "revisit without its original": "SELECT id FROM captures WHERE record_type = "
-    "'revisit' AND original_capture_id IS NULL",
-}
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:

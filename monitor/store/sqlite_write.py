@@ -10,7 +10,7 @@ from typing import Any
 
 from monitor.models import CycleResult, EntryUpdate, Event, PageState, format_time
 from monitor.store.base import CaptureRecord, CycleRecord, PageUpdate, RecordedCycle
-from monitor.store.rows import capture_row, event_row
+from monitor.store.rows import capture_row, event_row, page_fetch_columns
 
 
 def write_cycle(conn: sqlite3.Connection, record: CycleRecord) -> RecordedCycle:
@@ -165,7 +165,7 @@ def write_pages(
         }
         update = updates.get(page.name)
         if update is not None:
-            row.update(_fetch_columns(update, captures.get(page.name)))
+            row.update(page_fetch_columns(update, captures.get(page.name)))
         exists = conn.execute("SELECT 1 FROM pages WHERE name = ?", (page.name,)).fetchone()
         if exists:
             sets = ", ".join(f"{k} = ?" for k in row if k != "name")
@@ -175,25 +175,6 @@ def write_pages(
             names = ", ".join(row)
             marks = ", ".join("?" for _ in row)
             conn.execute(f"INSERT INTO pages ({names}) VALUES ({marks})", tuple(row.values()))
-
-
-def _fetch_columns(update: PageUpdate, capture_id: int | None) -> dict[str, Any]:
-    checked = format_time(update.checked_at)
-    columns: dict[str, Any] = {
-        "url": update.url,
-        "last_checked_at": checked,
-        "last_detail": update.detail,
-        "last_capture_id": capture_id,
-    }
-    if update.ok:
-        columns["last_ok_at"] = checked
-    if update.validators is not None:
-        columns["etag"], columns["last_modified"], columns["body_key"] = update.validators
-    if update.accept == "set":
-        columns["accepted_key"] = update.accepted_key
-    elif update.accept == "clear":
-        columns["accepted_key"] = None
-    return columns
 
 
 def insert_events(conn: sqlite3.Connection, check_id: int, events: Sequence[Event]) -> None:

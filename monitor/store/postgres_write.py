@@ -1,0 +1,194 @@
+"""Writing one cycle into PostgreSQL: one writer per table, inside the caller's transaction.
+
+The same writes as sqlite_write.py, in PostgreSQL's dialect: `= ANY(%s)` for SQLite's
+json_each, RETURNING for lastrowid. The columns come from rows.py, shared by both stores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import psycopg
+
+from monitor.models import CycleResult, EntryUpdate, Event, PageState, format_time
+from monitor.store.base import CaptureRecord, CycleRecord, PageUpdate, RecordedCycle
+from monitor.store.rows import capture_row, event_row, page_fetch_columns
+
+Conn = psycopg.Connection[Any]
+
+
+def write_cycle(conn: Conn, record: CycleRecord) -> RecordedCycle:
+    """Write everything of one cycle; the caller holds the transaction."""
+    check_id = insert_check(conn, record)
+    captures = insert_captures(conn, check_id, record.captures)
+    result = record.result
+    at = format_time(record.finished_at)
+    write_entries(conn, check_id, result.entries, at, captures)
+    touch_seen(conn, result.seen, at)
+    write_placements(conn, result)
+    write_pages(conn, result.pages, record.updates, captures)
+    events = tuple(_with_capture(e, captures) for e in result.events)
+    insert_events(conn, check_id, events)
+    failures = sum(1 for p in result.pages if p.status in ("error", "gone"))
+    conn.execute(
+        "UPDATE checks SET finished_at = %s, events = %s, failures = %s, warc_file = %s "
+        "WHERE id = %s",
+        (at, len(events), failures, record.warc_file, check_id),
+    )
+    return RecordedCycle(check_id, events, captures)
+
+
+def _with_capture(event: Event, captures: Mapping[str, int]) -> Event:
+    """An event points at the capture of its page in this cycle (none if not checked)."""
+    if event.capture_id is not None or event.page not in captures:
+        return event
+    return replace(event, capture_id=captures[event.page])
+
+
+def _insert(conn: Conn, table: str, row: Mapping[str, Any], returning: str = "") -> Any:
+    names = ", ".join(row)
+    marks = ", ".join("%s" for _ in row)
+    tail = f" RETURNING {returning}" if returning else ""
+    cursor = conn.execute(
+        f"INSERT INTO {table} ({names}) VALUES ({marks}){tail}", tuple(row.values())
+    )
+    return cursor.fetchone()[0] if returning else None  # type: ignore[index]
+
+
+def insert_check(conn: Conn, record: CycleRecord) -> int:
+    row = {"started_at": format_time(record.started_at), "pages": json.dumps(list(record.pages))}
+    return int(_insert(conn, "checks", row, "id"))
+
+
+def insert_captures(conn: Conn, check_id: int, captures: Sequence[CaptureRecord]) -> dict[str, int]:
+    """Insert every capture; returns each page's final capture id."""
+    finals: dict[str, int] = {}
+    for capture in captures:
+        row = capture_row(check_id, capture)
+        original = None
+        if capture.record_type == "revisit" and capture.refers_to:
+            found = conn.execute(
+                "SELECT id FROM captures WHERE record_id = %s ORDER BY id LIMIT 1",
+                (capture.refers_to,),
+            ).fetchone()
+            original = found[0] if found else None
+        row["original_capture_id"] = original
+        capture_id = int(_insert(conn, "captures", row, "id"))
+        if capture.final:
+            finals[capture.page] = capture_id
+    return finals
+
+
+def write_entries(
+    conn: Conn,
+    check_id: int,
+    updates: Sequence[EntryUpdate],
+    at: str,
+    captures: Mapping[str, int],
+) -> None:
+    """New entries inserted, changed ones updated, and a version row for each new version."""
+    ids = [u.entry_id for u in updates]
+    found = conn.execute("SELECT id, versions FROM entries WHERE id = ANY(%s)", (ids,)).fetchall()
+    versions = {row[0]: row[1] for row in found}
+    version_rows: list[tuple[Any, ...]] = []
+    for update in updates:
+        version = versions.get(update.entry_id, 0) + (1 if update.new_version else 0)
+        if update.is_new:
+            conn.execute(
+                "INSERT INTO entries (id, title, link, description, state, page, first_seen, "
+                "last_seen, last_changed, versions) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (update.entry_id, update.title, update.link, update.description, update.state,
+                 update.page, at, at, at, version),
+            )  # fmt: skip
+        else:
+            conn.execute(
+                """UPDATE entries SET title = %s, link = %s, description = %s, state = %s,
+                   page = %s, versions = %s,
+                   last_changed = CASE WHEN %s THEN %s ELSE last_changed END
+                   WHERE id = %s""",
+                (update.title, update.link, update.description, update.state, update.page,
+                 version, update.new_version, at, update.entry_id),
+            )  # fmt: skip
+        if update.new_version:
+            version_rows.append(
+                (update.entry_id, version, at, check_id, update.state, update.page,
+                 update.title, update.link, update.description,
+                 update.capture_id or captures.get(update.page))
+            )  # fmt: skip
+    if version_rows:
+        conn.cursor().executemany(
+            "INSERT INTO entry_versions (entry_id, version, at, check_id, state, page, title, "
+            "link, description, capture_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            version_rows,
+        )
+
+
+def touch_seen(conn: Conn, seen: Sequence[str], at: str) -> None:
+    if seen:
+        conn.execute("UPDATE entries SET last_seen = %s WHERE id = ANY(%s)", (at, list(seen)))
+
+
+def write_placements(conn: Conn, result: CycleResult) -> None:
+    """A page's list, with each member's fields as it shows them, when it changed."""
+    for page in result.pages:
+        if page.name not in result.accepted_pages and page.name not in result.cleared_pages:
+            continue
+        conn.execute("DELETE FROM placements WHERE page = %s", (page.name,))
+        rows = []
+        for i, entry_id in enumerate(page.members):
+            fields = page.member_fields[i] if i < len(page.member_fields) else None
+            rows.append(
+                (page.name, i, entry_id, fields.title if fields else None,
+                 fields.link if fields else None, fields.description if fields else None)
+            )  # fmt: skip
+        if rows:
+            conn.cursor().executemany(
+                "INSERT INTO placements (page, position, entry_id, title, link, description) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+
+
+def write_pages(
+    conn: Conn,
+    pages: Sequence[PageState],
+    updates: Mapping[str, PageUpdate],
+    captures: Mapping[str, int],
+) -> None:
+    """Each page's state; the checked ones also their fetch memory."""
+    for page in pages:
+        row: dict[str, Any] = {
+            "name": page.name,
+            "role": page.role,
+            "status": page.status,
+            "streak": page.streak,
+            "normal_count": page.normal_count,
+            "baselined": int(page.baselined),
+            "entry_count": len(page.members),
+        }
+        update = updates.get(page.name)
+        if update is not None:
+            row.update(page_fetch_columns(update, captures.get(page.name)))
+        exists = conn.execute("SELECT 1 FROM pages WHERE name = %s", (page.name,)).fetchone()
+        if exists:
+            sets = ", ".join(f"{k} = %s" for k in row if k != "name")
+            values = [v for k, v in row.items() if k != "name"]
+            conn.execute(f"UPDATE pages SET {sets} WHERE name = %s", (*values, page.name))
+        elif "url" in row:  # a page is first written by its first check
+            _insert(conn, "pages", row)
+
+
+def insert_events(conn: Conn, check_id: int, events: Sequence[Event]) -> None:
+    """The cycle's events; executemany runs them in order, so seq follows the cycle's."""
+    rows = [event_row(check_id, e) for e in events]
+    if not rows:
+        return
+    names = ", ".join(rows[0])
+    marks = ", ".join("%s" for _ in rows[0])
+    conn.cursor().executemany(
+        f"INSERT INTO events ({names}) VALUES ({marks})", [tuple(r.values()) for r in rows]
+    )

@@ -1,0 +1,167 @@
+"""The store contract: the same cycles, recorded in SQLite and in PostgreSQL, read back alike.
+
+Real cycles (scenario-basic on a local site, then a revisit, a failure and a recovery)
+are recorded in SQLite by `run_check`; every CycleRecord they wrote is then replayed into
+a fresh SQLite file and a fresh PostgreSQL database through `record_cycle`, and every
+method of the CycleStore and ReadStore protocols must give equal typed rows on both.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ACTIVE_PATH, ARCHIVED_PATH, SCENARIO, imls_pages, write_config
+from werkzeug import Response
+
+import monitor.check
+from monitor.check import run_check
+from monitor.config import load_config
+from monitor.errors import SchemaTooNew, StoreError
+from monitor.models import PageState
+from monitor.store import CycleRecord, EventQuery, SqliteStore
+from monitor.store.postgres import PostgresStore
+
+EXPECTED = json.loads((SCENARIO / "expected.json").read_text(encoding="utf-8"))
+PAGES = [PageState("active", "active"), PageState("archived", "archived")]
+
+
+class Recorder:
+    """A store that keeps every CycleRecord handed to it (and writes it, as usual)."""
+
+    def __init__(self, store: Any, records: list[CycleRecord]) -> None:
+        self.store = store
+        self.records = records
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def record_cycle(self, record: CycleRecord) -> Any:
+        self.records.append(record)
+        return self.store.record_cycle(record)
+
+
+def recorded_cycles(site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[CycleRecord]:
+    """The CycleRecords of eight real cycles of the scenario, its revisits and its failures."""
+    config = load_config(write_config(tmp_path, imls_pages(site), monitor=EXPECTED["config"]))
+    records: list[CycleRecord] = []
+    real_open = monitor.check.open_store
+    monkeypatch.setattr(
+        monitor.check, "open_store", lambda c, write: Recorder(real_open(c, write=write), records)
+    )
+    clock = iter(
+        datetime(2026, 11, 25, 16, 0, tzinfo=UTC) + timedelta(minutes=i) for i in range(99)
+    )
+    steps = ["step1", "step2", "step3", "step3", "fail", "step3", "step1", "step1"]
+    for step in steps:
+        if step == "fail":
+            site.serve(ACTIVE_PATH, lambda request: Response("", status=503))
+        else:
+            site.serve_file(ACTIVE_PATH, SCENARIO / step / "active.html")
+            site.serve_file(ARCHIVED_PATH, SCENARIO / step / "archived.html")
+        run_check(config, clock=lambda: next(clock))
+    return records
+
+
+def read_everything(store: Any) -> dict[str, Any]:
+    """What every ReadStore (and CycleStore read) method answers, as typed rows."""
+    events = store.events()
+    entries = store.entries()
+    ids = [e.id for e in entries]
+    since = events[len(events) // 2].at if events else None
+    return {
+        "events": events,
+        "events by kind": store.events(EventQuery(kinds=["changed", "archived", "page-error"])),
+        "events by page": store.events(EventQuery(pages=["archived"])),
+        "events since": store.events(EventQuery(since=since)),
+        "events page": store.events(EventQuery(before_seq=len(events) - 1, limit=3)),
+        "events of an entry": [store.events(EventQuery(entry_id=i)) for i in ids],
+        "event seqs": [store.event_seq(e.id) for e in events] + [store.event_seq("nope")],
+        "entries": entries,
+        "entries by state": [store.entries(s) for s in ("active", "archived", "removed")],
+        "entry": [store.entry(i) for i in ids] + [store.entry("nope")],
+        "entry ids": [store.entry_ids(i[:1]) for i in ids] + [store.entry_ids("%_\\", 3)],
+        "versions": [store.versions(i) for i in ids],
+        "captures": store.captures(),
+        "captures of a page": store.captures(["active"], limit=4),
+        "capture": [store.capture(c.id) for c in store.captures()] + [store.capture(10**6)],
+        "page rows": store.page_rows(),
+        "last check": store.last_check(),
+        "warc refs": store.warc_refs(),
+        "integrity": store.check_integrity(),
+        "counts": [store.count(t) for t in ("entries", "events", "captures", "checks")],
+        "known entries": store.known_entries(),
+        "cycle state": store.read_cycle_state(PAGES),
+    }
+
+
+def test_sqlite_and_postgres_record_and_read_back_the_same_rows(
+    site, tmp_path, monkeypatch, postgres_database
+):
+    """Each recorded cycle, and every read after it, is field for field the same on both."""
+    records = recorded_cycles(site, tmp_path, monkeypatch)
+    assert len(records) == 8
+    assert any(c.record_type == "revisit" for r in records for c in r.captures)
+    sqlite = SqliteStore(tmp_path / "replay.db")
+    postgres = PostgresStore(postgres_database)
+    try:
+        for record in records:
+            assert sqlite.read_cycle_state(PAGES) == postgres.read_cycle_state(PAGES)
+            assert sqlite.record_cycle(record) == postgres.record_cycle(record)
+        on_sqlite, on_postgres = read_everything(sqlite), read_everything(postgres)
+        for what, value in on_sqlite.items():
+            assert on_postgres[what] == value, what
+        kinds = [e.kind for e in on_postgres["events"]]
+        assert {"added", "changed", "archived", "page-error"} <= set(kinds)
+        assert on_postgres["integrity"] == []
+    finally:
+        sqlite.close()
+        postgres.close()
+
+
+def test_a_newer_postgres_schema_is_refused_unchanged(postgres_database):
+    """A database whose schema_version is newer than this monitor is refused (exit 2)."""
+    PostgresStore(postgres_database).close()
+    store = PostgresStore(postgres_database)
+    store.conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    store.close()
+    for create in (True, False):
+        with pytest.raises(SchemaTooNew, match="schema version 99") as raised:
+            PostgresStore(postgres_database, create=create)
+        assert raised.value.exit_code == 2
+    import psycopg
+
+    with psycopg.connect(postgres_database) as conn:
+        assert conn.execute("SELECT value FROM meta").fetchone() == ("99",)
+
+
+def test_postgres_readers_cannot_write_nor_create(postgres_database):
+    """A reader refuses an empty database (nothing created) and cannot write to a real one."""
+    import psycopg
+
+    with pytest.raises(StoreError, match="run `monitor check` first"):
+        PostgresStore(postgres_database, create=False)
+    with psycopg.connect(postgres_database) as conn:
+        assert conn.execute("SELECT to_regclass('meta')").fetchone() == (None,)
+    PostgresStore(postgres_database).close()
+    reader = PostgresStore(postgres_database, create=False)
+    try:
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            reader.conn.execute("DELETE FROM events")
+    finally:
+        reader.close()
+
+
+def test_errors_name_the_database_without_its_password(postgres_server):
+    """A refused login names the URL with its password left out, and no password leaks."""
+    url = f"postgresql://nobody:s3cret@127.0.0.1:{postgres_server.port}/nowhere"
+    with pytest.raises(StoreError) as raised:
+        PostgresStore(url)
+    message = str(raised.value)
+    assert message.startswith(
+        f"cluster.database: cannot connect to postgresql://nobody@127.0.0.1:{postgres_server.port}"
+    )
+    assert "s3cret" not in message
