@@ -15,8 +15,9 @@ from monitor import __version__
 from monitor.config import Config, load_config
 from monitor.errors import ConfigError, MonitorError
 from monitor.feed import FEED_FORMATS, FeedFormat, render_feed
-from monitor.models import ENTRY_STATES, EVENT_KINDS, Event, format_time, parse_time, utc_now
+from monitor.models import ENTRY_STATES, EVENT_KINDS, format_time, parse_time, utc_now
 from monitor.publish import feed_info, write_atomically
+from monitor.render import clip, count, describe_event
 from monitor.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -152,7 +153,7 @@ def check(pages: tuple[str, ...], wait: float, as_json: bool) -> None:
             click.echo(describe_event(event))
     summary = (
         f"{len(report.pages)} page{'s' if len(report.pages) != 1 else ''} checked "
-        f"in {report.duration_s:.1f}s: {_count(len(report.events), 'event')}"
+        f"in {report.duration_s:.1f}s: {count(len(report.events), 'event')}"
     )
     if report.failed_pages:
         summary += f"; in error or gone: {', '.join(report.failed_pages)}"
@@ -164,24 +165,6 @@ def check(pages: tuple[str, ...], wait: float, as_json: bool) -> None:
 
 def _progress_line(page: str, done: int, total: int) -> None:
     click.echo(f"\r\033[Kchecked {done}/{total} pages ({page})", nl=False, err=True)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def describe_event(event: Event) -> str:
-    """One line a person reads: kind, page, title or detail, what changed."""
-    if event.is_page_event:
-        return f"{event.kind:<15} {event.page:<10} {event.detail or ''}"
-    text = event.title or _clip(event.description or "")
-    if event.changes:
-        text += f"  ({', '.join(event.changes)} changed)"
-    return f"{event.kind:<15} {event.page:<10} {text}  [{event.entry_id}]"
-
-
-def _clip(text: str, width: int = 70) -> str:
-    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 # -- reading the record -------------------------------------------------------
@@ -256,7 +239,7 @@ def entries(state: str | None, as_json: bool) -> None:
             emit_json(row.to_json())
         else:
             click.echo(
-                f"{row.id}  {row.state:<8} {row.page:<10} {row.title or _clip(row.description)}"
+                f"{row.id}  {row.state:<8} {row.page:<10} {row.title or clip(row.description, 70)}"
             )
 
 
@@ -284,7 +267,7 @@ def history(entry_id: str, as_json: bool) -> None:
         for event in events:
             emit_json({"event": event.to_json()})
         return
-    click.echo(f"{entry.title or _clip(entry.description)}  [{entry.id}]")
+    click.echo(f"{entry.title or clip(entry.description, 70)}  [{entry.id}]")
     click.echo(f"  now {entry.state} on {entry.page}; first seen {format_time(entry.first_seen)}")
     click.echo("Versions:")
     for version in versions:

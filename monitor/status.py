@@ -14,6 +14,7 @@ from typing import Any
 from monitor.config import Config
 from monitor.daemon import STATE_FILE, daemon_holder, describe_schedule
 from monitor.errors import StoreError
+from monitor.render import count as _count
 from monitor.store import Store
 
 
@@ -127,7 +128,3 @@ def _daemon_line(daemon: dict[str, Any], data_dir: str) -> str:
     if daemon["started_at"]:
         return f"daemon: not running (the last one, started {daemon['started_at']}, was killed)"
     return f"daemon: not running for {data_dir}"
-
-
-def _count(n: int, noun: str, plural: str | None = None) -> str:
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"

@@ -24,7 +24,7 @@ from monitor.feed import (
     event_title,
     render_feed,
 )
-from monitor.models import EVENT_KINDS, Change, Event
+from monitor.models import ENTRY_EVENT_KINDS, PAGE_EVENT_KINDS, Change, Event
 from monitor.publish import format_for_path, publish_feed, write_atomically
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -89,10 +89,10 @@ def make_events() -> list[Event]:
 
 
 EXPECTED_TITLES = [
-    "Page anomaly: active",
-    "Page gone: archived",
-    "Page recovered: active",
-    "Page error: active",
+    "Page anomaly on 'active': 3 entries, normal count 12",
+    "Page gone on 'archived': HTTP 404",
+    "Page recovered on 'active': HTTP 200, 12 entries",
+    "Page error on 'active': HTTP 503 after 3 retries",
     "Removed: Old Program",
     "Restored: Back Again",
     "Changed: Digital Inclusion",
@@ -189,8 +189,10 @@ def test_event_title_names_the_kind_and_the_entry(event: Event, title: str) -> N
 
 
 def test_every_kind_has_a_title() -> None:
-    """The nine kinds of SPEC.md are all covered by the sample events and all get a label."""
-    assert sorted(e.kind for e in make_events()) == sorted(EVENT_KINDS)
+    """The entry and page kinds are all covered by the sample events (link kinds below)."""
+    assert sorted(e.kind for e in make_events()) == sorted(
+        (*ENTRY_EVENT_KINDS, *PAGE_EVENT_KINDS)
+    )
 
 
 @pytest.mark.parametrize(
@@ -391,11 +393,11 @@ def test_json_feed_items_carry_the_event() -> None:
     assert items[0]["date_published"] == "2025-03-01T20:00:00Z"
     assert [i["_monitor"] for i in items] == [e.to_json() for e in events]
     page, changed = items[3]["_monitor"], items[6]["_monitor"]
-    assert list(page) == ["id", "kind", "at", "page", "detail", "capture_id"]
+    assert list(page) == ["id", "kind", "at", "page", "detail", "capture_id", "source"]
     assert page["detail"] == "HTTP 503 after 3 retries"
     assert list(changed) == [
         "id", "kind", "at", "page", "entry_id", "title", "link", "description", "changes",
-        "capture_id",
+        "capture_id", "source",
     ]
     assert changed["changes"]["description"] == {
         "before": "Grants for museums and libraries",
