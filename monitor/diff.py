@@ -49,11 +49,12 @@ def diff_words(
     old = _TOKENS.findall(before)
     new = _TOKENS.findall(after)
     ops = _Builder()
-    _diff_tokens(old, new, ops)
+    # Past the cap nothing more is shown: stop diffing there, and only count the rest.
+    unseen = _diff_tokens(old, new, ops, stop_after=max_changed_words)
     result = ops.finish()
     if max_changed_words is None:
         return result
-    return cap_diff(result, max_changed_words)
+    return cap_diff(result, max_changed_words, unseen=unseen)
 
 
 def changed_words(ops: Sequence[tuple[DiffOp, str]]) -> int:
@@ -61,8 +62,14 @@ def changed_words(ops: Sequence[tuple[DiffOp, str]]) -> int:
     return sum(len(text.split()) for op, text in ops if op in ("insert", "delete"))
 
 
-def cap_diff(ops: Sequence[tuple[DiffOp, str]], max_changed_words: int) -> Diff:
-    """The ops up to `max_changed_words` changed words, then an "omitted" summary."""
+def cap_diff(
+    ops: Sequence[tuple[DiffOp, str]], max_changed_words: int, *, unseen: int | None = None
+) -> Diff:
+    """The ops up to `max_changed_words` changed words, then an "omitted" summary.
+
+    `unseen`: when the diff was stopped early, at least this many more words changed in
+    the part not compared (the summary then says "at least").
+    """
     shown = 0
     capped: Diff = []
     for index, (op, text) in enumerate(ops):
@@ -77,9 +84,13 @@ def cap_diff(ops: Sequence[tuple[DiffOp, str]], max_changed_words: int) -> Diff:
         room = max_changed_words - shown
         if room > 0:
             capped.append((op, _first_words(text, room)))
-        rest = words - room + changed_words(ops[index + 1 :])
-        capped.append(("omitted", f"… {rest:,} more word{'' if rest == 1 else 's'} changed"))
+        rest = words - room + changed_words(ops[index + 1 :]) + (unseen or 0)
+        least = "at least " if unseen is not None else ""
+        noun = "word" if rest == 1 else "words"
+        capped.append(("omitted", f"… {least}{rest:,} more {noun} changed"))
         return capped
+    if unseen:  # stopped exactly at the cap, with more changes not compared
+        capped.append(("omitted", f"… at least {unseen:,} more words changed"))
     return capped
 
 
@@ -98,43 +109,76 @@ class _Builder:
     """Collects ops in order: equal runs merged, each run of changes as one delete + insert."""
 
     def __init__(self) -> None:
-        self.ops: Diff = []
+        # Pieces are joined once at the end: concatenating as we go would be quadratic.
+        self.pieces: list[tuple[DiffOp, list[str]]] = []
         self.deleted: list[str] = []
         self.inserted: list[str] = []
+        self.changed = 0  # words deleted or inserted so far
 
     def equal(self, tokens: Sequence[str]) -> None:
         if not tokens:
             return
         self._flush()
-        text = "".join(tokens)
-        if self.ops and self.ops[-1][0] == "equal":
-            self.ops[-1] = ("equal", self.ops[-1][1] + text)
+        if self.pieces and self.pieces[-1][0] == "equal":
+            self.pieces[-1][1].extend(tokens)
         else:
-            self.ops.append(("equal", text))
+            self.pieces.append(("equal", list(tokens)))
 
     def change(self, deleted: Sequence[str], inserted: Sequence[str]) -> None:
         self.deleted.extend(deleted)
         self.inserted.extend(inserted)
+        self.changed += _word_count(deleted) + _word_count(inserted)
 
     def _flush(self) -> None:
         if self.deleted:
-            self.ops.append(("delete", "".join(self.deleted)))
+            self.pieces.append(("delete", self.deleted))
         if self.inserted:
-            self.ops.append(("insert", "".join(self.inserted)))
+            self.pieces.append(("insert", self.inserted))
         self.deleted, self.inserted = [], []
 
     def finish(self) -> Diff:
         self._flush()
-        return self.ops
+        return [(op, "".join(tokens)) for op, tokens in self.pieces]
 
 
-def _diff_tokens(old: Sequence[str], new: Sequence[str], out: _Builder) -> None:
-    """Diff two token lists into `out`, left to right, within MAX_WORK."""
+def _word_count(tokens: Sequence[str]) -> int:
+    """Words among tokens, which alternate between words and runs of white space."""
+    if not tokens:
+        return 0
+    starts_with_word = not tokens[0].isspace()
+    return (len(tokens) + starts_with_word) // 2
+
+
+def _word_positions(tokens: Sequence[str], lo: int, hi: int) -> range:
+    """The indices of the words in tokens[lo:hi] (tokens alternate, so every other one)."""
+    if lo < hi and tokens[lo].isspace():
+        lo += 1
+    return range(lo, hi, 2)
+
+
+def _unseen_changes(old: Sequence[str], new: Sequence[str], alo: int, blo: int) -> int:
+    """At least how many words differ in old[alo:] and new[blo:] (their multisets' gap)."""
+    words_a = Counter(old[i] for i in _word_positions(old, alo, len(old)))
+    words_b = Counter(new[j] for j in _word_positions(new, blo, len(new)))
+    return (words_a - words_b).total() + (words_b - words_a).total()
+
+
+def _diff_tokens(
+    old: Sequence[str], new: Sequence[str], out: _Builder, *, stop_after: int | None
+) -> int | None:
+    """Diff two token lists into `out`, left to right, within MAX_WORK.
+
+    With `stop_after`, stops once more words than that changed and returns at least how
+    many words changed in the rest (None when it went to the end).
+    """
     budget = MAX_WORK
     # A stack of pieces still to diff, the leftmost on top; an anchor is a piece of one
     # equal token on each side, which the prefix trim below turns into an equal op.
     stack: list[_Region] = [(0, len(old), 0, len(new))]
     while stack:
+        if stop_after is not None and out.changed > stop_after:
+            # What is left is contiguous: old[alo:] against new[blo:] of the next piece.
+            return _unseen_changes(old, new, stack[-1][0], stack[-1][2])
         alo, ahi, blo, bhi = stack.pop()
         start = alo
         while alo < ahi and blo < bhi and old[alo] == new[blo]:
@@ -164,6 +208,7 @@ def _diff_tokens(old: Sequence[str], new: Sequence[str], out: _Builder) -> None:
             _diff_leaf(old[alo:ahi], new[blo:bhi], out)
         else:
             out.change(old[alo:ahi], new[blo:bhi])
+    return None
 
 
 def _split(anchors: Sequence[tuple[int, int]], region: _Region) -> list[_Region]:
@@ -193,8 +238,8 @@ def _diff_leaf(old: Sequence[str], new: Sequence[str], out: _Builder) -> None:
 def _anchors(old: Sequence[str], new: Sequence[str], region: _Region) -> list[tuple[int, int]]:
     """Token positions (i, j) of words that start a run unique in both pieces, in order."""
     alo, ahi, blo, bhi = region
-    words_a = [i for i in range(alo, ahi) if not old[i].isspace()]
-    words_b = [j for j in range(blo, bhi) if not new[j].isspace()]
+    words_a = _word_positions(old, alo, ahi)
+    words_b = _word_positions(new, blo, bhi)
     for run in ANCHOR_RUNS:
         keys_a = _run_keys(old, words_a, run)
         keys_b = _run_keys(new, words_b, run)

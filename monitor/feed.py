@@ -22,6 +22,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from monitor.diff import DiffOp as DiffOp
 from monitor.diff import diff_words as diff_words
@@ -296,9 +297,34 @@ def _add_xml_entry(fg: Any, event: Event, base_url: str | None) -> None:
     fe.category(term=_xml(event.kind))
     if not event.is_page_event and is_web_url(event.link):
         fe.link(href=_xml(event.link or ""), rel="alternate")
-    for label, url in evidence_urls(event, base_url):
-        fe.link(href=_xml(url), rel="related", type="text/html", title=_xml(label))
+    evidence = evidence_urls(event, base_url)
+    if evidence:
+        fe.register_extension("evidence", _EvidenceLinks, atom=True, rss=False)
+        fe.evidence.links = [(_xml(label), _xml(url)) for label, url in evidence]
     fe.content(_xml(cached_event_html(event, base_url)), type="html")
+
+
+class _EvidenceLinks:
+    """A feedgen entry extension: Atom <link rel="related"> to the event's evidence.
+
+    feedgen's own entry links lose their rel, type and title when written (it reuses the
+    loop variable for the element), so these are added to the finished element instead.
+    """
+
+    def __init__(self) -> None:
+        self.links: list[tuple[str, str]] = []
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+    def extend_atom(self, entry: Any) -> Any:
+        for label, url in self.links:
+            # Unqualified, like every element feedgen writes under its Atom xmlns.
+            etree.SubElement(entry, "link", href=url, rel="related", type="text/html", title=label)
+        return entry
+
+    def extend_rss(self, item: Any) -> Any:
+        return item
 
 
 def _render_json(events: Sequence[Event], info: FeedInfo) -> bytes:
