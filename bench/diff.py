@@ -121,7 +121,7 @@ def main() -> None:
         )
         if not args.no_old:
             timed_old(before, after, args.old_timeout)
-        timed("new: diff_words (capped at 500 changed words)", diff_words, before, after)
+        timed("new: diff_words (capped at 200 changed words)", diff_words, before, after)
         uncapped = "new: diff_words, uncapped"
         timed(uncapped, lambda b=before, a=after: diff_words(b, a, max_changed_words=None))
         full = diff_words(before, after, max_changed_words=None)

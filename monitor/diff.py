@@ -11,7 +11,9 @@ description with every 37th word edited took 30 s. Here, as in git's patience di
 
 A work budget bounds the whole: past it, a piece is reported as replaced whole (still a
 correct diff, only coarser). Past `max_changed_words`, detail stops and one "omitted" op
-says how many more words changed.
+says how many more words changed; since nothing past the cap is shown, a long text is
+diffed by growing windows from its start, and the rest is only counted (a lower bound:
+the words found in only one of the two rests).
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from typing import Literal
 DiffOp = Literal["equal", "insert", "delete", "omitted"]
 Diff = list[tuple[DiffOp, str]]
 
-MAX_CHANGED_WORDS = 500  # detail shown before the rest is summarised
+MAX_CHANGED_WORDS = 200  # detail shown before the rest is summarised
 MAX_WORK = 3_000_000  # token visits and SequenceMatcher cells, for one diff
 LEAF_CELLS = 4_096  # a piece this small (tokens before x tokens after) goes to SequenceMatcher
 BIG_CELLS = 250_000  # a piece with no anchor still goes to SequenceMatcher up to this size
 ANCHOR_RUNS = (1, 4)  # unique words first; in repetitive text, unique runs of 4 words
+WINDOW_CHARS = 16_384  # a capped diff of longer texts starts with windows this long
 
 _TOKENS = re.compile(r"\s+|\S+")
 _Region = tuple[int, int, int, int]  # old[alo:ahi] against new[blo:bhi]
@@ -46,15 +49,51 @@ def diff_words(
     `max_changed_words` words changed, the ops stop there and end with one
     ("omitted", "… 1,234 more words changed") (then the texts are not rebuilt whole).
     """
-    old = _TOKENS.findall(before)
-    new = _TOKENS.findall(after)
-    ops = _Builder()
-    # Past the cap nothing more is shown: stop diffing there, and only count the rest.
-    unseen = _diff_tokens(old, new, ops, stop_after=max_changed_words)
-    result = ops.finish()
     if max_changed_words is None:
-        return result
-    return cap_diff(result, max_changed_words, unseen=unseen)
+        return _diff_texts(before, after, stop_after=None)[0]
+    # Past the cap nothing more is shown, so a long text is first diffed by its start:
+    # a window of each text, growing until it holds more than the cap of changes.
+    window = WINDOW_CHARS
+    while window < max(len(before), len(after)):
+        ops, stopped = _diff_texts(
+            before[:window], after[:window], stop_after=max_changed_words
+        )
+        if stopped is None:  # it reached the window's end, where the cut may invent changes
+            ops = _settled(ops)
+        if changed_words(ops) > max_changed_words:
+            used_before = sum(len(t) for op, t in ops if op != "insert")
+            used_after = sum(len(t) for op, t in ops if op != "delete")
+            unseen = _word_gap(before[used_before:], after[used_after:])
+            return cap_diff(ops, max_changed_words, unseen=unseen)
+        window *= 2
+    ops, rest = _diff_texts(before, after, stop_after=max_changed_words)
+    return cap_diff(ops, max_changed_words, unseen=rest)
+
+
+def _diff_texts(before: str, after: str, *, stop_after: int | None) -> tuple[Diff, int | None]:
+    """The diff of two whole texts, and what _diff_tokens says of the part not compared."""
+    ops = _Builder()
+    unseen = _diff_tokens(
+        _TOKENS.findall(before), _TOKENS.findall(after), ops, stop_after=stop_after
+    )
+    return ops.finish(), unseen
+
+
+def _settled(ops: Diff) -> Diff:
+    """A window's diff without its end, which the window's cut may have made up."""
+    end = len(ops)
+    while end and ops[end - 1][0] != "equal":
+        end -= 1
+    # The last equal run may end in a word cut in two by the window: drop it as well.
+    return ops[: max(end - 1, 0)]
+
+
+def _word_gap(before: str, after: str) -> int:
+    """At least how many words differ between two texts: those only one of them has."""
+    # Sets, not multisets: set arithmetic runs in C, and a lower bound is all that is said.
+    words_a = set(before.split())
+    words_b = set(after.split())
+    return len(words_a - words_b) + len(words_b - words_a)
 
 
 def changed_words(ops: Sequence[tuple[DiffOp, str]]) -> int:
@@ -157,10 +196,10 @@ def _word_positions(tokens: Sequence[str], lo: int, hi: int) -> range:
 
 
 def _unseen_changes(old: Sequence[str], new: Sequence[str], alo: int, blo: int) -> int:
-    """At least how many words differ in old[alo:] and new[blo:] (their multisets' gap)."""
-    words_a = Counter(old[i] for i in _word_positions(old, alo, len(old)))
-    words_b = Counter(new[j] for j in _word_positions(new, blo, len(new)))
-    return (words_a - words_b).total() + (words_b - words_a).total()
+    """At least how many words differ in old[alo:] and new[blo:] (see _word_gap)."""
+    words_a = {old[i] for i in _word_positions(old, alo, len(old))}
+    words_b = {new[j] for j in _word_positions(new, blo, len(new))}
+    return len(words_a - words_b) + len(words_b - words_a)
 
 
 def _diff_tokens(
