@@ -60,6 +60,7 @@ def test_event_json_has_the_spec_keys(site, tmp_path):
         "description",
         "changes",
         "capture_id",
+        "source",
     }
     assert changed["at"].endswith("Z")
     logged = json_lines(run(config, "log", "--json"))
@@ -69,4 +70,5 @@ def test_event_json_has_the_spec_keys(site, tmp_path):
     site.serve(ACTIVE_PATH, lambda request: Response("", status=503))
     page_events = json_lines(run(config, "check", "--json"))
     assert [e["kind"] for e in page_events] == ["page-error"]
-    assert set(page_events[0]) == {"id", "kind", "at", "page", "detail", "capture_id"}
+    assert set(page_events[0]) == {"id", "kind", "at", "page", "detail", "capture_id", "source"}
+    assert page_events[0]["source"] == "check"
