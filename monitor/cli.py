@@ -16,9 +16,10 @@ from monitor.config import Config
 from monitor.durable import write_atomically
 from monitor.errors import ConfigError, MonitorError
 from monitor.feed import FEED_FORMATS, FeedFormat, render_feed
-from monitor.models import ENTRY_STATES, EVENT_KINDS, Event, format_time, parse_time, utc_now
+from monitor.models import ENTRY_STATES, EVENT_KINDS, format_time, parse_time, utc_now
 from monitor.paths import warc_dir
 from monitor.publish import feed_info
+from monitor.render import clip, count, describe_event
 from monitor.store import EventQuery, Store
 from monitor.store import open_store as _open_store
 
@@ -168,7 +169,7 @@ def check(pages: tuple[str, ...], wait: float, as_json: bool) -> None:
             click.echo(describe_event(event))
     summary = (
         f"{len(report.pages)} page{'s' if len(report.pages) != 1 else ''} checked "
-        f"in {report.duration_s:.1f}s: {_count(len(report.events), 'event')}"
+        f"in {report.duration_s:.1f}s: {count(len(report.events), 'event')}"
     )
     if report.failed_pages:
         summary += f"; in error or gone: {', '.join(report.failed_pages)}"
@@ -180,24 +181,6 @@ def check(pages: tuple[str, ...], wait: float, as_json: bool) -> None:
 
 def _progress_line(page: str, done: int, total: int) -> None:
     click.echo(f"\r\033[Kchecked {done}/{total} pages ({page})", nl=False, err=True)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def describe_event(event: Event) -> str:
-    """One line a person reads: kind, page, title or detail, what changed."""
-    if event.is_page_event:
-        return f"{event.kind:<15} {event.page:<10} {event.detail or ''}"
-    text = event.title or _clip(event.description or "")
-    if event.changes:
-        text += f"  ({', '.join(event.changes)} changed)"
-    return f"{event.kind:<15} {event.page:<10} {text}  [{event.entry_id}]"
-
-
-def _clip(text: str, width: int = 70) -> str:
-    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 # -- reading the record -------------------------------------------------------
@@ -272,7 +255,7 @@ def entries(state: str | None, as_json: bool) -> None:
             emit_json(row.to_json())
         else:
             click.echo(
-                f"{row.id}  {row.state:<8} {row.page:<10} {row.title or _clip(row.description)}"
+                f"{row.id}  {row.state:<8} {row.page:<10} {row.title or clip(row.description, 70)}"
             )
 
 
@@ -300,7 +283,7 @@ def history(entry_id: str, as_json: bool) -> None:
         for event in events:
             emit_json({"event": event.to_json()})
         return
-    click.echo(f"{entry.title or _clip(entry.description)}  [{entry.id}]")
+    click.echo(f"{entry.title or clip(entry.description, 70)}  [{entry.id}]")
     click.echo(f"  now {entry.state} on {entry.page}; first seen {format_time(entry.first_seen)}")
     click.echo("Versions:")
     for version in versions:

@@ -11,47 +11,54 @@ Renderings are deterministic: the same events, FeedInfo and `now` give the same 
 
 from __future__ import annotations
 
-import difflib
-import html
 import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
-from monitor.models import FIELDS, Change, Event, EventKind, format_time
+from monitor.diff import DiffOp as DiffOp
+from monitor.diff import diff_words as diff_words
+from monitor.models import FIELDS, Change, Event, EventSource, format_time
+from monitor.render import (
+    IMPORTED_NOTE,
+    capture_path,
+    clip,
+    diff_html,
+    entry_path,
+    esc,
+)
+from monitor.render import event_title as event_title
+from monitor.render import is_web_url as is_web_url
 
 FeedFormat = Literal["atom", "json", "rss"]
 FEED_FORMATS: tuple[FeedFormat, ...] = ("atom", "json", "rss")
-DiffOp = Literal["equal", "insert", "delete"]
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 # Authority of the tag: URIs made for event ids that are not UUIDs. ".invalid" is
 # reserved (RFC 2606), so these can never clash with tags minted by a real domain owner.
 TAG_AUTHORITY = "monitor.invalid,2025"
-TITLE_SNIPPET_CHARS = 80
+# A description longer than this is cut in the feed (the timeline and the capture keep it
+# whole): one 387 KB description must not make every feed reader download it 200 times.
+DESCRIPTION_CHARS = 10_000
+HTML_CACHE_SIZE = 1024  # rendered bodies kept: more than [feed].max_entries' default
 
-_KIND_LABELS: dict[EventKind, str] = {
-    "added": "Added",
-    "changed": "Changed",
-    "archived": "Archived",
-    "restored": "Restored",
-    "removed": "Removed",
-    "page-error": "Page error",
-    "page-recovered": "Page recovered",
-    "page-gone": "Page gone",
-    "page-anomaly": "Page anomaly",
+_FIELD_LABELS = {
+    "title": "Title",
+    "link": "Link",
+    "description": "Description",
+    "content": "Page text",
 }
-_FIELD_LABELS = {"title": "Title", "link": "Link", "description": "Description"}
 # Characters XML 1.0 cannot carry at all (C0 controls but tab/LF/CR, lone surrogates,
 # U+FFFE/U+FFFF): lxml refuses them, so they are shown as U+FFFD in Atom and RSS.
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_WORDS = re.compile(r"\s+|\S+")
 _MEDIA_TYPES: dict[FeedFormat, str] = {
     "atom": "application/atom+xml",
     "json": "application/feed+json",
@@ -61,41 +68,39 @@ _MEDIA_TYPES: dict[FeedFormat, str] = {
 
 @dataclass(frozen=True)
 class FeedInfo:
-    """The feed's own metadata: title, a stable id (an IRI) and the URLs it is known by."""
+    """The feed's own metadata: title, a stable id (an IRI) and the URLs it is known by.
+
+    `base_url` ([feed].base_url, ending in "/") is where the feed and the web pages are
+    published: with it, each format links to itself ({base_url}feed.atom, …) and each
+    item to its evidence ({base_url}entries/ENTRY_ID, {base_url}captures/CAPTURE_ID).
+    `home_url` and `self_url`, when given, win over what base_url implies.
+    """
 
     title: str
     feed_id: str  # an IRI, e.g. "urn:uuid:..." (the caller derives it stably from the config)
     home_url: str | None = None  # the web page (monitor serve), if known
     self_url: str | None = None
+    base_url: str | None = None
 
 
-def event_title(event: Event) -> str:
-    """The title a person reads: "Archived: Film Forward", "Page error: active"."""
-    label = _KIND_LABELS[event.kind]
-    if event.is_page_event:
-        return f"{label}: {event.page}"
-    return f"{label}: {_entry_name(event)}"
+def site_base(base_url: str | None) -> str | None:
+    """`base_url` with its trailing "/" when it is an http(s) URL, else None."""
+    if not is_web_url(base_url) or base_url is None:
+        return None
+    return base_url if base_url.endswith("/") else base_url + "/"
 
 
-def _entry_name(event: Event) -> str:
-    """The entry's title, else the start of its description, else its link or id."""
-    if event.title:
-        return event.title
-    if event.description:
-        return _snippet(event.description, TITLE_SNIPPET_CHARS)
-    return event.link or event.entry_id or "untitled entry"
+def feed_self_url(info: FeedInfo, fmt: FeedFormat) -> str | None:
+    """The address of this rendering of the feed: self_url, else {base_url}feed.{fmt}."""
+    if info.self_url:
+        return info.self_url
+    base = site_base(info.base_url)
+    return f"{base}feed.{fmt}" if base else None
 
 
-def _snippet(text: str, limit: int) -> str:
-    """The text whole when short, else cut at a word boundary before `limit` with "…"."""
-    if len(text) <= limit:
-        return text
-    head = text[: limit + 1]
-    cut = head.rfind(" ")
-    # One very long word (a URL, say) has no boundary worth keeping: cut it hard.
-    if cut < limit // 2:
-        cut = limit
-    return text[:cut].rstrip(" ,;:.-") + "…"
+def feed_home_url(info: FeedInfo) -> str | None:
+    """The web page the feed belongs to: home_url, else base_url."""
+    return info.home_url or site_base(info.base_url)
 
 
 def event_iri(event: Event) -> str:
@@ -106,63 +111,84 @@ def event_iri(event: Event) -> str:
         return f"tag:{TAG_AUTHORITY}:event:{quote(event.id, safe='')}"
 
 
-def diff_words(before: str, after: str) -> list[tuple[DiffOp, str]]:
-    """Word-level difference: joining equal+delete gives `before`, equal+insert `after`."""
-    old = _WORDS.findall(before)
-    new = _WORDS.findall(after)
-    # Whitespace is junk so that it never anchors a match: "two three" -> "2 3" reads as
-    # one replacement rather than two split by a matching space. autojunk off: with long
-    # texts it would also junk common words, and the result would depend on the length.
-    matcher = difflib.SequenceMatcher(str.isspace, old, new, autojunk=False)
-    ops: list[tuple[DiffOp, str]] = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            _append_op(ops, "equal", "".join(old[i1:i2]))
-            continue
-        _append_op(ops, "delete", "".join(old[i1:i2]))
-        _append_op(ops, "insert", "".join(new[j1:j2]))
-    return ops
+def evidence_urls(event: Event, base_url: str | None) -> list[tuple[str, str]]:
+    """(label, absolute URL) of the event's evidence on the site: timeline, capture."""
+    base = site_base(base_url)
+    if base is None:
+        return []
+    urls: list[tuple[str, str]] = []
+    if event.entry_id and not event.is_page_event:
+        urls.append(("Timeline of the entry", base + entry_path(event.entry_id)))
+    if event.capture_id is not None:
+        capture = int(event.capture_id)
+        urls.append((f"Archived capture #{capture}", base + capture_path(capture)))
+    return urls
 
 
-def _append_op(ops: list[tuple[DiffOp, str]], op: DiffOp, text: str) -> None:
-    """Add one chunk, skipping empty ones and merging with a previous chunk of its kind."""
-    if not text:
-        return
-    if ops and ops[-1][0] == op:
-        ops[-1] = (op, ops[-1][1] + text)
-    else:
-        ops.append((op, text))
+def event_html(event: Event, base_url: str | None = None) -> str:
+    """The HTML body of a feed item (pure, deterministic); every string is escaped.
 
-
-def event_html(event: Event) -> str:
-    """The HTML body of a feed entry; every string from the event is escaped."""
-    if event.is_page_event:
-        detail = event.detail or "no detail recorded"
-        return f"<p>{_esc(detail)}</p>\n<p>Page: {_esc(event.page)}</p>"
+    The same event and base_url always give the same string, so it may be cached or
+    stored with the event.
+    """
     parts: list[str] = []
-    if event.description:
-        parts.append(f"<p>{_esc(event.description)}</p>")
-    if event.link:
-        parts.append(f"<p>Link: {_link_html(event.link)}</p>")
-    if event.changes:
-        parts.append(_changes_html(event.changes))
-    meta = f"Page: {_esc(event.page)}"
-    if event.entry_id:
-        meta += f" · Entry: {_esc(event.entry_id)}"
-    parts.append(f"<p>{meta}</p>")
+    if event.source == "backfill":
+        parts.append(f"<p><em>{esc(IMPORTED_NOTE.capitalize())}.</em></p>")
+    if event.is_page_event:
+        parts.append(f"<p>{esc(event.detail or 'no detail recorded')}</p>")
+        parts.append(f"<p>Page: {esc(event.page)}</p>")
+    else:
+        if event.is_link_event:
+            parts.append(f"<p>{esc(event.detail or 'no detail recorded')}</p>")
+        if event.description:
+            parts.append(f"<p>{esc(clip(event.description, DESCRIPTION_CHARS))}</p>")
+        if event.link:
+            parts.append(f"<p>Link: {_link_html(event.link)}</p>")
+        if event.changes:
+            parts.append(_changes_html(event.changes))
+        meta = f"Page: {esc(event.page)}"
+        if event.entry_id:
+            meta += f" · Entry: {esc(event.entry_id)}"
+        parts.append(f"<p>{meta}</p>")
+    evidence = evidence_urls(event, base_url)
+    if evidence:
+        links = " · ".join(f'<a href="{esc(url)}">{esc(label)}</a>' for label, url in evidence)
+        parts.append(f"<p>Evidence: {links}</p>")
+    elif event.capture_id is not None:
+        parts.append(f"<p>Capture: #{int(event.capture_id)}</p>")
     return "\n".join(parts)
 
 
-def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
+_Key = tuple[Any, ...]
 
 
-def is_web_url(url: str | None) -> bool:
-    """True for an absolute http(s) URL with a host and no white space or control chars."""
-    if not url or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        return False
-    parts = urlsplit(url)
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+def cached_event_html(event: Event, base_url: str | None = None) -> str:
+    """event_html(), computed once per event and base_url (an LRU of HTML_CACHE_SIZE)."""
+    changes = tuple((k, c.before, c.after) for k, c in (event.changes or {}).items())
+    key: _Key = (
+        event.id, event.kind, event.at, event.page, event.entry_id, event.title, event.link,
+        event.description, changes if event.changes is not None else None, event.detail,
+        event.capture_id, event.source, base_url,
+    )
+    return _html_for_key(key)
+
+
+@lru_cache(maxsize=HTML_CACHE_SIZE)
+def _html_for_key(key: _Key) -> str:
+    """Rebuild the event from its key (all of its fields) and render it."""
+    (event_id, kind, at, page, entry_id, title, link, description, changes, detail,
+     capture_id, source, base_url) = key
+    event = Event(
+        event_id, kind, at, page, entry_id=entry_id, title=title, link=link,
+        description=description,
+        changes=None if changes is None else {k: Change(b, a) for k, b, a in changes},
+        detail=detail, capture_id=capture_id, source=_source(source),
+    )
+    return event_html(event, base_url)
+
+
+def _source(value: str) -> EventSource:
+    return "backfill" if value == "backfill" else "check"
 
 
 def _link_html(url: str | None) -> str:
@@ -170,8 +196,8 @@ def _link_html(url: str | None) -> str:
     if url is None:
         return "<em>none</em>"
     if is_web_url(url):
-        return f'<a href="{_esc(url)}">{_esc(url)}</a>'
-    return _esc(url)
+        return f'<a href="{esc(url)}">{esc(url)}</a>'
+    return esc(url)
 
 
 def _changes_html(changes: Mapping[str, Change]) -> str:
@@ -181,26 +207,13 @@ def _changes_html(changes: Mapping[str, Change]) -> str:
     items: list[str] = []
     for name in ordered:
         change = changes[name]
-        label = _esc(_FIELD_LABELS.get(name, name))
+        label = esc(_FIELD_LABELS.get(name, name))
         if name == "link":
             body = f"{_link_html(change.before)} → {_link_html(change.after)}"
         else:
-            body = _diff_html(change.before or "", change.after or "")
+            body = diff_html(diff_words(change.before or "", change.after or ""))
         items.append(f"<li>{label}: {body}</li>")
     return "<p>What changed:</p>\n<ul>\n" + "\n".join(items) + "\n</ul>"
-
-
-def _diff_html(before: str, after: str) -> str:
-    """A word diff as HTML: removed words in <del>, added words in <ins>."""
-    rendered: list[str] = []
-    for op, text in diff_words(before, after):
-        if op == "equal":
-            rendered.append(_esc(text))
-        elif op == "delete":
-            rendered.append(f"<del>{_esc(text)}</del>")
-        else:
-            rendered.append(f"<ins>{_esc(text)}</ins>")
-    return "".join(rendered) or "<em>empty</em>"
 
 
 def render_feed(
@@ -248,12 +261,15 @@ def _render_xml(
     # Atom needs an author on the feed when entries have none.
     fg.author(name="monitor")
     fg.generator("monitor")
-    # feedgen's RSS <link> is the last link added: self first, so the web page wins.
-    if info.self_url:
-        fg.link(href=_xml(info.self_url), rel="self", type=_MEDIA_TYPES[fmt])
-    if info.home_url:
-        fg.link(href=_xml(info.home_url), rel="alternate", type="text/html")
-    elif not info.self_url and fmt == "rss":
+    self_url = feed_self_url(info, fmt)
+    home_url = feed_home_url(info)
+    # feedgen's RSS <link> is the last link added: self first, so the web page wins; the
+    # self link becomes RSS's atom:link rel="self".
+    if self_url:
+        fg.link(href=_xml(self_url), rel="self", type=_MEDIA_TYPES[fmt])
+    if home_url:
+        fg.link(href=_xml(home_url), rel="alternate", type="text/html")
+    elif not self_url and fmt == "rss":
         # RSS requires a channel <link>; with no known URL the feed's own id (an IRI) is
         # the one stable reference there is.
         fg.link(href=_xml(info.feed_id), rel="alternate")
@@ -261,7 +277,7 @@ def _render_xml(
     fg.updated(updated)
     fg.lastBuildDate(updated)
     for event in events:
-        _add_xml_entry(fg, event)
+        _add_xml_entry(fg, event, info.base_url)
     if fmt == "atom":
         data: bytes = fg.atom_str(pretty=True, encoding="UTF-8")
     else:
@@ -269,8 +285,7 @@ def _render_xml(
     return data
 
 
-
-def _add_xml_entry(fg: Any, event: Event) -> None:
+def _add_xml_entry(fg: Any, event: Event, base_url: str | None) -> None:
     """One Atom <entry> / RSS <item> for one event."""
     at = _utc(event.at)
     # feedgen prepends by default; appending keeps the (newest first) order given.
@@ -279,31 +294,60 @@ def _add_xml_entry(fg: Any, event: Event) -> None:
     fe.title(_xml(event_title(event)))
     fe.updated(at)
     fe.published(at)
-    fe.category(term=event.kind)
+    fe.category(term=_xml(event.kind))
     if not event.is_page_event and is_web_url(event.link):
         fe.link(href=_xml(event.link or ""), rel="alternate")
-    fe.content(_xml(event_html(event)), type="html")
+    evidence = evidence_urls(event, base_url)
+    if evidence:
+        fe.register_extension("evidence", _EvidenceLinks, atom=True, rss=False)
+        fe.evidence.links = [(_xml(label), _xml(url)) for label, url in evidence]
+    fe.content(_xml(cached_event_html(event, base_url)), type="html")
+
+
+class _EvidenceLinks:
+    """A feedgen entry extension: Atom <link rel="related"> to the event's evidence.
+
+    feedgen's own entry links lose their rel, type and title when written (it reuses the
+    loop variable for the element), so these are added to the finished element instead.
+    """
+
+    def __init__(self) -> None:
+        self.links: list[tuple[str, str]] = []
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+    def extend_atom(self, entry: Any) -> Any:
+        for label, url in self.links:
+            # Unqualified, like every element feedgen writes under its Atom xmlns.
+            etree.SubElement(entry, "link", href=url, rel="related", type="text/html", title=label)
+        return entry
+
+    def extend_rss(self, item: Any) -> Any:
+        return item
 
 
 def _render_json(events: Sequence[Event], info: FeedInfo) -> bytes:
     """JSON Feed 1.1, keys in a fixed order, UTF-8."""
     feed: dict[str, Any] = {"version": JSON_FEED_VERSION, "title": info.title}
-    if info.home_url:
-        feed["home_page_url"] = info.home_url
-    if info.self_url:
-        feed["feed_url"] = info.self_url
+    home_url = feed_home_url(info)
+    self_url = feed_self_url(info, "json")
+    if home_url:
+        feed["home_page_url"] = home_url
+    if self_url:
+        feed["feed_url"] = self_url
     feed["description"] = f"Change log: {info.title}"
-    feed["items"] = [_json_item(event) for event in events]
+    feed["items"] = [_json_item(event, info.base_url) for event in events]
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def _json_item(event: Event) -> dict[str, Any]:
+def _json_item(event: Event, base_url: str | None) -> dict[str, Any]:
     """One JSON Feed item: the rendered event plus its fields under _monitor."""
     item: dict[str, Any] = {"id": event_iri(event)}
     if not event.is_page_event and is_web_url(event.link):
         item["url"] = event.link
     item["title"] = event_title(event)
-    item["content_html"] = event_html(event)
+    item["content_html"] = cached_event_html(event, base_url)
     item["date_published"] = format_time(event.at)
     item["tags"] = [event.kind]
     item["_monitor"] = event.to_json()

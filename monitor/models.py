@@ -8,33 +8,16 @@ from datetime import UTC as UTC_TZ
 from datetime import datetime
 from typing import Any, Literal
 
-EntryEventKind = Literal["added", "changed", "archived", "restored", "removed"]
-PageEventKind = Literal["page-error", "page-recovered", "page-gone", "page-anomaly"]
-EventKind = Literal[
-    "added",
-    "changed",
-    "archived",
-    "restored",
-    "removed",
-    "page-error",
-    "page-recovered",
-    "page-gone",
-    "page-anomaly",
-]
-ENTRY_EVENT_KINDS: tuple[EntryEventKind, ...] = (
-    "added",
-    "changed",
-    "archived",
-    "restored",
-    "removed",
-)
-PAGE_EVENT_KINDS: tuple[PageEventKind, ...] = (
-    "page-error",
-    "page-recovered",
-    "page-gone",
-    "page-anomaly",
-)
-EVENT_KINDS: tuple[EventKind, ...] = (*ENTRY_EVENT_KINDS, *PAGE_EVENT_KINDS)
+# The kinds live in kinds.py with their labels; re-exported here, where they always were.
+from monitor.kinds import ENTRY_EVENT_KINDS as ENTRY_EVENT_KINDS
+from monitor.kinds import EVENT_KINDS as EVENT_KINDS
+from monitor.kinds import LINK_EVENT_KINDS as LINK_EVENT_KINDS
+from monitor.kinds import PAGE_EVENT_KINDS as PAGE_EVENT_KINDS
+from monitor.kinds import EntryEventKind as EntryEventKind
+from monitor.kinds import EventKind as EventKind
+from monitor.kinds import LinkEventKind as LinkEventKind
+from monitor.kinds import PageEventKind as PageEventKind
+from monitor.kinds import kind_info
 
 Role = Literal["active", "archived"]
 EntryState = Literal["active", "archived", "removed"]
@@ -42,6 +25,7 @@ ENTRY_STATES: tuple[EntryState, ...] = ("active", "archived", "removed")
 # "new": never checked; "ok": last check was normal; the others name an open episode.
 PageStatus = Literal["new", "ok", "error", "gone", "anomaly"]
 FIELDS: tuple[str, ...] = ("title", "link", "description")
+EventSource = Literal["check", "backfill"]
 
 
 @dataclass(frozen=True)
@@ -135,11 +119,16 @@ class Event:
     changes: Mapping[str, Change] | None = None
     detail: str | None = None
     capture_id: int | None = None
-    source: Literal["check", "backfill"] = "check"
+    # "check": seen by this monitor; "backfill": imported from a web archive
+    source: EventSource = "check"
 
     @property
     def is_page_event(self) -> bool:
-        return self.kind.startswith("page-")
+        return kind_info(self.kind).scope == "page"
+
+    @property
+    def is_link_event(self) -> bool:
+        return kind_info(self.kind).scope == "link"
 
     def to_json(self) -> dict[str, Any]:
         """The event as SPEC.md's JSON object (check --json, log --json, JSON Feed)."""
@@ -155,7 +144,11 @@ class Event:
             data["entry_id"] = self.entry_id
             data["title"] = self.title
             data["link"] = self.link
-            data["description"] = self.description
+            # Link events carry what happened to the entry's page instead of a description.
+            if self.is_link_event:
+                data["detail"] = self.detail
+            else:
+                data["description"] = self.description
             if self.changes:
                 data["changes"] = {
                     name: {"before": c.before, "after": c.after} for name, c in self.changes.items()

@@ -39,9 +39,22 @@ def publish_feed(
 
 
 def feed_info(
-    config: Config, *, home_url: str | None = None, self_url: str | None = None
+    config: Config,
+    *,
+    home_url: str | None = None,
+    self_url: str | None = None,
+    base_url: str | None = None,
 ) -> FeedInfo:
-    """The feed's title and a stable id derived from the watched URLs (not the file's path)."""
+    """The feed's title, a stable id derived from the watched URLs, and where it is published.
+
+    `base_url` defaults to `[feed].base_url` (evidence links and self links need it).
+    """
     watched = "\n".join(sorted(page.url for page in config.pages))
     feed_id = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'monitor-feed:' + watched)}"
-    return FeedInfo(config.feed.title, feed_id, home_url=home_url, self_url=self_url)
+    if base_url is None:
+        # getattr: [feed].base_url lands with the config work done in parallel.
+        configured = getattr(config.feed, "base_url", None)
+        base_url = configured if isinstance(configured, str) else None
+    return FeedInfo(
+        config.feed.title, feed_id, home_url=home_url, self_url=self_url, base_url=base_url
+    )

@@ -17,6 +17,7 @@ from monitor.errors import StoreError
 from monitor.lock import daemon_holder
 from monitor.models import format_time
 from monitor.paths import DataDir
+from monitor.render import count as _count
 from monitor.store import open_store
 from monitor.store.base import CheckRow, PageRow
 
@@ -139,7 +140,3 @@ def _daemon_line(daemon: dict[str, Any], data_dir: str) -> str:
     if daemon["started_at"]:
         return f"daemon: not running (the last one, started {daemon['started_at']}, was killed)"
     return f"daemon: not running for {data_dir}"
-
-
-def _count(n: int, noun: str, plural: str | None = None) -> str:
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"

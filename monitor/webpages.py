@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
-from monitor.feed import diff_words, is_web_url
+from monitor.diff import diff_words
+from monitor.kinds import kind_info
 from monitor.models import EVENT_KINDS, Change, Event, format_time
+from monitor.render import IMPORTED_NOTE, clip, is_web_url
+from monitor.render import count as _count
+from monitor.render import diff_html as _diff_ops_html
+from monitor.render import esc as _esc
 
 if TYPE_CHECKING:  # the row types only: rendering never opens the database
     from monitor.models import EntryRow, VersionRow
@@ -82,24 +86,9 @@ _STATUS_LABELS = {
     "gone": ("gone (404/410)", "bad"),
     "anomaly": ("anomaly", "warn"),
 }
-_KIND_TONES = {
-    "added": "good",
-    "restored": "good",
-    "page-recovered": "good",
-    "changed": "warn",
-    "page-anomaly": "warn",
-    "archived": "info",
-    "removed": "bad",
-    "page-error": "bad",
-    "page-gone": "bad",
-}
 
 
 # -- rendering helpers --------------------------------------------------------------------
-
-
-def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _link(url: str | None, text: str | None = None) -> str:
@@ -125,16 +114,8 @@ def _stored_time(at: datetime | str | None) -> str:
     return f'<time datetime="{_esc(text)}">{_esc(text[:10])} {_esc(text[11:16])}&nbsp;UTC</time>'
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _clip(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def _entry_name(title: str | None, description: str | None, fallback: str) -> str:
-    return title or _clip(description or "", 80) or fallback
+    return title or clip(description or "", 80) or fallback
 
 
 def _entry_href(entry_id: str) -> str:
@@ -142,20 +123,13 @@ def _entry_href(entry_id: str) -> str:
 
 
 def _kind_badge(kind: str) -> str:
-    tone = _KIND_TONES.get(kind, "info")
+    tone = kind_info(kind).tone
     return f'<span class="badge {tone}">{_esc(kind)}</span>'
 
 
 def diff_html(before: str, after: str) -> str:
     """A word diff of two texts as HTML: removed words in <del>, added words in <ins>."""
-    parts = []
-    for op, text in diff_words(before, after):
-        if op == "equal":
-            parts.append(_esc(text))
-        else:
-            tag = "del" if op == "delete" else "ins"
-            parts.append(f"<{tag}>{_esc(text)}</{tag}>")
-    return "".join(parts) or '<span class="muted">empty</span>'
+    return _diff_ops_html(diff_words(before, after), empty='<span class="muted">empty</span>')
 
 
 def _change_items(changes: Mapping[str, Change | tuple[str | None, str | None]]) -> str:
@@ -250,13 +224,17 @@ def _event_cell(event: Event, *, link_entry: bool = True) -> str:
         else:
             parts.append(f"<strong>{name}</strong>")
         if event.description and event.description != event.title:
-            parts.append(f'<p class="muted">{_esc(_clip(event.description))}</p>')
+            parts.append(f'<p class="muted">{_esc(clip(event.description, 160))}</p>')
         if event.changes:
             fields = ", ".join(_esc(name) for name in event.changes)
             summary = f"<summary>Changed: {fields}</summary>"
             parts.append(f"<details>{summary}{_change_items(event.changes)}</details>")
         if is_web_url(event.link):
             links.append(_link(event.link, "page on the site ↗"))
+    if event.is_link_event and event.detail:
+        parts.append(f"<p>{_esc(event.detail)}</p>")
+    if event.source == "backfill":
+        parts.append(f'<p class="muted">({IMPORTED_NOTE})</p>')
     if event.capture_id is not None:
         links.append(f'<a href="/captures/{int(event.capture_id)}">archived copy</a>')
     if links:
@@ -426,7 +404,7 @@ def entry_html(
     """`/entries/ID`: the entry now, every version with the difference from the one before,
     and its events (given oldest first)."""
     name = _entry_name(entry.title, entry.description, entry.id)
-    state = f'<span class="badge {_KIND_TONES.get(entry.state, "info")}">{_esc(entry.state)}</span>'
+    state = f'<span class="badge {kind_info(entry.state).tone}">{_esc(entry.state)}</span>'
     summary = [
         ("State now", f"{state} on page {_esc(entry.page)}"),
         ("Link", _link(entry.link)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -25,7 +26,7 @@ from monitor.feed import (
     event_title,
     render_feed,
 )
-from monitor.models import EVENT_KINDS, Change, Event
+from monitor.models import ENTRY_EVENT_KINDS, PAGE_EVENT_KINDS, Change, Event
 from monitor.publish import format_for_path, publish_feed
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -90,10 +91,10 @@ def make_events() -> list[Event]:
 
 
 EXPECTED_TITLES = [
-    "Page anomaly: active",
-    "Page gone: archived",
-    "Page recovered: active",
-    "Page error: active",
+    "Page anomaly on 'active': 3 entries, normal count 12",
+    "Page gone on 'archived': HTTP 404",
+    "Page recovered on 'active': HTTP 200, 12 entries",
+    "Page error on 'active': HTTP 503 after 3 retries",
     "Removed: Old Program",
     "Restored: Back Again",
     "Changed: Digital Inclusion",
@@ -190,8 +191,10 @@ def test_event_title_names_the_kind_and_the_entry(event: Event, title: str) -> N
 
 
 def test_every_kind_has_a_title() -> None:
-    """The nine kinds of SPEC.md are all covered by the sample events and all get a label."""
-    assert sorted(e.kind for e in make_events()) == sorted(EVENT_KINDS)
+    """The entry and page kinds are all covered by the sample events (link kinds below)."""
+    assert sorted(e.kind for e in make_events()) == sorted(
+        (*ENTRY_EVENT_KINDS, *PAGE_EVENT_KINDS)
+    )
 
 
 @pytest.mark.parametrize(
@@ -570,3 +573,136 @@ def test_publish_feed_picks_the_format_from_the_suffix(
         assert len(json.loads(path.read_bytes())["items"]) == 4
     else:
         assert len(parse_xml_feed(path.read_bytes()).entries) == 4
+
+
+# --- base_url: self links and evidence links ----------------------------------------------
+
+BASE = "https://example.org/imls/"
+BASE_INFO = FeedInfo(title="IMLS change log", feed_id="urn:uuid:1", base_url=BASE)
+
+
+def link_events() -> list[Event]:
+    """The three link kinds, newest first."""
+    return [
+        Event(uid(12), "link-changed", T0 + timedelta(hours=3), "active", entry_id="e3",
+              title="Digital Inclusion", link="https://www.imls.gov/di",
+              detail="the page's text changed",
+              changes={"content": Change("Apply by May.", "Apply by <b>June</b>.")},
+              capture_id=12),
+        Event(uid(11), "link-recovered", T0 + timedelta(hours=2), "active", entry_id="e2",
+              title="Film Forward", link="https://www.imls.gov/ff", detail="HTTP 200",
+              capture_id=11),
+        Event(uid(10), "link-gone", T0 + timedelta(hours=1), "active", entry_id="e2",
+              title="Film Forward", link="https://www.imls.gov/ff",
+              detail='soft 404: "Page not found"', capture_id=10),
+    ]
+
+
+def test_atom_with_base_url_links_to_itself_and_the_site() -> None:
+    """With base_url, Atom's rel=self is {base_url}feed.atom and its alternate base_url."""
+    parsed = parse_xml_feed(render_feed(make_events(), BASE_INFO, "atom", max_entries=9, now=NOW))
+    links = {link.rel: link.href for link in parsed.feed.links}
+    assert links == {"self": BASE + "feed.atom", "alternate": BASE}
+
+
+def test_rss_with_base_url_links_to_the_site_and_itself() -> None:
+    """With base_url, RSS's channel link is base_url and atom:link rel=self {base_url}feed.rss."""
+    data = render_feed(make_events(), BASE_INFO, "rss", max_entries=9, now=NOW)
+    parsed = parse_xml_feed(data)
+    assert parsed.feed.link == BASE
+    assert b'<atom:link href="https://example.org/imls/feed.rss" rel="self"' in data
+
+
+def test_json_feed_with_base_url_has_its_feed_url() -> None:
+    """With base_url, JSON Feed's feed_url is {base_url}feed.json, home_page_url base_url."""
+    feed = json.loads(render_feed(make_events(), BASE_INFO, "json", max_entries=9, now=NOW))
+    assert (feed["feed_url"], feed["home_page_url"]) == (BASE + "feed.json", BASE)
+
+
+def test_without_base_url_there_is_no_absolute_self_link() -> None:
+    """Without base_url (and no URL given) no format claims an address or links evidence."""
+    info = FeedInfo(title="t", feed_id="urn:uuid:1")
+    parsed = parse_xml_feed(render_feed(make_events(), info, "atom", max_entries=9, now=NOW))
+    assert not [link for link in parsed.feed.get("links", []) if link.rel == "self"]
+    assert all(link.rel == "alternate" for e in parsed.entries for link in e.get("links", []))
+    feed = json.loads(render_feed(make_events(), info, "json", max_entries=9, now=NOW))
+    assert "feed_url" not in feed and "home_page_url" not in feed
+    assert not any("/captures/" in item["content_html"] for item in feed["items"])
+
+
+def test_atom_items_link_to_the_timeline_and_the_capture() -> None:
+    """Each Atom entry has rel=related links to its entry's timeline and its capture."""
+    parsed = parse_xml_feed(render_feed(make_events(), BASE_INFO, "atom", max_entries=9, now=NOW))
+    related = [
+        [link.href for link in e.get("links", []) if link.rel == "related"]
+        for e in parsed.entries
+    ]
+    archived, page_error = related[7], related[3]
+    assert archived == [BASE + "entries/e2", BASE + "captures/2"]
+    assert page_error == []  # a page event without a capture has no evidence to link
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+def test_every_format_links_the_evidence_in_the_content(fmt: FeedFormat) -> None:
+    """In all three formats the item's body links the entry's timeline and the capture."""
+    data = render_feed(make_events(), BASE_INFO, fmt, max_entries=9, now=NOW)
+    hrefs = tags_of(item_html(fmt, parsed_items(fmt, data)[7])).hrefs
+    assert BASE + "entries/e2" in hrefs and BASE + "captures/2" in hrefs
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+def test_a_hostile_entry_id_stays_inside_its_link(fmt: FeedFormat) -> None:
+    """An entry id with quotes and markup is quoted in the URL: no element, no attribute."""
+    event = hostile_event(entry_id='e"><script>x()</script>')
+    data = render_feed([event], BASE_INFO, fmt, max_entries=9, now=NOW)
+    (item,) = parsed_items(fmt, data)
+    collected = tags_of(item_html(fmt, item))
+    assert "script" not in collected.tags
+    assert BASE + "entries/e%22%3E%3Cscript%3Ex%28%29%3C%2Fscript%3E" in collected.hrefs
+
+
+# --- kinds the feed does not know, link events, imported events -----------------------------
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+def test_an_unknown_kind_renders_instead_of_raising(fmt: FeedFormat) -> None:
+    """An event of a kind this version does not know (a newer database) still renders."""
+    unknown: Any = "entry-split"
+    event = Event(uid(1), unknown, T0, "active", entry_id="e1", title="Split", description="")
+    (item,) = parsed_items(fmt, render([event], fmt))
+    assert item_title(fmt, item) == "Entry split: Split"
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+def test_link_events_render_with_their_detail(fmt: FeedFormat) -> None:
+    """link-gone, link-recovered and link-changed carry their detail; the diff is escaped."""
+    items = parsed_items(fmt, render(link_events(), fmt))
+    assert [item_title(fmt, i) for i in items] == [
+        "Link changed: Digital Inclusion", "Link recovered: Film Forward",
+        "Link gone: Film Forward",
+    ]
+    gone = item_html(fmt, items[2])
+    assert "soft 404: &quot;Page not found&quot;" in gone
+    changed = item_html(fmt, items[0])
+    assert "<del>May.</del><ins>&lt;b&gt;June&lt;/b&gt;.</ins>" in changed
+    assert "b" not in tags_of(changed).tags
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+def test_imported_events_are_marked(fmt: FeedFormat) -> None:
+    """An event imported from a web archive says so in its body; a live one does not."""
+    live, imported = make_events()[7], replace(make_events()[7], id=uid(77), source="backfill")
+    items = parsed_items(fmt, render([imported, live], fmt))
+    assert "Imported from a web archive." in item_html(fmt, items[0])
+    assert "Imported" not in item_html(fmt, items[1])
+
+
+def test_a_huge_description_is_cut_and_its_diff_summarised() -> None:
+    """A 400 KB description edited all over gives a bounded body that says what it left out."""
+    words = [f"w{i % 4000}" for i in range(60_000)]
+    before = " ".join(words)
+    after = " ".join("edited" if i % 37 == 36 else w for i, w in enumerate(words))
+    event = hostile_event(description=after, changes={"description": Change(before, after)})
+    body = event_html(event)
+    assert "more words changed" in body
+    assert len(body) < 150_000 < len(after)

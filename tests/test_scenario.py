@@ -73,3 +73,4 @@ def test_event_json_has_the_spec_keys(site, tmp_path, cluster):
     page_events = json_lines(run(config, "check", "--json"))
     assert [e["kind"] for e in page_events] == ["page-error"]
     assert set(page_events[0]) == {"id", "kind", "at", "page", "detail", "capture_id", "source"}
+    assert page_events[0]["source"] == "check"
