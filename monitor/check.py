@@ -23,6 +23,7 @@ from monitor.archive import CycleWriter
 from monitor.classify import classify_cycle
 from monitor.config import Config, PageConfig
 from monitor.errors import ConfigError, CycleCancelled, MonitorError
+from monitor.feed import changes_html
 from monitor.fetch import make_client
 from monitor.listing import PageCheck, check_listing
 from monitor.lock import cycle_lock
@@ -135,6 +136,8 @@ def _cycle(
         anomaly_ratio=config.monitor.anomaly_ratio,
         new_id=lambda: str(uuid.uuid4()),
     )
+    # Each change is rendered (a bounded word diff) once, here, and stored with its event.
+    result = replace(result, events=tuple(_rendered(e) for e in result.events))
     record = CycleRecord(  # 4. write, in one transaction
         started_at=started_at,
         finished_at=now,
@@ -165,6 +168,10 @@ def group_pages(config: Config, pages: Sequence[PageConfig]) -> list[PageConfig]
     groups = page_groups(config)
     wanted = {groups[p.name] for p in pages}
     return [p for p in config.pages if groups[p.name] in wanted]
+
+
+def _rendered(event: Event) -> Event:
+    return replace(event, changes_html=changes_html(event.changes)) if event.changes else event
 
 
 def _page_updates(checks: Sequence[PageCheck], result: CycleResult) -> dict[str, PageUpdate]:

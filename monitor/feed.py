@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -26,7 +25,7 @@ from lxml import etree
 
 from monitor.diff import DiffOp as DiffOp
 from monitor.diff import diff_words as diff_words
-from monitor.models import FIELDS, Change, Event, EventSource, format_time
+from monitor.models import FIELDS, Change, Event, format_time
 from monitor.render import (
     IMPORTED_NOTE,
     capture_path,
@@ -48,7 +47,6 @@ TAG_AUTHORITY = "monitor.invalid,2025"
 # A description longer than this is cut in the feed (the timeline and the capture keep it
 # whole): one 387 KB description must not make every feed reader download it 200 times.
 DESCRIPTION_CHARS = 10_000
-HTML_CACHE_SIZE = 1024  # rendered bodies kept: more than [feed].max_entries' default
 
 _FIELD_LABELS = {
     "title": "Title",
@@ -145,7 +143,7 @@ def event_html(event: Event, base_url: str | None = None) -> str:
         if event.link:
             parts.append(f"<p>Link: {_link_html(event.link)}</p>")
         if event.changes:
-            parts.append(_changes_html(event.changes))
+            parts.append(event.changes_html or changes_html(event.changes))
         meta = f"Page: {esc(event.page)}"
         if event.entry_id:
             meta += f" · Entry: {esc(event.entry_id)}"
@@ -159,38 +157,6 @@ def event_html(event: Event, base_url: str | None = None) -> str:
     return "\n".join(parts)
 
 
-_Key = tuple[Any, ...]
-
-
-def cached_event_html(event: Event, base_url: str | None = None) -> str:
-    """event_html(), computed once per event and base_url (an LRU of HTML_CACHE_SIZE)."""
-    changes = tuple((k, c.before, c.after) for k, c in (event.changes or {}).items())
-    key: _Key = (
-        event.id, event.kind, event.at, event.page, event.entry_id, event.title, event.link,
-        event.description, changes if event.changes is not None else None, event.detail,
-        event.capture_id, event.source, base_url,
-    )
-    return _html_for_key(key)
-
-
-@lru_cache(maxsize=HTML_CACHE_SIZE)
-def _html_for_key(key: _Key) -> str:
-    """Rebuild the event from its key (all of its fields) and render it."""
-    (event_id, kind, at, page, entry_id, title, link, description, changes, detail,
-     capture_id, source, base_url) = key
-    event = Event(
-        event_id, kind, at, page, entry_id=entry_id, title=title, link=link,
-        description=description,
-        changes=None if changes is None else {k: Change(b, a) for k, b, a in changes},
-        detail=detail, capture_id=capture_id, source=_source(source),
-    )
-    return event_html(event, base_url)
-
-
-def _source(value: str) -> EventSource:
-    return "backfill" if value == "backfill" else "check"
-
-
 def _link_html(url: str | None) -> str:
     """A link as <a href> when it is http(s), else as escaped text ("none" when absent)."""
     if url is None:
@@ -200,8 +166,12 @@ def _link_html(url: str | None) -> str:
     return esc(url)
 
 
-def _changes_html(changes: Mapping[str, Change]) -> str:
-    """A list item per changed field: a word diff for text, before -> after for links."""
+def changes_html(changes: Mapping[str, Change]) -> str:
+    """A list item per changed field: a word diff for text, before -> after for links.
+
+    The cycle computes it once per event and stores it (Event.changes_html): the diff is
+    bounded, but 200 huge ones in every rendering of the feed would still add up.
+    """
     ordered = [name for name in FIELDS if name in changes]
     ordered += sorted(name for name in changes if name not in FIELDS)
     items: list[str] = []
@@ -301,7 +271,7 @@ def _add_xml_entry(fg: Any, event: Event, base_url: str | None) -> None:
     if evidence:
         fe.register_extension("evidence", _EvidenceLinks, atom=True, rss=False)
         fe.evidence.links = [(_xml(label), _xml(url)) for label, url in evidence]
-    fe.content(_xml(cached_event_html(event, base_url)), type="html")
+    fe.content(_xml(event_html(event, base_url)), type="html")
 
 
 class _EvidenceLinks:
@@ -347,7 +317,7 @@ def _json_item(event: Event, base_url: str | None) -> dict[str, Any]:
     if not event.is_page_event and is_web_url(event.link):
         item["url"] = event.link
     item["title"] = event_title(event)
-    item["content_html"] = cached_event_html(event, base_url)
+    item["content_html"] = event_html(event, base_url)
     item["date_published"] = format_time(event.at)
     item["tags"] = [event.kind]
     item["_monitor"] = event.to_json()

@@ -121,6 +121,9 @@ class Event:
     capture_id: int | None = None
     # "check": seen by this monitor; "backfill": imported from a web archive
     source: EventSource = "check"
+    # The rendered before/after of `changes` (HTML, escaped), computed once when the event
+    # is recorded so that feeds and pages never diff again; not part of the event's JSON.
+    changes_html: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_page_event(self) -> bool:

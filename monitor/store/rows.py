@@ -64,6 +64,7 @@ def event_row(check_id: int, event: Event) -> dict[str, Any]:
         "detail": event.detail,
         "capture_id": event.capture_id,
         "source": event.source,
+        "changes_html": event.changes_html,
     }
 
 
@@ -87,6 +88,7 @@ def event_from_row(row: Row) -> Event:
         detail=row["detail"],
         capture_id=row["capture_id"],
         source=row["source"] or "check",
+        changes_html=row.get("changes_html"),
     )
 
 

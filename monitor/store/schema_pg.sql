@@ -117,7 +117,8 @@ CREATE TABLE IF NOT EXISTS events (
     changes TEXT,
     detail TEXT,
     capture_id BIGINT REFERENCES captures(id),
-    source TEXT NOT NULL DEFAULT 'check'
+    source TEXT NOT NULL DEFAULT 'check',
+    changes_html TEXT
 );
 CREATE INDEX IF NOT EXISTS events_entry ON events(entry_id, seq);
 CREATE INDEX IF NOT EXISTS events_at ON events(at);

@@ -54,6 +54,7 @@ MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
         ("placements", "link", "ALTER TABLE placements ADD COLUMN link TEXT"),
         ("placements", "description", "ALTER TABLE placements ADD COLUMN description TEXT"),
         ("events", "source", "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'check'"),
+        ("events", "changes_html", "ALTER TABLE events ADD COLUMN changes_html TEXT"),
         (
             "entry_versions",
             "source",
