@@ -23,12 +23,14 @@ from monitor.archive import CycleWriter
 from monitor.classify import classify_cycle
 from monitor.config import Config, PageConfig
 from monitor.errors import ConfigError, CycleCancelled, MonitorError
+from monitor.extract import EXTRACTOR_VERSION
 from monitor.fetch import make_client
 from monitor.listing import PageCheck, check_listing
 from monitor.lock import data_dir_lock
 from monitor.models import CycleResult, Event, PageState, utc_now
 from monitor.paths import DataDir
 from monitor.publish import feed_info, publish_feed
+from monitor.rederive import rederive_stale
 from monitor.store import CycleRecord, CycleState, EventQuery, PageUpdate, Store, open_store
 
 __all__ = ["CheckReport", "CycleCancelled", "run_check", "select_pages"]
@@ -111,7 +113,8 @@ def _cycle(
     started = time.monotonic()
     started_at = clock()
     all_pages = [PageState(name=p.name, role=p.role) for p in config.pages]
-    state = store.read_cycle_state(all_pages)  # 1. read
+    # 1. read; entries an older extraction engine read are first re-derived, silently
+    state = rederive_stale(config, store, store.read_cycle_state(all_pages))
 
     writer = CycleWriter(
         DataDir(config.monitor.data_dir).warc,
@@ -174,6 +177,7 @@ def _page_updates(checks: Sequence[PageCheck], result: CycleResult) -> dict[str,
             ok=states[name].status == "ok",
             accept=accept,
             accepted_key=check.body_key if accept == "set" else None,
+            extractor=EXTRACTOR_VERSION if accept == "set" else None,
             detail=(
                 check.observation.detail
                 if check.observation.outcome == "error"
