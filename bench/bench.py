@@ -277,13 +277,15 @@ def write_urlwatch(work: Path, urls: Sequence[str]) -> Path:
     """urlwatch's jobs (one per page, the entries' items selected by CSS) and its config."""
     work.mkdir(parents=True, exist_ok=True)
     jobs = [
-        f"name: list-{i}\nurl: {json.dumps(url)}\nfilter:\n  - css: {json.dumps(SELECT['item'])}\n"
+        f"name: list-{i}\nurl: {json.dumps(url)}\n"
+        f"filter:\n  - css: {json.dumps(SELECT['item'])}\n"
         for i, url in enumerate(urls)
     ]
     (work / "urls.yaml").write_text("---\n".join(jobs), encoding="utf-8")
     (work / "urlwatch.yaml").write_text(
         "display: {new: true, error: true, unchanged: false}\n"
-        "report:\n  text: {details: true, footer: false}\n  stdout: {enabled: true, color: false}\n",
+        "report:\n  text: {details: true, footer: false}\n"
+        "  stdout: {enabled: true, color: false}\n",
         encoding="utf-8",
     )
     (work / "hooks.py").write_text("", encoding="utf-8")

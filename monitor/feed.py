@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
-from feedgen.feed import FeedGenerator
-
 from monitor.models import FIELDS, Change, Event, EventKind, format_time
 
 FeedFormat = Literal["atom", "json", "rss"]
@@ -241,6 +239,8 @@ def _render_xml(
     events: Sequence[Event], info: FeedInfo, fmt: FeedFormat, updated: datetime
 ) -> bytes:
     """Atom or RSS through feedgen, entries in the order given."""
+    from feedgen.feed import FeedGenerator  # lxml: only when a feed is written
+
     fg = FeedGenerator()
     fg.id(_xml(info.feed_id))
     fg.title(_xml(info.title))

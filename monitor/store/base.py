@@ -206,7 +206,7 @@ class CycleStore(Protocol):
     def capture(self, capture_id: int) -> CaptureRow | None: ...
 
     def record_rederived(self, pages: Sequence[Rederived]) -> None:
-        """Replace re-derived pages' entry fields silently (no event, no version), one transaction."""
+        """Write re-derived entry fields silently (no event, no version): one transaction."""
         ...
 
 

@@ -16,8 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from monitor.errors import SchemaTooNew, StoreError
 from monitor.models import (
     CaptureRow,
@@ -70,6 +68,35 @@ MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
 SCHEMA = resources.files("monitor.store").joinpath("schema.sql").read_text(encoding="utf-8")
 
 
+class _Database:
+    """The little of sqlite-utils this store used: WAL, transactions, a table's columns
+    (plain sqlite3: importing sqlite-utils cost a one-off `monitor check` ~0.1 s)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def enable_wal(self) -> None:
+        if self.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            self.conn.execute("PRAGMA journal_mode = wal")
+
+    def columns(self, table: str) -> set[str]:
+        return {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """BEGIN .. COMMIT, rolled back on any error (no nesting: a cycle is one)."""
+        self.conn.execute("BEGIN")
+        try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.rollback()
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class SqliteStore:
     """monitor.db: open it, read the last state, record cycles, answer queries."""
 
@@ -82,11 +109,11 @@ class SqliteStore:
         try:
             if not create:
                 # Readers (log, entries, serve) cannot write even by mistake.
-                self.db = sqlite_utils.Database(_open_read_only(path))
+                self.db = _Database(_open_read_only(path))
                 self._refuse_newer()
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite_utils.Database(path)
+            self.db = _Database(sqlite3.connect(path))
             self.db.conn.execute("PRAGMA busy_timeout = 10000")
             self._refuse_newer()  # before anything is written
             self.db.enable_wal()
@@ -120,7 +147,7 @@ class SqliteStore:
         version = self._stored_version() or SCHEMA_VERSION  # no row: created just now
         for target in range(version + 1, SCHEMA_VERSION + 1):
             for table, column, sql in MIGRATIONS[target]:
-                if column not in self.db.table(table).columns_dict:
+                if column not in self.db.columns(table):
                     self.db.conn.execute(sql)
         self.db.conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -241,7 +268,7 @@ class SqliteStore:
             return write_cycle(conn, record)
 
     def record_rederived(self, pages: Sequence[Rederived]) -> None:
-        """Replace re-derived pages' entry fields silently (no event, no version), one transaction."""
+        """Write re-derived entry fields silently (no event, no version): one transaction."""
         with self.transaction() as conn:
             write_rederived(conn, pages)
 
