@@ -28,6 +28,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -57,6 +58,8 @@ PYTHON = sys.executable
 SRC = REPO  # the directory whose monitor/ package is measured (--git-ref changes it)
 SRC_LABEL = ""
 PROFILER = Path(shutil.which("py-spy") or Path(sys.executable).parent / "py-spy")
+SAMPLE_S = 0.02  # how often a measured process tree's RSS is summed
+URLWATCH = Path(os.environ.get("URLWATCH", "urlwatch"))  # --urlwatch sets it
 SELECT = {
     "item": ".view-content .views-row",
     "title": ".views-field-title",
@@ -69,14 +72,53 @@ SELECT = {
 
 
 
+def _tree_rss_kb(root: int) -> int:
+    """Resident KiB of `root` and every live descendant (a parser pool's workers count too)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)  # fields[1]: ppid
+        rss[pid] = int(fields[21]) * (os.sysconf("SC_PAGESIZE") // 1024)  # fields[21]: rss
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, ()))
+    return total
+
+
 def measure(cmd: Sequence[str], tool: str, cycle: str, env: dict[str, str] | None = None) -> Run:
-    """Run cmd to completion; wall time, CPU (user+sys) and peak RSS of that process alone."""
+    """Run cmd to completion: wall time, CPU (user+sys) and peak RSS over its process tree.
+
+    CPU comes from wait4 (the process and the children it waited for); peak memory is
+    the larger of wait4's own peak and the peak of the tree's summed RSS, sampled.
+    """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=SRC, env=env)
+        peak_kb = 0
+        stop = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak_kb
+            while not stop.wait(SAMPLE_S):
+                peak_kb = max(peak_kb, _tree_rss_kb(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         # wait4 gives this child's own rusage: no mixing with other children's
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
+        stop.set()
+        sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -85,7 +127,7 @@ def measure(cmd: Sequence[str], tool: str, cycle: str, env: dict[str, str] | Non
             cycle=cycle,
             wall_s=wall,
             cpu_s=usage.ru_utime + usage.ru_stime,
-            peak_mb=usage.ru_maxrss / 1024,  # Linux: KiB
+            peak_mb=max(usage.ru_maxrss, peak_kb) / 1024,  # Linux: KiB
             exit_code=proc.returncode,
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
@@ -231,6 +273,39 @@ def floor_cycle(server: Server, mode: str, urls_file: Path, state: Path, concurr
     return run
 
 
+def write_urlwatch(work: Path, urls: Sequence[str]) -> Path:
+    """urlwatch's jobs (one per page, the entries' items selected by CSS) and its config."""
+    work.mkdir(parents=True, exist_ok=True)
+    jobs = [
+        f"name: list-{i}\nurl: {json.dumps(url)}\n"
+        f"filter:\n  - css: {json.dumps(SELECT['item'])}\n"
+        for i, url in enumerate(urls)
+    ]
+    (work / "urls.yaml").write_text("---\n".join(jobs), encoding="utf-8")
+    (work / "urlwatch.yaml").write_text(
+        "display: {new: true, error: true, unchanged: false}\n"
+        "report:\n  text: {details: true, footer: false}\n"
+        "  stdout: {enabled: true, color: false}\n",
+        encoding="utf-8",
+    )
+    (work / "hooks.py").write_text("", encoding="utf-8")
+    return work
+
+
+def urlwatch_cycle(server: Server, work: Path, cycle: str) -> Run:
+    """One `urlwatch` run (its own venv, its own process): fetch, filter, diff, report."""
+    served_before = server.stats()
+    cmd = [str(URLWATCH), "--urls", str(work / "urls.yaml"), "--config",
+           str(work / "urlwatch.yaml"), "--hooks", str(work / "hooks.py"),
+           "--cache", str(work / "cache.db")]
+    env = {**_env(), "HOME": str(work)}  # nothing written to the real home
+    run = measure(cmd, "urlwatch", cycle, env)
+    if run.exit_code != 0:
+        raise RuntimeError(f"urlwatch failed ({run.exit_code}):\n{run.stderr[-3000:]}")
+    served_after = server.stats()
+    run.served = {k: served_after.get(k, 0) - served_before.get(k, 0) for k in served_after}
+    return run
+
 
 def _sequence(server: Server, k: int, one_cycle: Callable[[str], Run]) -> list[Run]:
     """Baseline, unchanged, then `k` pages changed: the three cycles every tool goes through."""
@@ -263,6 +338,10 @@ def bench_size(pages: int, args: argparse.Namespace, work: Path, profile: bool) 
             if attempt == 0:
                 for n in range(args.drift):  # same data directory, nothing changes on the server
                     result.drift.append(monitor_cycle(server, config, f"unchanged #{n + 2}"))
+            if args.urlwatch:
+                _log(f"N={pages}: urlwatch, try {attempt + 1}/{args.repeat}")
+                uw = write_urlwatch(work / f"urlwatch-{attempt}", urls)
+                tries += _sequence(server, k, partial(urlwatch_cycle, server, uw))
             for mode in ("download", "parse"):
                 _log(f"N={pages}: {mode} floor, try {attempt + 1}/{args.repeat}")
                 state = work / f"{mode}-state-{attempt}.json"
@@ -275,9 +354,11 @@ def bench_size(pages: int, args: argparse.Namespace, work: Path, profile: bool) 
                 result.profiles[cycle] = work / f"profile-{cycle}.txt"
             _sequence(server, k, lambda c: monitor_cycle(
                 server, profiled, c, profile=result.profiles[c]))
-    for tool in ("monitor", "download floor", "parse floor"):
+    for tool in ("monitor", "urlwatch", "download floor", "parse floor"):
         for cycle in CYCLES:
             same = [r for r in tries if r.tool == tool and r.cycle == cycle]
+            if not same:
+                continue
             best = min(same, key=lambda r: r.wall_s)
             best.walls = [r.wall_s for r in same]
             result.runs.append(best)
@@ -364,7 +445,7 @@ def _ints(text: str) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="200,1000", help="page counts, comma-separated")
+    parser.add_argument("--sizes", default="10,200,1000", help="page counts, comma-separated")
     parser.add_argument("--changed", type=float, default=0.1, help="share of pages changed")
     parser.add_argument("--entries", type=int, default=25, help="entries per page")
     parser.add_argument("--concurrency", type=int, default=16, help="monitor's and floors'")
@@ -375,6 +456,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2,
                         help="run every sequence this many times, keep the fastest")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--urlwatch", default=os.environ.get("URLWATCH", ""),
+                        help="path of a urlwatch executable (in its own venv): a contender")
     parser.add_argument("--gzip", action="store_true", help="serve gzip-encoded bodies")
     parser.add_argument("--workdir", help="keep data here (default: a temporary directory)")
     parser.add_argument("--json", dest="json_out", help="also write raw figures to this file")
@@ -387,6 +470,9 @@ def main() -> None:
     if args.git_ref:
         SRC, SRC_LABEL = _extract_ref(args.git_ref, work / "src")
 
+    global URLWATCH
+    if args.urlwatch:
+        URLWATCH = Path(args.urlwatch)
     sizes = _ints(args.sizes)
     started = time.monotonic()
     load_before = os.getloadavg()

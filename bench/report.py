@@ -56,6 +56,9 @@ class SizeResult:
     def get(self, tool: str, cycle: str) -> Run:
         return next(r for r in self.runs if r.tool == tool and r.cycle == cycle)
 
+    def find(self, tool: str, cycle: str) -> Run | None:
+        return next((r for r in self.runs if r.tool == tool and r.cycle == cycle), None)
+
 
 
 @dataclass
@@ -84,18 +87,23 @@ def size_table(result: SizeResult) -> str:
         f"#### N = {result.pages} pages x {result.entries} entries, {result.changed} changed",
         "",
         "| cycle | tool | wall s | CPU s | peak MB | 200/304 | events | x wall | x CPU | x peak "
-        "| every try's wall s |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|",
+        "| x urlwatch wall | every try's wall s |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for cycle in CYCLES:
         floor = result.get("download floor" if cycle == "unchanged" else "parse floor", cycle)
-        for tool in ("monitor", "download floor", "parse floor"):
-            run = result.get(tool, cycle)
+        rival = result.find("urlwatch", cycle)
+        for tool in ("monitor", "urlwatch", "download floor", "parse floor"):
+            found = result.find(tool, cycle)
+            if found is None:
+                continue
+            run = found
             events = ", ".join(f"{k} {v}" for k, v in sorted(run.events.items()))
-            ratios = ["", "", ""]
+            ratios = ["", "", "", ""]
             if tool == "monitor":
                 ratios = [_ratio(run.wall_s, floor.wall_s), _ratio(run.cpu_s, floor.cpu_s),
-                          _ratio(run.peak_mb, floor.peak_mb)]
+                          _ratio(run.peak_mb, floor.peak_mb),
+                          _ratio(run.wall_s, rival.wall_s) if rival else "-"]
             lines.append(
                 f"| {cycle} | {tool} | {run.wall_s:.2f} | {run.cpu_s:.2f} | {run.peak_mb:.0f} "
                 f"| {_served(run)} | {events if tool == 'monitor' else ''} | "
@@ -169,7 +177,7 @@ def _verdict(ok: bool) -> str:
 def targets(results: Sequence[SizeResult], scaling: Sequence[EntryScaling],
             startup: Run) -> str:
     """The issue's targets, each met or not, with the figure that decides it."""
-    lines = []
+    lines = _urlwatch_targets(results)
     for r in results:
         m, d = r.get("monitor", "unchanged"), r.get("download floor", "unchanged")
         ratio = m.wall_s / d.wall_s
@@ -236,3 +244,29 @@ def targets(results: Sequence[SizeResult], scaling: Sequence[EntryScaling],
             )
     return "\n".join(lines)
 
+
+
+CHANGED_VS_URLWATCH = 0.8
+
+
+def _urlwatch_targets(results: Sequence[SizeResult]) -> list[str]:
+    """Every phase at or below urlwatch; the changed cycle at most 0.8x; peak at or below."""
+    lines = []
+    for r in results:
+        if r.find("urlwatch", "baseline") is None:
+            continue
+        for cycle in CYCLES:
+            m, u = r.get("monitor", cycle), r.get("urlwatch", cycle)
+            limit = CHANGED_VS_URLWATCH if cycle == "changed" else 1.0
+            ratio = m.wall_s / u.wall_s
+            lines.append(
+                f"- N={r.pages}: {cycle} wall <= {limit}x urlwatch: "
+                f"{_verdict(ratio <= limit)} ({m.wall_s:.2f} s vs {u.wall_s:.2f} s, {ratio:.2f}x)"
+            )
+        peak = max(r.get("monitor", c).peak_mb for c in CYCLES)
+        upeak = max(r.get("urlwatch", c).peak_mb for c in CYCLES)
+        lines.append(
+            f"- N={r.pages}: peak memory (process tree) <= urlwatch's: "
+            f"{_verdict(peak <= upeak)} ({peak:.0f} MB vs {upeak:.0f} MB)"
+        )
+    return lines

@@ -23,6 +23,7 @@ from monitor.archive import CycleWriter
 from monitor.classify import classify_cycle
 from monitor.config import Config, PageConfig
 from monitor.errors import ConfigError, CycleCancelled, MonitorError
+from monitor.extract import EXTRACTOR_VERSION
 from monitor.feed import changes_html
 from monitor.fetch import make_client
 from monitor.listing import PageCheck, check_listing
@@ -30,6 +31,7 @@ from monitor.lock import cycle_lock
 from monitor.models import CycleResult, Event, PageState, utc_now
 from monitor.paths import warc_dir
 from monitor.publish import feed_info, publish_feed
+from monitor.rederive import rederive_stale
 from monitor.store import CycleRecord, CycleState, EventQuery, PageUpdate, Store, open_store
 
 __all__ = ["CheckReport", "CycleCancelled", "run_check", "select_pages"]
@@ -112,7 +114,9 @@ def _cycle(
     started = time.monotonic()
     started_at = clock()
     scope = group_pages(config, pages)  # pages of other groups are classified apart
-    state = store.read_cycle_state([PageState(name=p.name, role=p.role) for p in scope])  # 1.
+    # 1. read; entries an older extraction engine read are first re-derived, silently
+    state = store.read_cycle_state([PageState(name=p.name, role=p.role) for p in scope])
+    state = rederive_stale(config, store, state)
 
     writer = CycleWriter(
         warc_dir(config),
@@ -190,6 +194,7 @@ def _page_updates(checks: Sequence[PageCheck], result: CycleResult) -> dict[str,
             ok=states[name].status == "ok",
             accept=accept,
             accepted_key=check.body_key if accept == "set" else None,
+            extractor=EXTRACTOR_VERSION if accept == "set" else None,
             detail=(
                 check.observation.detail
                 if check.observation.outcome == "error"

@@ -224,6 +224,7 @@ def _render_xml(
     events: Sequence[Event], info: FeedInfo, fmt: FeedFormat, updated: datetime
 ) -> bytes:
     """Atom or RSS through feedgen, entries in the order given."""
+
     fg = FeedGenerator()
     fg.id(_xml(info.feed_id))
     fg.title(_xml(info.title))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from monitor.config import PageConfig
-from monitor.extract import Extraction, extract_page, is_html
+from monitor.extract import EXTRACTOR_VERSION, Extraction, extract_page, is_html
 from monitor.models import Entry, FetchResult, PageObservation
 from monitor.signs import read_answer
 
@@ -31,8 +31,9 @@ class Body:
 
 
 def listing_key(page: PageConfig, bodies: Sequence[Body]) -> str:
-    """Identifies what extraction depends on: every body, its type and URL, the selectors."""
-    digest = hashlib.sha256()
+    """Identifies what extraction depends on: every body, its type and URL, the selectors,
+    and the engine's version (a new engine re-derives, `rederive.py`)."""
+    digest = hashlib.sha256(EXTRACTOR_VERSION.encode())
     for body in bodies:
         digest.update(hashlib.sha256(body.data).digest())
         for part in (body.content_type or "", body.url):

@@ -20,6 +20,7 @@ from monitor.store.base import (
     PageRow,
     PageUpdate,
     RecordedCycle,
+    Rederived,
     Store,
     WarcRef,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "PageRow",
     "PageUpdate",
     "RecordedCycle",
+    "Rederived",
     "SqliteStore",
     "Store",
     "WarcRef",

@@ -17,6 +17,7 @@ from typing import Protocol
 from monitor.models import (
     CaptureRow,
     CycleResult,
+    Entry,
     EntryRow,
     Event,
     KnownEntry,
@@ -47,6 +48,8 @@ class PageMemory:
     last_modified: str | None = None
     accepted_key: str | None = None  # key of the body whose entries the page holds
     body_key: str | None = None  # key of the last 2xx body (the one etag/last_modified name)
+    extractor: str | None = None  # the extraction engine's version behind the accepted entries
+    accepted_captures: tuple[int, ...] = ()  # the captures of the accepted body, page by page
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class PageUpdate:
     validators: tuple[str | None, str | None, str | None] | None = None
     accepted_key: str | None = None  # set when `accept` is "set"
     accept: str = "keep"  # "set": accepted_key replaces the old; "clear": none; "keep"
+    extractor: str | None = None  # with "set": the engine version that read the body
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,18 @@ class CycleRecord:
     result: CycleResult
     updates: Mapping[str, PageUpdate]
     warc_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Rederived:
+    """A page's accepted body read again by a new extraction engine: its entries' new fields."""
+
+    page: str
+    members: tuple[str, ...]  # entry ids in page order
+    fields: tuple[Entry, ...]  # each member's fields as the new engine reads them
+    accepted_key: str  # the accepted body's key under the new engine
+    body_key: str | None  # the new key of the last body too, when it was the accepted one
+    extractor: str
 
 
 @dataclass(frozen=True)
@@ -185,6 +201,12 @@ class CycleStore(Protocol):
 
     def record_cycle(self, record: CycleRecord) -> RecordedCycle:
         """Write one cycle in one transaction: all of it, or nothing."""
+        ...
+
+    def capture(self, capture_id: int) -> CaptureRow | None: ...
+
+    def record_rederived(self, pages: Sequence[Rederived]) -> None:
+        """Write re-derived entry fields silently (no event, no version): one transaction."""
         ...
 
 

@@ -9,6 +9,7 @@ database URL without its password.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -38,9 +39,10 @@ from monitor.store.base import (
     PageMemory,
     PageRow,
     RecordedCycle,
+    Rederived,
     WarcRef,
 )
-from monitor.store.postgres_write import write_cycle
+from monitor.store.postgres_write import write_cycle, write_rederived
 from monitor.store.sqlite import SCHEMA_VERSION
 
 KEY = "cluster.database"  # the config key every connection error names
@@ -221,8 +223,10 @@ class PostgresStore:
                 member_fields=tuple(f for _, f in members),
             )
             memories[page.name] = PageMemory(
-                state, row["etag"], row["last_modified"], row["accepted_key"], row["body_key"]
-            )
+                state, row["etag"], row["last_modified"], row["accepted_key"], row["body_key"],
+                extractor=row["extractor"],
+                accepted_captures=tuple(json.loads(row["accepted_captures"] or "[]")),
+            )  # fmt: skip
         return CycleState(memories, self._last_responses(names))
 
     def _last_responses(self, pages: Sequence[str]) -> dict[str, LastResponse]:
@@ -266,6 +270,14 @@ class PostgresStore:
             raise StoreError(
                 f"{self.location}: cannot record the check: {self._say(error)}"
             ) from None
+
+    def record_rederived(self, pages: Sequence[Rederived]) -> None:
+        """Write re-derived entry fields silently (no event, no version): one transaction."""
+        try:
+            with self.conn.transaction():
+                write_rederived(self.conn, pages)
+        except psycopg.Error as error:
+            raise StoreError(f"{self.location}: cannot record: {self._say(error)}") from None
 
     # -- the readers' side --------------------------------------------------------------
 

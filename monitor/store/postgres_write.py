@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 
 from monitor.models import CycleResult, EntryUpdate, Event, PageState, format_time
-from monitor.store.base import CaptureRecord, CycleRecord, PageUpdate, RecordedCycle
+from monitor.store.base import CaptureRecord, CycleRecord, PageUpdate, RecordedCycle, Rederived
 from monitor.store.rows import capture_row, event_row, page_fetch_columns
 
 Conn = psycopg.Connection[Any]
@@ -23,13 +23,13 @@ Conn = psycopg.Connection[Any]
 def write_cycle(conn: Conn, record: CycleRecord) -> RecordedCycle:
     """Write everything of one cycle; the caller holds the transaction."""
     check_id = insert_check(conn, record)
-    captures = insert_captures(conn, check_id, record.captures)
+    captures, bodies = insert_captures(conn, check_id, record.captures)
     result = record.result
     at = format_time(record.finished_at)
     write_entries(conn, check_id, result.entries, at, captures)
     touch_seen(conn, result.seen, at)
     write_placements(conn, result)
-    write_pages(conn, result.pages, record.updates, captures)
+    write_pages(conn, result.pages, record.updates, captures, bodies)
     events = tuple(_with_capture(e, captures) for e in result.events)
     insert_events(conn, check_id, events)
     failures = sum(1 for p in result.pages if p.status in ("error", "gone"))
@@ -63,9 +63,12 @@ def insert_check(conn: Conn, record: CycleRecord) -> int:
     return int(_insert(conn, "checks", row, "id"))
 
 
-def insert_captures(conn: Conn, check_id: int, captures: Sequence[CaptureRecord]) -> dict[str, int]:
-    """Insert every capture; returns each page's final capture id."""
+def insert_captures(
+    conn: Conn, check_id: int, captures: Sequence[CaptureRecord]
+) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """Insert every capture; each page's final capture id, and its captures with a body."""
     finals: dict[str, int] = {}
+    bodies: dict[str, list[int]] = {}
     for capture in captures:
         row = capture_row(check_id, capture)
         original = None
@@ -79,7 +82,9 @@ def insert_captures(conn: Conn, check_id: int, captures: Sequence[CaptureRecord]
         capture_id = int(_insert(conn, "captures", row, "id"))
         if capture.final:
             finals[capture.page] = capture_id
-    return finals
+            if capture.record_type is not None:
+                bodies.setdefault(capture.page, []).append(capture_id)
+    return finals, bodies
 
 
 def write_entries(
@@ -158,6 +163,7 @@ def write_pages(
     pages: Sequence[PageState],
     updates: Mapping[str, PageUpdate],
     captures: Mapping[str, int],
+    bodies: Mapping[str, list[int]],
 ) -> None:
     """Each page's state; the checked ones also their fetch memory."""
     for page in pages:
@@ -172,7 +178,7 @@ def write_pages(
         }
         update = updates.get(page.name)
         if update is not None:
-            row.update(page_fetch_columns(update, captures.get(page.name)))
+            row.update(page_fetch_columns(update, captures.get(page.name), bodies.get(page.name)))
         exists = conn.execute("SELECT 1 FROM pages WHERE name = %s", (page.name,)).fetchone()
         if exists:
             sets = ", ".join(f"{k} = %s" for k in row if k != "name")
@@ -180,6 +186,27 @@ def write_pages(
             conn.execute(f"UPDATE pages SET {sets} WHERE name = %s", (*values, page.name))
         elif "url" in row:  # a page is first written by its first check
             _insert(conn, "pages", row)
+
+
+def write_rederived(conn: Conn, pages: Sequence[Rederived]) -> None:
+    """Each page's entries and placements take the new engine's fields; nothing else moves."""
+    for page in pages:
+        pairs = list(zip(page.members, page.fields, strict=True))
+        conn.cursor().executemany(
+            "UPDATE entries SET title = %s, link = %s, description = %s WHERE id = %s",
+            [(f.title, f.link, f.description, m) for m, f in pairs],
+        )
+        conn.execute("DELETE FROM placements WHERE page = %s", (page.page,))
+        conn.cursor().executemany(
+            "INSERT INTO placements (page, position, entry_id, title, link, description) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            [(page.page, i, m, f.title, f.link, f.description) for i, (m, f) in enumerate(pairs)],
+        )
+        conn.execute(
+            "UPDATE pages SET accepted_key = %s, extractor = %s, entry_count = %s, "
+            "body_key = coalesce(%s, body_key) WHERE name = %s",
+            (page.accepted_key, page.extractor, len(page.members), page.body_key, page.page),
+        )
 
 
 def insert_events(conn: Conn, check_id: int, events: Sequence[Event]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from monitor.models import (
@@ -121,8 +121,14 @@ def capture_row(check_id: int, capture: CaptureRecord) -> dict[str, Any]:
     }
 
 
-def page_fetch_columns(update: PageUpdate, capture_id: int | None) -> dict[str, Any]:
-    """The pages columns a checked page's fetch sets (validators and key only when known)."""
+def page_fetch_columns(
+    update: PageUpdate, capture_id: int | None, bodies: Sequence[int] | None = None
+) -> dict[str, Any]:
+    """The pages columns a checked page's fetch sets (validators and key only when known).
+
+    `bodies`: the page's captures this cycle that hold a body (a listing's pages, in
+    order): when its entries are accepted, they are the bodies a new engine re-reads.
+    """
     checked = format_time(update.checked_at)
     columns: dict[str, Any] = {
         "url": update.url,
@@ -136,8 +142,12 @@ def page_fetch_columns(update: PageUpdate, capture_id: int | None) -> dict[str, 
         columns["etag"], columns["last_modified"], columns["body_key"] = update.validators
     if update.accept == "set":
         columns["accepted_key"] = update.accepted_key
+        columns["extractor"] = update.extractor
+        columns["accepted_captures"] = json.dumps(list(bodies or []))
     elif update.accept == "clear":
         columns["accepted_key"] = None
+        columns["extractor"] = None
+        columns["accepted_captures"] = None
     return columns
 
 

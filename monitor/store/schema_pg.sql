@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS pages (
     baselined INTEGER NOT NULL DEFAULT 0,
     entry_count INTEGER NOT NULL DEFAULT 0,
     accepted_key TEXT,
+    accepted_captures TEXT,
+    extractor TEXT,
     body_key TEXT,
     etag TEXT,
     last_modified TEXT,

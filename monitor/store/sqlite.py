@@ -6,6 +6,7 @@ whole cycles only. The schema is in schema.sql and documented in docs/schema.md.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import urllib.parse
@@ -38,9 +39,10 @@ from monitor.store.base import (
     PageMemory,
     PageRow,
     RecordedCycle,
+    Rederived,
     WarcRef,
 )
-from monitor.store.sqlite_write import write_cycle
+from monitor.store.sqlite_write import write_cycle, write_rederived
 
 SCHEMA_VERSION = 3
 # version -> (table, column, SQL adding it): what upgrading to that version adds to the
@@ -48,6 +50,8 @@ SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
     2: (("pages", "body_key", "ALTER TABLE pages ADD COLUMN body_key TEXT"),),
     3: (
+        ("pages", "accepted_captures", "ALTER TABLE pages ADD COLUMN accepted_captures TEXT"),
+        ("pages", "extractor", "ALTER TABLE pages ADD COLUMN extractor TEXT"),
         ("checks", "kind", "ALTER TABLE checks ADD COLUMN kind TEXT NOT NULL DEFAULT 'check'"),
         ("captures", "source_uri", "ALTER TABLE captures ADD COLUMN source_uri TEXT"),
         ("placements", "title", "ALTER TABLE placements ADD COLUMN title TEXT"),
@@ -193,8 +197,10 @@ class SqliteStore:
                 member_fields=tuple(f for _, f in members),
             )
             memories[page.name] = PageMemory(
-                state, row["etag"], row["last_modified"], row["accepted_key"], row["body_key"]
-            )
+                state, row["etag"], row["last_modified"], row["accepted_key"], row["body_key"],
+                extractor=row["extractor"],
+                accepted_captures=tuple(json.loads(row["accepted_captures"] or "[]")),
+            )  # fmt: skip
         return CycleState(memories, self._last_responses(names))
 
     def _last_responses(self, pages: Sequence[str]) -> dict[str, LastResponse]:
@@ -234,6 +240,11 @@ class SqliteStore:
         """Write one cycle (captures, entries, placements, pages, events) in one transaction."""
         with self.transaction() as conn:
             return write_cycle(conn, record)
+
+    def record_rederived(self, pages: Sequence[Rederived]) -> None:
+        """Write re-derived entry fields silently (no event, no version): one transaction."""
+        with self.transaction() as conn:
+            write_rederived(conn, pages)
 
     # -- the readers' side --------------------------------------------------------------
 

@@ -9,20 +9,26 @@ from dataclasses import replace
 from typing import Any
 
 from monitor.models import CycleResult, EntryUpdate, Event, PageState, format_time
-from monitor.store.base import CaptureRecord, CycleRecord, PageUpdate, RecordedCycle
+from monitor.store.base import (
+    CaptureRecord,
+    CycleRecord,
+    PageUpdate,
+    RecordedCycle,
+    Rederived,
+)
 from monitor.store.rows import capture_row, event_row, page_fetch_columns
 
 
 def write_cycle(conn: sqlite3.Connection, record: CycleRecord) -> RecordedCycle:
     """Write everything of one cycle; the caller holds the transaction."""
     check_id = insert_check(conn, record)
-    captures = insert_captures(conn, check_id, record.captures)
+    captures, bodies = insert_captures(conn, check_id, record.captures)
     result = record.result
     at = format_time(record.finished_at)
     write_entries(conn, check_id, result.entries, at, captures)
     touch_seen(conn, result.seen, at)
     write_placements(conn, result)
-    write_pages(conn, result.pages, record.updates, captures)
+    write_pages(conn, result.pages, record.updates, captures, bodies)
     events = tuple(_with_capture(e, captures) for e in result.events)
     insert_events(conn, check_id, events)
     failures = sum(1 for p in result.pages if p.status in ("error", "gone"))
@@ -50,26 +56,44 @@ def insert_check(conn: sqlite3.Connection, record: CycleRecord) -> int:
 
 def insert_captures(
     conn: sqlite3.Connection, check_id: int, captures: Sequence[CaptureRecord]
-) -> dict[str, int]:
-    """Insert every capture; returns each page's final capture id."""
-    finals: dict[str, int] = {}
+) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """Insert every capture (one statement); each page's final capture id, and every final
+    capture with a record (a listing's pages in order: the body an accepted key stands for)."""
+    refers = sorted({c.refers_to for c in captures if c.record_type == "revisit" and c.refers_to})
+    originals: dict[str, int] = {}
+    if refers:
+        originals = dict(
+            conn.execute(
+                "SELECT record_id, min(id) FROM captures WHERE record_id IN "
+                "(SELECT value FROM json_each(?)) GROUP BY record_id",
+                (json.dumps(refers),),
+            ).fetchall()
+        )
+    rows = []
     for capture in captures:
         row = capture_row(check_id, capture)
-        original = None
-        if capture.record_type == "revisit" and capture.refers_to:
-            found = conn.execute(
-                "SELECT id FROM captures WHERE record_id = ? LIMIT 1", (capture.refers_to,)
-            ).fetchone()
-            original = found[0] if found else None
-        row["original_capture_id"] = original
-        names = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        cursor = conn.execute(
-            f"INSERT INTO captures ({names}) VALUES ({marks})", tuple(row.values())
+        row["original_capture_id"] = (
+            originals.get(capture.refers_to or "") if capture.record_type == "revisit" else None
         )
+        rows.append(row)
+    finals: dict[str, int] = {}
+    bodies: dict[str, list[int]] = {}
+    if not rows:
+        return finals, bodies
+    first = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM captures").fetchone()[0])
+    names = ", ".join(rows[0])
+    marks = ", ".join("?" for _ in rows[0])
+    # Explicit ids (the next ones, inside this transaction) let one executemany insert all.
+    conn.executemany(
+        f"INSERT INTO captures (id, {names}) VALUES (?, {marks})",
+        [(first + i, *row.values()) for i, row in enumerate(rows)],
+    )
+    for i, capture in enumerate(captures):
         if capture.final:
-            finals[capture.page] = int(cursor.lastrowid or 0)
-    return finals
+            finals[capture.page] = first + i
+            if capture.record_type is not None:
+                bodies.setdefault(capture.page, []).append(first + i)
+    return finals, bodies
 
 
 def write_entries(
@@ -151,11 +175,13 @@ def write_pages(
     pages: Sequence[PageState],
     updates: Mapping[str, PageUpdate],
     captures: Mapping[str, int],
+    bodies: Mapping[str, list[int]],
 ) -> None:
-    """Each page's state; the checked ones also their fetch memory."""
+    """Each page's state; the checked ones also their fetch memory (batched by column set)."""
+    existing = {r[0] for r in conn.execute("SELECT name FROM pages")}
+    updating: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for page in pages:
         row: dict[str, Any] = {
-            "name": page.name,
             "role": page.role,
             "status": page.status,
             "streak": page.streak,
@@ -165,16 +191,39 @@ def write_pages(
         }
         update = updates.get(page.name)
         if update is not None:
-            row.update(page_fetch_columns(update, captures.get(page.name)))
-        exists = conn.execute("SELECT 1 FROM pages WHERE name = ?", (page.name,)).fetchone()
-        if exists:
-            sets = ", ".join(f"{k} = ?" for k in row if k != "name")
-            values = [v for k, v in row.items() if k != "name"]
-            conn.execute(f"UPDATE pages SET {sets} WHERE name = ?", (*values, page.name))
+            row.update(page_fetch_columns(update, captures.get(page.name), bodies.get(page.name)))
+        if page.name in existing:
+            updating.setdefault(tuple(row), []).append((*row.values(), page.name))
         elif "url" in row:  # a page is first written by its first check
+            row["name"] = page.name
             names = ", ".join(row)
             marks = ", ".join("?" for _ in row)
             conn.execute(f"INSERT INTO pages ({names}) VALUES ({marks})", tuple(row.values()))
+    for columns, values in updating.items():
+        sets = ", ".join(f"{k} = ?" for k in columns)
+        conn.executemany(f"UPDATE pages SET {sets} WHERE name = ?", values)
+
+
+def write_rederived(conn: sqlite3.Connection, pages: Sequence[Rederived]) -> None:
+    """Each page's entries and placements take the new engine's fields; nothing else moves."""
+    for page in pages:
+        conn.executemany(
+            "UPDATE entries SET title = ?, link = ?, description = ? WHERE id = ?",
+            [(f.title, f.link, f.description, m) for m, f in zip(page.members, page.fields,
+                                                                  strict=True)],
+        )  # fmt: skip
+        conn.execute("DELETE FROM placements WHERE page = ?", (page.page,))
+        conn.executemany(
+            "INSERT INTO placements (page, position, entry_id, title, link, description) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(page.page, i, m, f.title, f.link, f.description)
+             for i, (m, f) in enumerate(zip(page.members, page.fields, strict=True))],
+        )  # fmt: skip
+        conn.execute(
+            "UPDATE pages SET accepted_key = ?, extractor = ?, entry_count = ?, "
+            "body_key = coalesce(?, body_key) WHERE name = ?",
+            (page.accepted_key, page.extractor, len(page.members), page.body_key, page.page),
+        )
 
 
 def insert_events(conn: sqlite3.Connection, check_id: int, events: Sequence[Event]) -> None:
