@@ -11,13 +11,11 @@ returned as `FetchResult.error`, never raised.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 
@@ -30,7 +28,8 @@ from monitor.decoders import (
     too_large,
 )
 from monitor.models import FetchResult, HttpExchange, utc_now
-from monitor.politeness import HostLimits, RateLimiter
+from monitor.netfaults import describe_failure, is_transient, secs
+from monitor.politeness import HostLimits, RateLimiter, retry_after_s
 
 MAX_REDIRECTS = 10
 MAX_BACKOFF_S = 30.0
@@ -186,58 +185,6 @@ def _failed(
     )
 
 
-def _secs(value: float) -> str:
-    return f"{value:g}s"
-
-
-def _describe(exc: httpx.HTTPError, body: _Body, timeout_s: float) -> str:
-    """What an httpx exception means, in words a user can act on."""
-    if body.response is not None:
-        if isinstance(exc, httpx.TimeoutException):
-            return f"read timeout after {_secs(timeout_s)} mid-body ({len(body.raw)} bytes read)"
-        return f"connection lost mid-body after {len(body.raw)} bytes{_why(exc)}"
-    if isinstance(exc, httpx.ConnectTimeout):
-        return f"connect timeout after {_secs(timeout_s)}"
-    if isinstance(exc, httpx.ReadTimeout):
-        return f"read timeout after {_secs(timeout_s)}"
-    if isinstance(exc, httpx.WriteTimeout):
-        return f"write timeout after {_secs(timeout_s)}"
-    if isinstance(exc, httpx.PoolTimeout):
-        return f"no free connection within {_secs(timeout_s)}"
-    if isinstance(exc, httpx.ConnectError):
-        return _connect_problem(exc)
-    if isinstance(exc, httpx.RemoteProtocolError) and "without sending" in str(exc):
-        return "server closed the connection without a response"
-    if isinstance(exc, httpx.NetworkError):
-        return f"connection lost before a response{_why(exc)}"
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return f"unsupported URL{_why(exc)}"
-    return f"{type(exc).__name__}{_why(exc)}"
-
-
-def _why(exc: Exception) -> str:
-    return f" ({exc})" if str(exc) else ""
-
-
-def _connect_problem(exc: httpx.ConnectError) -> str:
-    """Why a connection failed: httpx's message hides the cause (anyio wraps it), so dig."""
-    cause: BaseException | None = exc
-    for _ in range(10):  # the chain is short; the bound guards against a cycle
-        if cause is None:
-            break
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(cause, socket.gaierror):
-            return f"cannot resolve host ({cause.strerror})"
-        cause = cause.__cause__ or cause.__context__
-    return f"cannot connect ({exc})"
-
-
-def _is_transient(exc: httpx.HTTPError) -> bool:
-    transient = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-    return isinstance(exc, transient)
-
-
 @dataclass(frozen=True)
 class _Ask:
     """How every request of one fetch is made."""
@@ -280,14 +227,15 @@ async def _request(client: httpx.AsyncClient, url: str, ask: _Ask) -> _Hop:
         return _failed(url, body, started_at, too_large(settings.max_bytes), "length", False)
     except TimeoutError:
         if body.response is None:
-            what = f"too slow: no response within {_secs(2 * timeout_s)}"
+            what = f"too slow: no response within {secs(2 * timeout_s)}"
         else:
-            what = f"too slow: no complete response within {_secs(timeout_s)}"
+            what = f"too slow: no complete response within {secs(timeout_s)}"
         return _failed(url, body, started_at, what, "time", True)
     except httpx.HTTPError as exc:
         truncated = "time" if isinstance(exc, httpx.TimeoutException) else "disconnect"
-        what = _describe(exc, body, timeout_s)
-        return _failed(url, body, started_at, what, truncated, _is_transient(exc))
+        started = body.response is not None
+        what = describe_failure(exc, timeout_s, started=started, bytes_read=len(body.raw))
+        return _failed(url, body, started_at, what, truncated, is_transient(exc))
     except httpx.InvalidURL as exc:
         return _Hop(url=url, error=f"invalid URL ({exc})")
     return _judge(url, body, started_at)
@@ -364,22 +312,6 @@ async def _attempt(client: httpx.AsyncClient, url: str, ask: _Ask) -> _Attempt:
 # --- one target: retries -------------------------------------------------------------------
 
 
-def _retry_after_s(value: str | None, now: datetime) -> float | None:
-    """Seconds a Retry-After (seconds or HTTP-date) asks for; None if absent or unreadable."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
 def _asked_wait(attempt: _Attempt, now: datetime) -> float | None:
     """The Retry-After of a 429 or 5xx answer, in seconds."""
     final = attempt.final
@@ -387,7 +319,7 @@ def _asked_wait(attempt: _Attempt, now: datetime) -> float | None:
         return None
     if final.status != 429 and final.status < 500:
         return None
-    return _retry_after_s(final.headers.get("retry-after"), now)
+    return retry_after_s(final.headers.get("retry-after"), now)
 
 
 def _retries_note(retries: int) -> str:
@@ -438,8 +370,8 @@ async def fetch_target(
         asked = _asked_wait(attempt, clock())
         if asked is not None and asked > MAX_RETRY_AFTER_S:
             refusal = (
-                f"; server asked to retry after {_secs(asked)},"
-                f" over the {_secs(MAX_RETRY_AFTER_S)} limit"
+                f"; server asked to retry after {secs(asked)},"
+                f" over the {secs(MAX_RETRY_AFTER_S)} limit"
             )
             break
         await asyncio.sleep(max(wait, asked or 0.0))

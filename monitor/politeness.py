@@ -11,6 +11,8 @@ redirect hops and retries included.
 from __future__ import annotations
 
 import asyncio
+import email.utils
+from datetime import UTC, datetime
 from typing import Protocol
 
 import httpx
@@ -50,3 +52,19 @@ class HostLimits:
         if slot is None:
             slot = self._slots[key] = asyncio.Semaphore(self.per_host)
         return slot
+
+
+def retry_after_s(value: str | None, now: datetime) -> float | None:
+    """Seconds a Retry-After (seconds or HTTP-date) asks for; None if absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
