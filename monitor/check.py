@@ -168,7 +168,10 @@ def _page_updates(checks: Sequence[PageCheck], result: CycleResult) -> dict[str,
             check.update,
             ok=states[name].status == "ok",
             accept=accept,
-            accepted_key=check.body_key if accept == "set" else None,
+            # A list that holds entries back is provisional: its body is read again next time.
+            accepted_key=(
+                check.body_key if accept == "set" and name not in result.holding_pages else None
+            ),
             detail=(
                 check.observation.detail
                 if check.observation.outcome == "error"
