@@ -21,6 +21,7 @@ from datetime import datetime
 
 from monitor.archive import CycleWriter
 from monitor.classify import classify_cycle
+from monitor.cluster.settings import DEFAULT_GROUP, load_setup
 from monitor.config import Config, PageConfig
 from monitor.errors import ConfigError, CycleCancelled, MonitorError
 from monitor.fetch import make_client
@@ -31,7 +32,7 @@ from monitor.paths import DataDir
 from monitor.publish import feed_info, publish_feed
 from monitor.store import CycleRecord, CycleState, EventQuery, PageUpdate, Store, open_store
 
-__all__ = ["CheckReport", "CycleCancelled", "run_check", "select_pages"]
+__all__ = ["CheckReport", "CycleCancelled", "classified_with", "run_check", "select_pages"]
 
 Clock = Callable[[], datetime]
 Progress = Callable[[str, int, int], None]  # (page name, done, total)
@@ -76,6 +77,29 @@ def select_pages(config: Config, names: Sequence[str]) -> list[PageConfig]:
     return [p for p in config.pages if p.name in names]
 
 
+def classified_with(config: Config, pages: Sequence[PageConfig]) -> list[PageConfig]:
+    """The configured pages classified with `pages`: those of the same page groups.
+
+    SPEC.md: pages of different groups are classified apart, so a page of another
+    group neither keeps this cycle's entries standing nor holds their departure.
+    """
+    groups = page_groups(config)
+    wanted = {groups.get(p.name) for p in pages}
+    return [p for p in config.pages if groups.get(p.name) in wanted]
+
+
+def page_groups(config: Config) -> dict[str, str]:
+    """Each page's `group` (one group for all when the config names none)."""
+    # config.py does not read [[pages]].group yet: the cluster's shim does (see its docstring).
+    one_group = {p.name: DEFAULT_GROUP for p in config.pages}
+    try:
+        groups = load_setup(config.path).groups
+    except (MonitorError, OSError):  # a config built in memory: one group
+        return one_group
+    found = {name: group for group, names in groups.items() for name in names}
+    return found if found.keys() == one_group.keys() else one_group  # edited since: one group
+
+
 def run_check(
     config: Config,
     *,
@@ -110,7 +134,8 @@ def _cycle(
 ) -> CheckReport:
     started = time.monotonic()
     started_at = clock()
-    all_pages = [PageState(name=p.name, role=p.role) for p in config.pages]
+    together = classified_with(config, pages)
+    all_pages = [PageState(name=p.name, role=p.role) for p in together]
     state = store.read_cycle_state(all_pages)  # 1. read
 
     writer = CycleWriter(DataDir(config.monitor.data_dir).warc, uuid.uuid4().hex[:8], started_at)
@@ -123,7 +148,7 @@ def _cycle(
     now = clock()
     result = classify_cycle(  # 3. decide; known entries are read only if a list changed
         store.known_entries,
-        [state.pages[p.name].state for p in config.pages],
+        [state.pages[p.name].state for p in together],
         {c.page.name: c.observation for c in checks},
         now=now,
         confirm_checks=config.monitor.confirm_checks,

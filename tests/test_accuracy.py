@@ -17,6 +17,8 @@ from conftest import ACTIVE_PATH, ARCHIVED_PATH, IMLS, imls_pages, json_lines, r
 from werkzeug import Request, Response
 
 from monitor.canonical import canonical_link
+from monitor.check import run_check
+from monitor.cluster.settings import load_setup
 
 SITE = "https://www.imls.gov/issues/national-initiatives"
 LETS_MOVE = "Let’s Move! Museums & Gardens"
@@ -292,3 +294,22 @@ def test_leaving_while_the_archive_is_anomalous_is_held(site, watched):
     assert kinds(check(watched)) == Counter(
         {("page-recovered", "archived"): 1, ("archived", "Open Ebooks"): 1}
     )
+
+
+def test_an_archive_in_another_page_group_holds_nothing(site, tmp_path):
+    """Pages of different groups are classified apart: another group's archive holds nothing."""
+    serve(
+        site,
+        listing(*(initiative(s) for s in ACTIVE)),
+        listing(*(initiative(s, archived=True) for s in ARCHIVED)),
+    )
+    pages = imls_pages(site)
+    pages[0]["group"], pages[1]["group"] = "current", "past"
+    setup = load_setup(write_config(tmp_path, pages))
+    assert setup.groups == {"current": ("active",), "past": ("archived",)}
+    # Each group's cycle as a worker runs it (monitor/cluster/tasks.py).
+    for group in ("current", "past"):
+        assert run_check(setup.config, page_names=setup.groups[group]).events == ()
+    serve(site, listing(*(initiative(s) for s in ACTIVE[1:])))
+    report = run_check(setup.config, page_names=setup.groups["current"])
+    assert [(e.kind, e.title) for e in report.events] == [("removed", "Open Ebooks")]
