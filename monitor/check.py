@@ -34,7 +34,7 @@ from monitor.publish import feed_info, publish_feed
 from monitor.rederive import rederive_stale
 from monitor.store import CycleRecord, CycleState, EventQuery, PageUpdate, Store, open_store
 
-__all__ = ["CheckReport", "CycleCancelled", "run_check", "select_pages"]
+__all__ = ["CheckReport", "CycleCancelled", "group_pages", "run_check", "select_pages"]
 
 Clock = Callable[[], datetime]
 Progress = Callable[[str, int, int], None]  # (page name, done, total)
@@ -166,12 +166,13 @@ def _cycle(
 
 
 def group_pages(config: Config, pages: Sequence[PageConfig]) -> list[PageConfig]:
-    """The configured pages in the groups of `pages` (all of them when there is one group)."""
-    from monitor.cluster.settings import page_groups  # imports no cluster library
+    """The configured pages classified with `pages`: those of the same page groups.
 
-    groups = page_groups(config)
-    wanted = {groups[p.name] for p in pages}
-    return [p for p in config.pages if groups[p.name] in wanted]
+    SPEC.md: pages of different groups are classified apart, so a page of another group
+    neither keeps this cycle's entries standing nor holds their departure.
+    """
+    wanted = {p.group for p in pages}
+    return [p for p in config.pages if p.group in wanted]
 
 
 def _rendered(event: Event) -> Event:
@@ -193,7 +194,10 @@ def _page_updates(checks: Sequence[PageCheck], result: CycleResult) -> dict[str,
             check.update,
             ok=states[name].status == "ok",
             accept=accept,
-            accepted_key=check.body_key if accept == "set" else None,
+            # A list that holds entries back is provisional: its body is read again next time.
+            accepted_key=(
+                check.body_key if accept == "set" and name not in result.holding_pages else None
+            ),
             extractor=EXTRACTOR_VERSION if accept == "set" else None,
             detail=(
                 check.observation.detail

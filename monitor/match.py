@@ -1,14 +1,16 @@
 """Entry identity (pure): which entry ever seen is this item?
 
-SPEC.md's tiers, strongest first: the same link; the same last path segment
-of the link (an entry moved under /archives/ keeps its slug); the same
-normalised title; a clearly best description similarity. The strong tiers are
-dictionary lookups, so a cycle costs O(items); text similarity runs only on
-the leftovers of all pages together, after every strong match is made.
+SPEC.md's tiers, strongest first: the same canonical link; the same last path
+segment of the link, with its query (an entry moved under /archives/ keeps its
+slug; `view.php?id=3` is not `view.php?id=7`); the same normalised title; a
+clearly best description similarity. The strong tiers are dictionary lookups,
+so a cycle costs O(items); text similarity runs only on the leftovers of all
+pages together, after every strong match is made.
 
-A key shared by several items of one page (ten "Read more" titles, links that
-all point at "#") is ambiguous and skipped at that tier; truly identical items
-are paired in order at the end, so duplicates stay stable across checks.
+Items of one page with the same canonical link (or, without a link, the same
+title and description) are one entry: a "featured" copy is not a new entry.
+A key shared by several distinct items of one page (ten "Read more" titles
+with different links) is ambiguous and skipped at that tier.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from urllib.parse import unquote, urlsplit
 
+from monitor.canonical import canonical_link, canonical_query, comparable_text
 from monitor.models import Entry
 
 # Description similarity: at least this ratio, and this far ahead of the runner-up.
@@ -50,31 +53,40 @@ class Candidate:
 
 
 def link_key(link: str | None) -> str | None:
-    """The link without fragment or trailing slash, scheme and host lower-cased."""
-    if not link:
-        return None
-    parts = urlsplit(link)
-    path = parts.path.rstrip("/") or "/"
-    query = f"?{parts.query}" if parts.query else ""
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}{query}"
+    """The link's canonical form (SPEC.md): the first identity tier."""
+    return canonical_link(link)
 
 
 def slug_key(link: str | None) -> str | None:
-    """The link's last non-empty path segment, decoded and lower-cased, or None."""
+    """The link's last non-empty path segment with its query, decoded, lower-cased, or None."""
     if not link:
         return None
-    segments = [s for s in urlsplit(link).path.split("/") if s]
+    try:
+        parts = urlsplit(link)
+    except ValueError:  # a broken URL ("http://[x"): no slug to compare
+        return None
+    segments = [s for s in parts.path.split("/") if s]
     if not segments:
         return None
-    return unquote(segments[-1]).casefold()
+    query = canonical_query(parts.query)
+    return unquote(segments[-1]).casefold() + (f"?{query}" if query else "")
 
 
 def title_key(title: str) -> str | None:
-    return title.casefold() if title else None
+    """The title as compared: normalised, case-folded; None for no title."""
+    key = comparable_text(title).casefold()
+    return key or None
 
 
 def fields_key(entry: Entry | Candidate) -> tuple[str, str | None, str]:
-    return (entry.title, entry.link, entry.description)
+    """All three fields as compared: two items with equal keys are one item."""
+    return (comparable_text(entry.title), link_key(entry.link), comparable_text(entry.description))
+
+
+def copy_key(entry: Entry) -> object:
+    """Items of one page with the same key are copies of one entry (a "featured" copy)."""
+    link = link_key(entry.link)
+    return ("link", link) if link is not None else ("fields", fields_key(entry))
 
 
 TIERS: tuple[Callable[[Entry | Candidate], object], ...] = (
@@ -110,6 +122,14 @@ class _Index:
         return (entry_id not in members, candidate.removed, self.order[entry_id])
 
 
+def distinct_items(items: Sequence[Entry]) -> list[Entry]:
+    """The page's items without copies, each at its first occurrence, in page order."""
+    first: dict[object, Entry] = {}
+    for item in items:
+        first.setdefault(copy_key(item), item)
+    return list(first.values())
+
+
 def match_cycle(
     page_items: Mapping[str, Sequence[Entry]],
     previous_members: Mapping[str, Sequence[str]],
@@ -118,30 +138,48 @@ def match_cycle(
     unavailable: set[str],
     new_id: Callable[[], str],
 ) -> dict[str, list[tuple[str, Entry]]]:
-    """Give every item of every page an entry id, creating new entries for the unknown.
+    """Each page's entries: (entry id, fields of its first occurrence), unique, in page order.
 
     `page_items` is in processing order (active pages first); `unavailable` are
     entries standing on pages held this cycle, which similarity must not take.
+    Unknown items become new entries (ids from `new_id`); copies of one entry on a
+    page (same canonical link, or without a link the same fields) count once.
     """
     index = _Index(candidates)
+    distinct = {page: distinct_items(items) for page, items in page_items.items()}
     result: dict[str, list[str | None]] = {}
     claimed: dict[str, set[str]] = {}
-    for page, items in page_items.items():
+    for page, items in distinct.items():
         members = frozenset(previous_members.get(page, ()))
         claimed[page] = set()
         result[page] = _match_strong(items, index, members, claimed[page])
 
     taken = set().union(*claimed.values()) if claimed else set()
-    _match_similar(page_items, result, index, taken | unavailable, claimed)
+    _match_similar(distinct, result, index, taken | unavailable, claimed)
+    _match_new(distinct, result, claimed, new_id)
+    matched: dict[str, list[tuple[str, Entry]]] = {}
+    for page, ids in result.items():
+        first: dict[str, Entry] = {}
+        for entry_id, item in zip(ids, distinct[page], strict=True):
+            first.setdefault(entry_id or "", item)  # members stay unique: first occurrence wins
+        matched[page] = list(first.items())
+    return matched
 
-    # Items still unknown are new entries; an item on a later page may be the
-    # same new entry as one on an earlier page (a baseline of both pages).
+
+def _match_new(
+    distinct: Mapping[str, Sequence[Entry]],
+    result: dict[str, list[str | None]],
+    claimed: dict[str, set[str]],
+    new_id: Callable[[], str],
+) -> None:
+    """New entries for the items still unknown; one new entry may stand on several pages."""
     fresh = _Index(())
-    for page, items in page_items.items():
+    for page, items in distinct.items():
         ids = result[page]
         leftovers = [i for i, entry_id in enumerate(ids) if entry_id is None]
         if not leftovers:
             continue
+        # An item on a later page may be the same new entry as one on an earlier page.
         found = _match_strong([items[i] for i in leftovers], fresh, frozenset(), claimed[page])
         for i, entry_id in zip(leftovers, found, strict=True):
             if entry_id is None:
@@ -150,10 +188,6 @@ def match_cycle(
                 fresh.add(Candidate(entry_id, item.title, item.link, item.description))
                 claimed[page].add(entry_id)
             ids[i] = entry_id
-    return {
-        page: [(entry_id or "", item) for entry_id, item in zip(ids, page_items[page], strict=True)]
-        for page, ids in result.items()
-    }
 
 
 def _match_strong(
@@ -162,7 +196,7 @@ def _match_strong(
     members: frozenset[str],
     claimed: set[str],
 ) -> list[str | None]:
-    """Link, slug and title tiers, then identical duplicates paired in order."""
+    """Link, slug and title tiers, then identical fields (items of a page without copies)."""
     ids: list[str | None] = [None] * len(items)
     for tier, key_of in enumerate(TIERS):
         by_key: dict[object, list[int]] = defaultdict(list)
@@ -258,7 +292,7 @@ def _match_similar(
 
 
 def _words(text: str) -> set[str]:
-    return set(WORD.findall(text[:SIMILARITY_WINDOW].casefold()))
+    return set(WORD.findall(comparable_text(text[:SIMILARITY_WINDOW]).casefold()))
 
 
 def _clear_best(row: Mapping[int, float]) -> int | None:
@@ -291,4 +325,4 @@ def _similarity(a: str, b: str) -> float:
 
 
 def _word_list(text: str) -> list[str]:
-    return ANY_WORD.findall(text[:SIMILARITY_WINDOW].casefold())
+    return ANY_WORD.findall(comparable_text(text[:SIMILARITY_WINDOW]).casefold())

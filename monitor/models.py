@@ -239,6 +239,9 @@ class CycleResult:
     accepted_pages: tuple[str, ...] = field(default=())
     # pages confirmed gone this cycle: their list became empty
     cleared_pages: tuple[str, ...] = field(default=())
+    # accepted pages whose list keeps entries held back by the hold rule: their list is
+    # provisional, so their body must be read again at the next check (not taken as known)
+    holding_pages: tuple[str, ...] = field(default=())
 
 
 # -- the record as read back (store queries -> CLI, web) ------------------------

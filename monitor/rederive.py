@@ -33,7 +33,9 @@ def stale_pages(pages: Sequence[PageConfig], state: CycleState) -> list[PageConf
     """The pages whose accepted entries another engine version extracted."""
     stale = []
     for page in pages:
-        memory = state.pages[page.name]
+        memory = state.pages.get(page.name)
+        if memory is None:  # a page of another group: not this cycle's
+            continue
         if memory.accepted_key and memory.accepted_captures and memory.state.members:
             if memory.extractor != EXTRACTOR_VERSION:
                 stale.append(page)

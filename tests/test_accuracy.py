@@ -1,0 +1,315 @@
+"""Events a person can trust: identity and classification rules, through the real CLI.
+
+Each test serves changing pages from a local server and runs `monitor check --json`;
+see SPEC.md "Entries, identity and states" and "Events".
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from conftest import ACTIVE_PATH, ARCHIVED_PATH, IMLS, imls_pages, json_lines, run, write_config
+from werkzeug import Request, Response
+
+from monitor.canonical import canonical_link
+from monitor.check import run_check
+from monitor.cluster.settings import load_setup
+
+SITE = "https://www.imls.gov/issues/national-initiatives"
+LETS_MOVE = "Let’s Move! Museums & Gardens"
+
+
+def row(title: str, href: str, description: str) -> str:
+    """One entry in the IMLS layout (title and description escaped as a page would)."""
+    return (
+        f'<div class="views-row"><div class="views-field-title"><a href="{html.escape(href)}">'
+        f'{html.escape(title)}</a></div><div class="views-field-body"><p>{html.escape(description)}'
+        "</p></div></div>"
+    )
+
+
+def listing(*rows: str) -> bytes:
+    """A listing page in the IMLS layout around the rows."""
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Initiatives</title></head>'
+        f'<body><div class="view-content">\n{"".join(rows)}\n</div></body></html>'
+    ).encode()
+
+
+def initiative(slug: str, *, archived: bool = False, link: str | None = None) -> str:
+    """The row of initiative `slug`: its title and description derive from the slug."""
+    title = slug.replace("-", " ").title()
+    href = link or f"{SITE}/{'archives/' if archived else ''}{slug}"
+    return row(title, href, f"{title} helps libraries and museums serve their communities.")
+
+
+ACTIVE = ["open-ebooks", "museums-all", "imls-focus", "film-forward"]
+ARCHIVED = ["webwise-conference", "champions-change", "connecting-collections"]
+
+
+def with_etag(body: bytes, etag: str) -> Callable[[Request], Response]:
+    """A page answering 304 to If-None-Match with its ETag, else the body with the ETag."""
+
+    def answer(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == etag:
+            return Response(status=304, headers={"ETag": etag})
+        return Response(body, content_type="text/html; charset=utf-8", headers={"ETag": etag})
+
+    return answer
+
+
+def status(code: int) -> Callable[[Request], Response]:
+    return lambda request: Response("unavailable", status=code)
+
+
+def serve(site, active: bytes | Callable[[Request], Response], archived=None) -> None:
+    site.serve(ACTIVE_PATH, active)
+    if archived is not None:
+        site.serve(ARCHIVED_PATH, archived)
+
+
+def check(config, *args: str) -> list[dict]:
+    result = run(config, "check", "--json", *args)
+    assert result.exit_code in (0, 1), result.stderr
+    return json_lines(result)
+
+
+def kinds(events: list[dict]) -> Counter:
+    return Counter((e["kind"], e.get("title") or e["page"]) for e in events)
+
+
+def entries(config, state: str | None = None) -> list[dict]:
+    args = ["entries", "--json"] + (["--state", state] if state else [])
+    return json_lines(run(config, *args))
+
+
+@pytest.fixture
+def watched(site, tmp_path):
+    """The two pages with ACTIVE and ARCHIVED initiatives, after their baseline check."""
+    serve(
+        site,
+        listing(*(initiative(s) for s in ACTIVE)),
+        listing(*(initiative(s, archived=True) for s in ARCHIVED)),
+    )
+    config = write_config(tmp_path, imls_pages(site), monitor={"confirm_checks": 2})
+    assert check(config) == []
+    return config
+
+
+# -- 1. fields after a move come from the page the entry stands on -----------------------
+
+
+def test_move_while_the_archive_answers_304_carries_the_archived_fields(site, tmp_path):
+    """An entry leaving the active page for an archived page that answers 304 takes its fields."""
+    active = (IMLS / "active.html").read_text(encoding="utf-8")
+    without = re.sub(
+        r'<div class="views-row views-row-10 views-row-even">.*?</div>  </div>  </div>\n',
+        "",
+        active,
+        count=1,
+        flags=re.DOTALL,
+    )
+    assert "lets-move" not in without
+    serve(site, active.encode(), with_etag((IMLS / "archived.html").read_bytes(), '"a1"'))
+    config = write_config(tmp_path, imls_pages(site), monitor={"confirm_checks": 2})
+    assert check(config) == []
+
+    serve(site, without.encode())
+    (event,) = check(config)
+    archived_answers = [r for r in site.requests if r.path == ARCHIVED_PATH]
+    assert archived_answers[-1].headers.get("If-None-Match") == '"a1"'  # it answered 304
+    assert (event["kind"], event["title"], event["page"]) == ("archived", LETS_MOVE, "archived")
+    assert event["link"] == site.url(f"{ARCHIVED_PATH}/lets-move-museums-gardens")
+    assert event["description"].startswith("This national initiative provided")
+    assert event["changes"]["description"]["before"].startswith("This new national initiative")
+    history = json_lines(run(config, "history", event["entry_id"], "--json"))
+    last = [h["version"] for h in history if "version" in h][-1]
+    assert (last["state"], last["link"], last["description"]) == (
+        "archived",
+        event["link"],
+        event["description"],
+    )
+
+
+# -- 2. a featured copy is not a new entry ------------------------------------------------
+
+
+def test_featured_copies_are_not_new_entries(site, watched):
+    """Known items shown again (at the top, or on the other page) give nothing, nor their going."""
+    featured = [initiative("film-forward"), initiative("imls-focus", link=f"{SITE}/imls-focus#top")]
+    serve(
+        site,
+        listing(*featured, *(initiative(s) for s in ACTIVE)),
+        listing(initiative("museums-all"), *(initiative(s, archived=True) for s in ARCHIVED)),
+    )
+    assert check(watched) == []
+    assert len(entries(watched)) == len(ACTIVE) + len(ARCHIVED)
+    assert len(entries(watched, "active")) == len(ACTIVE)
+    serve(
+        site,
+        listing(*(initiative(s) for s in ACTIVE)),
+        listing(*(initiative(s, archived=True) for s in ARCHIVED)),
+    )
+    assert check(watched) == []
+
+
+def test_a_new_item_shown_twice_is_one_added_event(site, watched):
+    """A new initiative shown twice in one check is one entry: one `added` event."""
+    new = initiative("community-salute")
+    serve(site, listing(new, *(initiative(s) for s in ACTIVE), new))
+    assert kinds(check(watched)) == Counter({("added", "Community Salute"): 1})
+
+
+# -- 3. link churn ---------------------------------------------------------------------------
+
+
+def test_links_differing_only_canonically_are_the_same_link(site, watched):
+    """Scheme, host case, default port, trailing slash, fragment and tracking never make events."""
+    churned = [
+        f"http://WWW.IMLS.GOV/issues/national-initiatives/{ACTIVE[0]}/",
+        f"https://www.imls.gov:443/issues/national-initiatives/{ACTIVE[1]}#section",
+        f"{SITE}/{ACTIVE[2]}?utm_source=newsletter&utm_medium=email&fbclid=x1",
+        f"{SITE}/{ACTIVE[3]}?gclid=7&mc_cid=a&mc_eid=b",
+    ]
+    serve(
+        site, listing(*(initiative(s, link=link) for s, link in zip(ACTIVE, churned, strict=True)))
+    )
+    assert check(watched) == []
+    stored = {e["link"] for e in entries(watched, "active")}
+    assert stored == set(churned)  # stored as found, silently
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "same"),
+    [
+        pytest.param("https://a.org/x", "http://A.ORG/x/", True, id="scheme-case-slash"),
+        pytest.param("https://a.org:443/x", "https://a.org/x", True, id="default-port"),
+        pytest.param("https://a.org/x?utm_source=y&id=3", "https://a.org/x?id=3", True, id="utm"),
+        pytest.param("https://a.org/x#top", "https://a.org/x", True, id="fragment"),
+        pytest.param("https://a.org:8080/x", "https://a.org/x", False, id="other-port"),
+        pytest.param("https://a.org/x?id=3", "https://a.org/x?id=7", False, id="query"),
+        pytest.param("https://a.org/X", "https://a.org/x", False, id="path-case"),
+        pytest.param("http://[broken/x", "http://[broken/x", True, id="broken-url-as-found"),
+    ],
+)
+def test_canonical_link_table(before, after, same):
+    """Canonical links: what counts as the same link, and what does not."""
+    assert (canonical_link(before) == canonical_link(after)) is same
+
+
+# -- 4. the slug tier keeps the query ----------------------------------------------------------
+
+
+def test_different_query_is_a_different_initiative(site, tmp_path):
+    """`view.php?id=3` replaced by `view.php?id=7` is one removed and one added, not a `changed`."""
+    others = [initiative(s) for s in ACTIVE]
+    three = row("Rural Libraries", f"{SITE}/view.php?id=3", "Grants for rural libraries.")
+    seven = row("Urban Museums", f"{SITE}/view.php?id=7", "Support for city museums.")
+    serve(site, listing(three, *others), listing(*(initiative(s) for s in ARCHIVED)))
+    config = write_config(tmp_path, imls_pages(site))
+    assert check(config) == []
+    serve(site, listing(seven, *others))
+    assert kinds(check(config)) == Counter(
+        {("added", "Urban Museums"): 1, ("removed", "Rural Libraries"): 1}
+    )
+
+
+# -- 5. invisible differences of entries stored by an older version ---------------------------
+
+
+def test_invisible_differences_make_no_event(site, watched):
+    """Text differing only in normal form or invisible characters is no `changed`; stored anew."""
+    decomposed = unicodedata.normalize("NFD", "Café Programs")
+    old = row(f"Open\u00ad{decomposed}", f"{SITE}/cafe", "Reading\u200b for all\ufeff ages.")
+    rows = [initiative(s) for s in ACTIVE]
+    serve(site, listing(old, *rows))
+    assert [e["kind"] for e in check(watched)] == ["added"]
+    serve(site, listing(row("OpenCafé Programs", f"{SITE}/cafe", "Reading for all ages."), *rows))
+    assert check(watched) == []
+    (cafe,) = [e for e in entries(watched) if e["link"] == f"{SITE}/cafe"]
+    assert (cafe["title"], cafe["description"]) == ("OpenCafé Programs", "Reading for all ages.")
+
+
+# -- 6. the hold rule: removed, then archived ---------------------------------------------------
+
+
+def test_leaving_while_the_archive_is_in_error_is_held_then_archived(site, watched):
+    """An entry leaving the active page while the archive errs is held: then one `archived`."""
+    serve(site, listing(*(initiative(s) for s in ACTIVE[1:])), status(503))
+    assert kinds(check(watched)) == Counter({("page-error", "archived"): 1})
+    assert len(entries(watched, "active")) == len(ACTIVE)  # held: still active
+    assert entries(watched, "removed") == []
+    serve(
+        site,
+        listing(*(initiative(s) for s in ACTIVE[1:])),
+        listing(*(initiative(s, archived=True) for s in [*ARCHIVED, ACTIVE[0]])),
+    )
+    assert kinds(check(watched)) == Counter(
+        {("page-recovered", "archived"): 1, ("archived", "Open Ebooks"): 1}
+    )
+
+
+def test_held_entry_resolves_while_the_active_page_is_unchanged(site, watched):
+    """A held entry is settled when the archive answers, though the active page is unchanged."""
+    active = with_etag(listing(*(initiative(s) for s in ACTIVE[1:])), '"v2"')
+    serve(site, active, status(500))
+    assert kinds(check(watched)) == Counter({("page-error", "archived"): 1})
+    serve(site, active, status(500))
+    assert check(watched) == []  # the same episode; still held
+    serve(site, active, listing(*(initiative(s, archived=True) for s in ARCHIVED)))
+    assert kinds(check(watched)) == Counter(
+        {("page-recovered", "archived"): 1, ("removed", "Open Ebooks"): 1}
+    )
+    assert check(watched) == []
+    assert [e["title"] for e in entries(watched, "removed")] == ["Open Ebooks"]
+
+
+def test_leaving_while_the_archive_is_not_checked_is_held(site, watched):
+    """`check --page active` holds an entry that left; the next full check says where it went."""
+    serve(site, listing(*(initiative(s) for s in ACTIVE[1:])))
+    assert check(watched, "--page", "active") == []
+    assert check(watched, "--page", "active") == []
+    assert len(entries(watched, "active")) == len(ACTIVE)
+    assert kinds(check(watched)) == Counter({("removed", "Open Ebooks"): 1})
+
+
+def test_leaving_while_the_archive_is_anomalous_is_held(site, watched):
+    """An archive anomalous but not confirmed holds departures; its recovery settles them."""
+    serve(
+        site,
+        listing(*(initiative(s) for s in ACTIVE[1:])),
+        listing(initiative(ARCHIVED[0], archived=True)),
+    )
+    assert kinds(check(watched)) == Counter({("page-anomaly", "archived"): 1})
+    serve(
+        site,
+        listing(*(initiative(s) for s in ACTIVE[1:])),
+        listing(*(initiative(s, archived=True) for s in [*ARCHIVED, ACTIVE[0]])),
+    )
+    assert kinds(check(watched)) == Counter(
+        {("page-recovered", "archived"): 1, ("archived", "Open Ebooks"): 1}
+    )
+
+
+def test_an_archive_in_another_page_group_holds_nothing(site, tmp_path):
+    """Pages of different groups are classified apart: another group's archive holds nothing."""
+    serve(
+        site,
+        listing(*(initiative(s) for s in ACTIVE)),
+        listing(*(initiative(s, archived=True) for s in ARCHIVED)),
+    )
+    pages = imls_pages(site)
+    pages[0]["group"], pages[1]["group"] = "current", "past"
+    setup = load_setup(write_config(tmp_path, pages))
+    assert setup.groups == {"current": ("active",), "past": ("archived",)}
+    # Each group's cycle as a worker runs it (monitor/cluster/tasks.py).
+    for group in ("current", "past"):
+        assert run_check(setup.config, page_names=setup.groups[group]).events == ()
+    serve(site, listing(*(initiative(s) for s in ACTIVE[1:])))
+    report = run_check(setup.config, page_names=setup.groups["current"])
+    assert [(e.kind, e.title) for e in report.events] == [("removed", "Open Ebooks")]
