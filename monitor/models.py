@@ -20,7 +20,11 @@ EventKind = Literal[
     "page-recovered",
     "page-gone",
     "page-anomaly",
+    "link-gone",
+    "link-recovered",
+    "link-changed",
 ]
+LinkEventKind = Literal["link-gone", "link-recovered", "link-changed"]
 ENTRY_EVENT_KINDS: tuple[EntryEventKind, ...] = (
     "added",
     "changed",
@@ -34,7 +38,8 @@ PAGE_EVENT_KINDS: tuple[PageEventKind, ...] = (
     "page-gone",
     "page-anomaly",
 )
-EVENT_KINDS: tuple[EventKind, ...] = (*ENTRY_EVENT_KINDS, *PAGE_EVENT_KINDS)
+LINK_EVENT_KINDS: tuple[LinkEventKind, ...] = ("link-gone", "link-recovered", "link-changed")
+EVENT_KINDS: tuple[EventKind, ...] = (*ENTRY_EVENT_KINDS, *PAGE_EVENT_KINDS, *LINK_EVENT_KINDS)
 
 Role = Literal["active", "archived"]
 EntryState = Literal["active", "archived", "removed"]
@@ -141,6 +146,11 @@ class Event:
     def is_page_event(self) -> bool:
         return self.kind.startswith("page-")
 
+    @property
+    def is_link_event(self) -> bool:
+        """An event about an entry's own page ([pages.detail]): it carries a detail."""
+        return self.kind.startswith("link-")
+
     def to_json(self) -> dict[str, Any]:
         """The event as SPEC.md's JSON object (check --json, log --json, JSON Feed)."""
         data: dict[str, Any] = {
@@ -151,6 +161,15 @@ class Event:
         }
         if self.is_page_event:
             data["detail"] = self.detail
+        elif self.is_link_event:  # SPEC: entry_id, title, link and detail; no description
+            data["entry_id"] = self.entry_id
+            data["title"] = self.title
+            data["link"] = self.link
+            data["detail"] = self.detail
+            if self.changes:
+                data["changes"] = {
+                    name: {"before": c.before, "after": c.after} for name, c in self.changes.items()
+                }
         else:
             data["entry_id"] = self.entry_id
             data["title"] = self.title
