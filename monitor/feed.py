@@ -46,8 +46,16 @@ _KIND_LABELS: dict[EventKind, str] = {
     "page-recovered": "Page recovered",
     "page-gone": "Page gone",
     "page-anomaly": "Page anomaly",
+    "link-gone": "Page of entry gone",
+    "link-recovered": "Page of entry back",
+    "link-changed": "Page of entry changed",
 }
-_FIELD_LABELS = {"title": "Title", "link": "Link", "description": "Description"}
+_FIELD_LABELS = {
+    "title": "Title",
+    "link": "Link",
+    "description": "Description",
+    "content": "Text of the page",
+}
 # Characters XML 1.0 cannot carry at all (C0 controls but tab/LF/CR, lone surrogates,
 # U+FFFE/U+FFFF): lxml refuses them, so they are shown as U+FFFD in Atom and RSS.
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -140,6 +148,8 @@ def event_html(event: Event) -> str:
         detail = event.detail or "no detail recorded"
         return f"<p>{_esc(detail)}</p>\n<p>Page: {_esc(event.page)}</p>"
     parts: list[str] = []
+    if event.detail:  # a link event says what its entry's page answered
+        parts.append(f"<p>{_esc(event.detail)}</p>")
     if event.description:
         parts.append(f"<p>{_esc(event.description)}</p>")
     if event.link:

@@ -255,8 +255,13 @@ def judge_link(
     changed = f"{verdict.detail}: the text of {due.detail.content!r} changed"
     events = tuple(
         Event(
-            id=new_id(), kind=kind, at=now, page=candidate.page, entry_id=candidate.entry_id,
-            title=candidate.title, link=candidate.link,
+            id=new_id(),
+            kind=kind,
+            at=now,
+            page=candidate.page,
+            entry_id=candidate.entry_id,
+            title=candidate.title,
+            link=candidate.link,
             detail=changed if change is not None else verdict.detail,
             changes={"content": change} if change is not None else None,
         )  # fmt: skip

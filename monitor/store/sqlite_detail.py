@@ -87,11 +87,13 @@ class SqliteDetail:
             list(pages),
         )
         candidates = tuple(
-            LinkCandidate(r["id"], r["title"], r["link"], r["state"], r["page"],
-                          parse_time(r["last_seen"]))  # fmt: skip
+            LinkCandidate(
+                r["id"], r["title"], r["link"], r["state"], r["page"], parse_time(r["last_seen"])
+            )  # fmt: skip
             for r in rows
         )
-        memories = {r["entry_id"]: memory_from_row(r) for r in self._rows("SELECT * FROM entry_pages")}
+        stored = self._rows("SELECT * FROM entry_pages")
+        memories = {r["entry_id"]: memory_from_row(r) for r in stored}
         return DetailState(candidates, memories, self._last_responses(list(pages)))
 
     def record_detail(self, record: DetailRecord) -> RecordedDetail:
@@ -116,8 +118,14 @@ class SqliteDetail:
             "SELECT * FROM entry_page_checks WHERE entry_id = ? ORDER BY id", (entry_id,)
         )
         return [
-            LinkCheckRow(parse_time(r["at"]), r["url"], r["outcome"], r["status"], r["detail"],
-                         r["capture_id"])  # fmt: skip
+            LinkCheckRow(
+                parse_time(r["at"]),
+                r["url"],
+                r["outcome"],
+                r["status"],
+                r["detail"],
+                r["capture_id"],
+            )  # fmt: skip
             for r in rows
         ]
 
