@@ -131,7 +131,7 @@ def plan_links(
         if page is None or page.detail is None or not on_site(candidate.link, page.url):
             continue
         detail = page.detail
-        removed_at = candidate.last_seen if candidate.state == "removed" else None
+        removed_at = candidate.removed_at if candidate.state == "removed" else None
         if removed_at is not None and now - removed_at > timedelta(seconds=detail.keep_checking_s):
             continue
         watched.add(candidate.entry_id)

@@ -254,7 +254,7 @@ class LinkCandidate:
     link: str
     state: str  # active | archived | removed
     page: str
-    last_seen: datetime
+    removed_at: datetime | None  # a removed entry's last `removed` event (else last seen)
 
 
 @dataclass(frozen=True)

@@ -82,14 +82,16 @@ class SqliteDetail:
         last responses of those pages' URLs (entry pages are captured under their page)."""
         marks = ", ".join("?" for _ in pages)
         rows = self._rows(
-            f"SELECT id, title, link, state, page, last_seen FROM entries "
-            f"WHERE link IS NOT NULL AND page IN ({marks}) ORDER BY rowid",
+            f"""SELECT id, title, link, state, page, CASE WHEN state = 'removed' THEN
+                   coalesce((SELECT max(at) FROM events v WHERE v.entry_id = e.id
+                             AND v.kind = 'removed'), last_seen) END AS removed_at
+                FROM entries e WHERE link IS NOT NULL AND page IN ({marks}) ORDER BY rowid""",
             list(pages),
         )
         candidates = tuple(
             LinkCandidate(
-                r["id"], r["title"], r["link"], r["state"], r["page"], parse_time(r["last_seen"])
-            )  # fmt: skip
+                r["id"], r["title"], r["link"], r["state"], r["page"], _time(r["removed_at"])
+            )
             for r in rows
         )
         stored = self._rows("SELECT * FROM entry_pages")
