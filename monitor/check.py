@@ -5,7 +5,8 @@
    its body arrives (`listing.py`); only observations travel on, never bodies;
 3. decide: classification looks at all pages together (pure: `classify.py`);
 4. write: the WARC file is flushed to disk, then the whole cycle is one transaction;
-5. publish: the feed file, then notifications (after the commit, never inside it).
+5. entry pages: those due ([pages.detail], `detail.py`), in their own transaction;
+6. publish: the feed file, then notifications (after the commit, never inside it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from datetime import datetime
 from monitor.archive import CycleWriter
 from monitor.classify import classify_cycle
 from monitor.config import Config, PageConfig
+from monitor.detail import DetailReport, check_entry_pages
 from monitor.errors import ConfigError, CycleCancelled, MonitorError
 from monitor.extract import EXTRACTOR_VERSION
 from monitor.feed import changes_html
@@ -51,6 +53,7 @@ class CheckReport:
     checks: tuple[PageCheck, ...]
     duration_s: float
     feed_error: str | None = None
+    links: DetailReport | None = None  # the entry pages checked after the cycle, if any
 
     @property
     def failed_pages(self) -> list[str]:
@@ -88,17 +91,23 @@ def run_check(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
     purpose: str = "monitor check",
+    entry_pages: bool = True,
 ) -> CheckReport:
     """Run one whole cycle under the cycle lock (flock, or PostgreSQL's) and return its report.
 
     Setting `stop` (from another thread) while pages are being fetched cancels the
     fetches and raises CycleCancelled before the transaction begins: nothing is recorded.
+    With `entry_pages`, the due entry pages of the checked pages follow (the daemon
+    runs them as their own job instead).
     """
     pages = select_pages(config, page_names)
     with cycle_lock(config, [p.name for p in pages], wait_s=wait_s, purpose=purpose):
         store = open_store(config, write=True)
         try:
-            return _cycle(config, store, pages, clock, progress, stop)
+            report = _cycle(config, store, pages, clock, progress, stop)
+            if entry_pages:
+                report = _with_entry_pages(config, store, pages, clock, stop, report)
+            return report
         finally:
             store.close()
 
@@ -177,6 +186,26 @@ def group_pages(config: Config, pages: Sequence[PageConfig]) -> list[PageConfig]
 
 def _rendered(event: Event) -> Event:
     return replace(event, changes_html=changes_html(event.changes)) if event.changes else event
+
+
+def _with_entry_pages(
+    config: Config,
+    store: Store,
+    pages: list[PageConfig],
+    clock: Clock,
+    stop: threading.Event | None,
+    report: CheckReport,
+) -> CheckReport:
+    """The report with the due entry pages checked and recorded, and the feed rewritten."""
+    try:
+        links = check_entry_pages(config, store, pages, clock, stop)
+    except CycleCancelled:  # the cycle is recorded; the entry pages wait for the next one
+        return report
+    if not links.events:
+        return replace(report, links=links)
+    feed_error = _publish(config, store, clock())
+    return replace(report, events=report.events + links.events, links=links,
+                   feed_error=feed_error)  # fmt: skip
 
 
 def _page_updates(checks: Sequence[PageCheck], result: CycleResult) -> dict[str, PageUpdate]:

@@ -20,7 +20,7 @@ from monitor.models import ENTRY_STATES, EVENT_KINDS, format_time, parse_time, u
 from monitor.paths import warc_dir
 from monitor.publish import feed_info
 from monitor.render import clip, count, describe_event
-from monitor.store import EventQuery, Store
+from monitor.store import EventQuery, LinkMemory, Store
 from monitor.store import open_store as _open_store
 
 if TYPE_CHECKING:
@@ -276,12 +276,17 @@ def history(entry_id: str, as_json: bool) -> None:
         raise MonitorError(f"no entry {entry_id!r} in {store.location} (see `monitor entries`)")
     versions = store.versions(entry_id)
     events = list(reversed(store.events(EventQuery(entry_id=entry_id))))
+    link, link_checks = store.entry_page(entry_id), store.entry_page_checks(entry_id)
     if as_json:
         emit_json({"entry": entry.to_json()})
         for version in versions:
             emit_json({"version": version.to_json()})
         for event in events:
             emit_json({"event": event.to_json()})
+        if link is not None:
+            emit_json({"entry_page": _entry_page_json(link)})
+        for checked in link_checks:
+            emit_json({"entry_page_check": checked.to_json()})
         return
     click.echo(f"{entry.title or clip(entry.description, 70)}  [{entry.id}]")
     click.echo(f"  now {entry.state} on {entry.page}; first seen {format_time(entry.first_seen)}")
@@ -296,6 +301,28 @@ def history(entry_id: str, as_json: bool) -> None:
     click.echo("Events:")
     for event in events:
         click.echo(f"  {format_time(event.at)}  {describe_event(event)}")
+    if link is not None:
+        due = format_time(link.next_due_at) if link.next_due_at else "no longer checked"
+        click.echo(f"Entry page: {link.url}  {link.status}; next check {due}")
+        for checked in link_checks:
+            capture = f"  [capture {checked.capture_id}]" if checked.capture_id else ""
+            at = format_time(checked.at)
+            click.echo(f"  {at}  {checked.status:<6} {checked.detail}{capture}")
+
+
+def _entry_page_json(link: LinkMemory) -> dict[str, object]:
+    """An entry page's state for `history --json` (its text is the `content` selector's)."""
+    return {
+        "url": link.url,
+        "page": link.page,
+        "status": link.status,
+        "streak": link.streak,
+        "last_checked_at": link.last_checked_at and format_time(link.last_checked_at),
+        "next_due_at": link.next_due_at and format_time(link.next_due_at),
+        "last_detail": link.last_detail,
+        "last_capture_id": link.last_capture_id,
+        "removed_at": link.removed_at and format_time(link.removed_at),
+    }
 
 
 @cli.command()

@@ -1,8 +1,10 @@
 """The daemon (`monitor run`): check cycles on the [schedule] until a signal stops it.
 
 Wired as APScheduler 3.x's examples wire it: a BlockingScheduler in the main
-thread, one job (max_instances=1, coalesce=True), whose cycles run in a
-one-worker thread pool. Signal handlers only queue the signal number (a
+thread, one job per kind of work (listing cycles; with [pages.detail], the entry
+pages that are due, looked for every few minutes), each max_instances=1 and
+coalesce=True, run in a one-worker thread pool, so that they never overlap.
+Signal handlers only queue the signal number (a
 SimpleQueue's put is safe there); a small thread takes it from the queue and
 does the work (stop, reload), because the locks inside APScheduler, threading
 and logging must never be taken from a signal handler.
@@ -41,6 +43,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.check import CheckReport, run_check
 from monitor.config import Config, ScheduleConfig, crontab_fields, load_config
+from monitor.detail import DetailReport, detail_pages, run_detail
 from monitor.durable import write_atomically
 from monitor.errors import CycleCancelled, LockedError, MonitorError, StoreError
 from monitor.lock import acquire_daemon_lock
@@ -50,11 +53,13 @@ from monitor.paths import DataDir
 log = logging.getLogger("monitor")
 
 JOB_ID = "check"
+DETAIL_JOB_ID = "entry-pages"
+DETAIL_POLL_S = 300.0  # how often the entry-page job looks for due pages (or `every`, if shorter)
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_GRACE_S = 20.0  # how long a stop waits for the cycle in flight (systemd allows 30 s)
 LOCK_WAIT_MAX_S = 60.0  # a cycle waits at most this long (or one interval) for `monitor check`
 LOCK_POLL_S = 0.5
-PROBLEM_EVENTS = ("page-error", "page-gone", "page-anomaly")
+PROBLEM_EVENTS = ("page-error", "page-gone", "page-anomaly", "link-gone")
 
 # --- the schedule -----------------------------------------------------------------------------
 
@@ -183,6 +188,10 @@ def _log_event(event: Event) -> None:
     fields: dict[str, Any] = {"kind": event.kind, "page": event.page}
     if event.is_page_event:
         fields["detail"] = event.detail
+    elif event.is_link_event:
+        fields["entry_id"] = event.entry_id
+        fields["title"] = event.title
+        fields["detail"] = event.detail
     else:
         fields["entry_id"] = event.entry_id
         fields["title"] = event.title or (event.description or "")[:70]
@@ -228,6 +237,7 @@ class Daemon:
             misfire_grace_time=None,  # however late (a suspended laptop), still run, once
             **first,
         )
+        self._schedule_entry_pages(self.config)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in HANDLED_SIGNALS}
         watcher = threading.Thread(target=self._serve_signals, name="monitor-signals")
         watcher.start()
@@ -297,6 +307,10 @@ class Daemon:
             )
             return
         self.config = new
+        if detail_poll_s(new) != detail_poll_s(old):
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.remove_job(DETAIL_JOB_ID)
+            self._schedule_entry_pages(new)
         if new.schedule != old.schedule:
             with contextlib.suppress(JobLookupError):  # stopping meanwhile: no job left
                 self.scheduler.reschedule_job(JOB_ID, trigger=build_trigger(new.schedule))
@@ -311,6 +325,54 @@ class Daemon:
             "pages": len(config.pages),
             "next_run_at": self._next_run_at(),
         }
+
+    def _schedule_entry_pages(self, config: Config) -> None:
+        """The second job: every few minutes, the entry pages that are due ([pages.detail])."""
+        poll_s = detail_poll_s(config)
+        if poll_s is None:
+            return
+        self.scheduler.add_job(
+            self._detail_job,
+            IntervalTrigger(seconds=poll_s, timezone=UTC),
+            id=DETAIL_JOB_ID,
+            name="entry pages",
+            max_instances=1,  # and the one-worker pool: never beside a listing cycle
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=utc_now(),
+        )
+
+    def _detail_job(self) -> None:
+        """The scheduled entry-page job. Never raises, so no failure can stop the daemon."""
+        self.idle.clear()
+        try:
+            if not self.stop.is_set():
+                self._entry_pages(self.config)
+        except Exception:  # a bug here must not stop the next jobs
+            log.exception("entry pages failed unexpectedly; the daemon goes on")
+        finally:
+            self.idle.set()
+
+    def _entry_pages(self, config: Config) -> None:
+        deadline = time.monotonic() + LOCK_WAIT_MAX_S
+        while True:
+            try:
+                report = run_detail(config, stop=self.stop)
+                break
+            except CycleCancelled as error:
+                _log(logging.INFO, "entry pages cancelled", reason=str(error))
+                return
+            except LockedError as error:  # a long `monitor check`: the pages stay due
+                if time.monotonic() >= deadline:
+                    _log(logging.WARNING, "entry pages skipped: the data directory stayed locked",
+                         error=str(error))  # fmt: skip
+                    return
+            except MonitorError as error:
+                _log(logging.ERROR, "entry pages failed", error=str(error))
+                return
+            if self.stop.wait(LOCK_POLL_S):
+                return
+        _report_entry_pages(report)
 
     def _job(self) -> None:
         """The scheduled job: one cycle. Never raises, so no cycle can stop the daemon."""
@@ -370,7 +432,9 @@ class Daemon:
         waiting = False
         while True:
             try:
-                return run_check(config, stop=self.stop, purpose="monitor run (daemon cycle)")
+                return run_check(
+                    config, stop=self.stop, purpose="monitor run (daemon cycle)", entry_pages=False
+                )
             except LockedError as error:
                 if time.monotonic() >= deadline:
                     skipped = "cycle skipped: the data directory stayed locked"
@@ -421,6 +485,23 @@ class Daemon:
                 write_atomically(DataDir(self.data_dir).daemon_state, data)
             except StoreError as error:
                 _log(logging.WARNING, "daemon state not written", error=str(error))
+
+
+def detail_poll_s(config: Config) -> float | None:
+    """How often the entry-page job runs: DETAIL_POLL_S, or the shortest `every` (None: off)."""
+    pages = detail_pages(config)
+    if not pages:
+        return None
+    return max(1.0, min([DETAIL_POLL_S] + [p.detail.every_s for p in pages if p.detail]))
+
+
+def _report_entry_pages(report: DetailReport) -> None:
+    if report.check_id is None:
+        return  # nothing was due: no line every few minutes
+    for event in report.events:
+        _log_event(event)
+    _log(logging.INFO, "entry pages done", check_id=report.check_id, checked=report.checked,
+         gone=report.gone, errors=report.errors, events=len(report.events))  # fmt: skip
 
 
 def run_daemon(

@@ -143,15 +143,20 @@ class Event:
         }
         if self.is_page_event:
             data["detail"] = self.detail
+        elif self.is_link_event:  # SPEC: entry_id, title, link and detail; no description
+            data["entry_id"] = self.entry_id
+            data["title"] = self.title
+            data["link"] = self.link
+            data["detail"] = self.detail
+            if self.changes:
+                data["changes"] = {
+                    name: {"before": c.before, "after": c.after} for name, c in self.changes.items()
+                }
         else:
             data["entry_id"] = self.entry_id
             data["title"] = self.title
             data["link"] = self.link
-            # Link events carry what happened to the entry's page instead of a description.
-            if self.is_link_event:
-                data["detail"] = self.detail
-            else:
-                data["description"] = self.description
+            data["description"] = self.description
             if self.changes:
                 data["changes"] = {
                     name: {"before": c.before, "after": c.after} for name, c in self.changes.items()

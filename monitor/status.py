@@ -19,7 +19,7 @@ from monitor.models import format_time
 from monitor.paths import DataDir
 from monitor.render import count as _count
 from monitor.store import open_store
-from monitor.store.base import CheckRow, PageRow
+from monitor.store.base import CheckRow, LinkMemory, PageRow
 
 
 def daemon_status(config: Config) -> dict[str, Any]:
@@ -41,8 +41,9 @@ def daemon_status(config: Config) -> dict[str, Any]:
         "next_run_at": state.get("next_run_at") if running else None,
         "last_cycle": state.get("last_cycle"),
     }
-    last_check, pages = _database_status(config)
-    return {"data_dir": str(data_dir), "daemon": daemon, "last_check": last_check, "pages": pages}
+    last_check, pages, links = _database_status(config)
+    return {"data_dir": str(data_dir), "daemon": daemon, "last_check": last_check, "pages": pages,
+            "entry_pages": links}  # fmt: skip
 
 
 def _holder_pid(holder: str | None) -> int | None:
@@ -58,14 +59,18 @@ def _read_state(data_dir: Path) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
-def _database_status(config: Config) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The last check and the configured pages' states, from monitor.db (if there is one)."""
+def _database_status(
+    config: Config,
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any]]:
+    """The last check, the configured pages' states and their entry pages, from monitor.db."""
     check: CheckRow | None = None
     rows: dict[str, PageRow] = {}
+    links: list[LinkMemory] = []
     with contextlib.suppress(StoreError):  # no database: no check has run yet
         store = open_store(config, write=False)
         try:
             check, rows = store.last_check(), {row.name: row for row in store.page_rows()}
+            links = store.entry_pages()
         finally:
             store.close()
     last_check = (
@@ -80,7 +85,21 @@ def _database_status(config: Config) -> tuple[dict[str, Any] | None, list[dict[s
             "failures": check.failures,
         }
     )
-    return last_check, [_page_status(page.name, rows.get(page.name)) for page in config.pages]
+    pages = [_page_status(page.name, rows.get(page.name)) for page in config.pages]
+    return last_check, pages, entry_pages_status(links)
+
+
+def entry_pages_status(links: list[LinkMemory]) -> dict[str, Any]:
+    """The entry pages still watched: how many were checked, are gone or failing, the next due."""
+    watched = [m for m in links if m.next_due_at is not None]
+    due = min((m.next_due_at for m in watched if m.next_due_at is not None), default=None)
+    return {
+        "watched": len(watched),
+        "checked": sum(1 for m in watched if m.last_checked_at is not None),
+        "gone": sum(1 for m in watched if m.status == "gone"),
+        "error": sum(1 for m in watched if m.status == "error"),
+        "next_due_at": due and format_time(due),
+    }
 
 
 def _page_status(name: str, row: PageRow | None) -> dict[str, Any]:
@@ -125,6 +144,12 @@ def format_status(report: dict[str, Any]) -> str:
             if page["status"] not in ("ok", "unchecked"):
                 line += f", last ok {page['last_ok_at'] or 'never'}: {page['detail'] or ''}"
             lines.append(line)
+    links = report.get("entry_pages") or {}
+    if links.get("watched"):
+        lines.append(
+            f"entry pages: {links['checked']} of {links['watched']} checked, {links['gone']} gone, "
+            f"{links['error']} in error; next due {links['next_due_at'] or 'none'}"
+        )
     return "\n".join(lines)
 
 

@@ -134,7 +134,8 @@ def entry_page(store: Store, config: Config, entry_id: str) -> Response:
         )
     versions = store.versions(entry_id)
     events = list(reversed(store.events(EventQuery(entry_id=entry_id))))
-    body = entry_html(entry, versions, events, site_title=site)
+    body = entry_html(entry, versions, events, site_title=site, link=store.entry_page(entry_id),
+                      link_checks=store.entry_page_checks(entry_id))  # fmt: skip
     return Response(200, body.encode("utf-8"))
 
 

@@ -26,7 +26,7 @@ from monitor.render import esc as _esc
 
 if TYPE_CHECKING:  # the row types only: rendering never opens the database
     from monitor.models import EntryRow, VersionRow
-    from monitor.store.base import CheckRow, PageRow
+    from monitor.store.base import CheckRow, LinkCheckRow, LinkMemory, PageRow
 
 _REL = 'rel="nofollow noopener noreferrer"'
 
@@ -137,7 +137,7 @@ def _change_items(changes: Mapping[str, Change | tuple[str | None, str | None]])
     items = []
     for name, change in changes.items():
         before, after = (change.before, change.after) if isinstance(change, Change) else change
-        if name in ("title", "description"):
+        if name in ("title", "description", "content"):
             body = diff_html(before or "", after or "")
         elif name == "link":
             body = f"{_link(before)} → {_link(after)}"
@@ -400,9 +400,11 @@ def entry_html(
     events: Sequence[Event],
     *,
     site_title: str,
+    link: LinkMemory | None = None,
+    link_checks: Sequence[LinkCheckRow] = (),
 ) -> str:
     """`/entries/ID`: the entry now, every version with the difference from the one before,
-    and its events (given oldest first)."""
+    its events (given oldest first), and its own page's checks ([pages.detail])."""
     name = _entry_name(entry.title, entry.description, entry.id)
     state = f'<span class="badge {kind_info(entry.state).tone}">{_esc(entry.state)}</span>'
     summary = [
@@ -427,4 +429,26 @@ def entry_html(
         parts.append(events_table(events, link_entry=False))
     else:
         parts.append("<p>None: the entry has not changed since it was first recorded.</p>")
+    if link is not None:
+        parts.append(_entry_page_section(link, link_checks))
     return layout_html(name, "\n".join(parts), site_title=site_title)
+
+
+def _entry_page_section(link: LinkMemory, checks: Sequence[LinkCheckRow]) -> str:
+    """The entry's own page: its status now and every check of it, newest first."""
+    label, tone = _STATUS_LABELS.get(link.status, (link.status, "info"))
+    due = _time(link.next_due_at) if link.next_due_at else "no longer checked"
+    rows = []
+    for checked in reversed(checks):
+        capture = (
+            f'<a href="/captures/{int(checked.capture_id)}">archived copy</a>'
+            if checked.capture_id is not None
+            else ""
+        )
+        rows.append([_time(checked.at), _esc(checked.status), _esc(checked.detail or ""), capture])
+    return (
+        f'<h2 id="entry-page">Its page ({len(checks)} checks)</h2>'
+        f"<p>{_link(link.url)}: <span class=\"badge {tone}\">{_esc(label)}</span>; "
+        f"next check {due}</p>"
+        + _table(["Time", "Status", "What it answered", "Capture"], rows)
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 from monitor.models import (
     CaptureRow,
@@ -23,6 +23,7 @@ from monitor.models import (
     KnownEntry,
     PageState,
     VersionRow,
+    format_time,
 )
 
 
@@ -242,7 +243,123 @@ class ReadStore(Protocol):
     def count(self, table: str) -> int: ...
 
 
-class Store(CycleStore, ReadStore, Protocol):
-    """A whole store: the cycle's side and the readers' side."""
+# -- entry pages ([pages.detail]) ------------------------------------------------------
+
+LinkStatus = Literal["new", "ok", "gone", "error"]
+
+
+@dataclass(frozen=True)
+class LinkMemory:
+    """What the store remembers of one entry's own page between checks (entry_pages)."""
+
+    entry_id: str
+    url: str
+    page: str  # the listing page the entry is on (or was last on)
+    status: LinkStatus = "new"  # "gone" only once confirmed (link-gone emitted)
+    streak: int = 0  # consecutive gone checks (errors neither add nor reset)
+    etag: str | None = None
+    last_modified: str | None = None
+    content: str | None = None  # the `content` selector's text at the last good check
+    last_checked_at: datetime | None = None
+    next_due_at: datetime | None = None  # None: no longer checked
+    last_capture_id: int | None = None
+    last_detail: str | None = None
+    removed_at: datetime | None = None  # when its entry left every listing
+
+
+@dataclass(frozen=True)
+class LinkCandidate:
+    """An entry with a link, as a detail phase reads it: whose own page may be checked."""
+
+    entry_id: str
+    title: str
+    link: str
+    state: str  # active | archived | removed
+    page: str
+    removed_at: datetime | None  # a removed entry's last `removed` event (else last seen)
+
+
+@dataclass(frozen=True)
+class DetailState:
+    """Everything an entry-page phase reads before it fetches."""
+
+    candidates: tuple[LinkCandidate, ...]
+    memories: Mapping[str, LinkMemory]  # by entry id, every entry_pages row
+    last_responses: Mapping[str, LastResponse]  # by target URI, of the entry pages
+
+
+@dataclass(frozen=True)
+class LinkCheck:
+    """One entry page fetched: its new memory, the captures, the events (capture ids unset)."""
+
+    memory: LinkMemory
+    outcome: str  # ok | unchanged | gone | error: what this one check saw
+    captures: tuple[CaptureRecord, ...]
+    events: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True)
+class DetailRecord:
+    """Everything one entry-page phase writes, in one transaction."""
+
+    started_at: datetime
+    finished_at: datetime
+    pages: tuple[str, ...]  # the listing pages whose entries were checked
+    checks: tuple[LinkCheck, ...]
+    memories: tuple[LinkMemory, ...] = ()  # rows written without a fetch (new, retired)
+    warc_file: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordedDetail:
+    """What writing a detail phase assigned: its check id (None: nothing fetched), its events."""
+
+    check_id: int | None
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class LinkCheckRow:
+    """One check of an entry's page, as recorded (for history and the timeline)."""
+
+    at: datetime
+    url: str
+    outcome: str
+    status: str  # the page's status after this check
+    detail: str | None
+    capture_id: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": format_time(self.at),
+            "url": self.url,
+            "outcome": self.outcome,
+            "status": self.status,
+            "detail": self.detail,
+            "capture_id": self.capture_id,
+        }
+
+
+class DetailStore(Protocol):
+    """What the entry-page phase and its readers need (SQLite: sqlite_detail.py)."""
+
+    def read_detail_state(self, pages: Sequence[str]) -> DetailState:
+        """Entries with links on `pages` (removed ones included), every entry_pages row,
+        the last responses of the entry pages."""
+        ...
+
+    def record_detail(self, record: DetailRecord) -> RecordedDetail:
+        """Write one entry-page phase in one transaction: all of it, or nothing."""
+        ...
+
+    def entry_pages(self) -> list[LinkMemory]: ...
+
+    def entry_page(self, entry_id: str) -> LinkMemory | None: ...
+
+    def entry_page_checks(self, entry_id: str) -> list[LinkCheckRow]: ...
+
+
+class Store(CycleStore, ReadStore, DetailStore, Protocol):
+    """A whole store: the cycle's side and the readers' side, entry pages."""
 
     def close(self) -> None: ...

@@ -42,6 +42,7 @@ from monitor.store.base import (
     Rederived,
     WarcRef,
 )
+from monitor.store.postgres_detail import PostgresDetail
 from monitor.store.postgres_write import write_cycle, write_rederived
 from monitor.store.sqlite import SCHEMA_VERSION
 
@@ -99,7 +100,7 @@ def connect(url: str, *, read_only: bool = False, name: str = "monitor") -> psyc
         ) from None
 
 
-class PostgresStore:
+class PostgresStore(PostgresDetail):
     """The shared store: read the last state, record cycles, answer the commands' queries."""
 
     def __init__(self, url: str, *, create: bool = True) -> None:
@@ -363,7 +364,8 @@ class PostgresStore:
         return [R.page_from_row(r) for r in self._rows("SELECT * FROM pages ORDER BY seq")]
 
     def last_check(self) -> CheckRow | None:
-        rows = self._rows("SELECT * FROM checks ORDER BY id DESC LIMIT 1")
+        # an entry-page phase ("detail") is not a check cycle of the pages
+        rows = self._rows("SELECT * FROM checks WHERE kind != 'detail' ORDER BY id DESC LIMIT 1")
         return R.check_from_row(rows[0]) if rows else None
 
     def warc_refs(self) -> list[WarcRef]:

@@ -15,7 +15,7 @@ from monitor.models import (
     format_time,
     parse_time,
 )
-from monitor.store.base import CaptureRecord, CheckRow, PageRow, PageUpdate
+from monitor.store.base import CaptureRecord, CheckRow, LinkMemory, PageRow, PageUpdate
 
 Row = Mapping[str, Any]
 
@@ -233,3 +233,38 @@ def check_from_row(r: Row) -> CheckRow:
         failures=r["failures"],
         warc_file=r["warc_file"],
     )
+
+
+def optional_time(value: str | None) -> Any:
+    """A stored time read back, None for NULL."""
+    return parse_time(value) if value else None
+
+
+def link_memory_from_row(r: Mapping[str, Any]) -> LinkMemory:
+    """A LinkMemory from an entry_pages row."""
+    return LinkMemory(
+        entry_id=r["entry_id"], url=r["url"], page=r["page"], status=r["status"],
+        streak=r["streak"], etag=r["etag"], last_modified=r["last_modified"],
+        content=r["content"], last_checked_at=optional_time(r["last_checked_at"]),
+        next_due_at=optional_time(r["next_due_at"]), last_capture_id=r["last_capture_id"],
+        last_detail=r["last_detail"], removed_at=optional_time(r["removed_at"]),
+    )  # fmt: skip
+
+
+def link_memory_row(memory: LinkMemory) -> dict[str, Any]:
+    """The entry_pages columns of one LinkMemory."""
+    return {
+        "entry_id": memory.entry_id,
+        "url": memory.url,
+        "page": memory.page,
+        "status": memory.status,
+        "streak": memory.streak,
+        "etag": memory.etag,
+        "last_modified": memory.last_modified,
+        "content": memory.content,
+        "last_checked_at": memory.last_checked_at and format_time(memory.last_checked_at),
+        "next_due_at": memory.next_due_at and format_time(memory.next_due_at),
+        "last_capture_id": memory.last_capture_id,
+        "last_detail": memory.last_detail,
+        "removed_at": memory.removed_at and format_time(memory.removed_at),
+    }

@@ -140,7 +140,6 @@ CREATE TABLE IF NOT EXISTS entry_pages (
     streak INTEGER NOT NULL DEFAULT 0,
     etag TEXT,
     last_modified TEXT,
-    content_key TEXT,
     content TEXT,
     last_checked_at TEXT,
     next_due_at TEXT,
@@ -149,3 +148,15 @@ CREATE TABLE IF NOT EXISTS entry_pages (
     removed_at TEXT
 );
 CREATE INDEX IF NOT EXISTS entry_pages_due ON entry_pages(next_due_at);
+CREATE TABLE IF NOT EXISTS entry_page_checks (
+    id INTEGER PRIMARY KEY,
+    entry_id TEXT NOT NULL REFERENCES entries(id),
+    check_id INTEGER NOT NULL REFERENCES checks(id),
+    at TEXT NOT NULL,
+    url TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT,
+    capture_id INTEGER REFERENCES captures(id)
+);
+CREATE INDEX IF NOT EXISTS entry_page_checks_entry ON entry_page_checks(entry_id, id);

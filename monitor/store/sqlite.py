@@ -42,6 +42,7 @@ from monitor.store.base import (
     Rederived,
     WarcRef,
 )
+from monitor.store.sqlite_detail import SqliteDetail
 from monitor.store.sqlite_write import write_cycle, write_rederived
 
 SCHEMA_VERSION = 3
@@ -71,7 +72,7 @@ MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
 SCHEMA = resources.files("monitor.store").joinpath("schema.sql").read_text(encoding="utf-8")
 
 
-class SqliteStore:
+class SqliteStore(SqliteDetail):
     """monitor.db: open it, read the last state, record cycles, answer queries."""
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
@@ -328,7 +329,8 @@ class SqliteStore:
         return [R.page_from_row(r) for r in self._rows("SELECT * FROM pages ORDER BY rowid")]
 
     def last_check(self) -> CheckRow | None:
-        rows = self._rows("SELECT * FROM checks ORDER BY id DESC LIMIT 1")
+        # an entry-page phase ("detail") is not a check cycle of the pages
+        rows = self._rows("SELECT * FROM checks WHERE kind != 'detail' ORDER BY id DESC LIMIT 1")
         return R.check_from_row(rows[0]) if rows else None
 
     def warc_refs(self) -> list[WarcRef]:
