@@ -5,7 +5,8 @@
    its body arrives (`listing.py`); only observations travel on, never bodies;
 3. decide: classification looks at all pages together (pure: `classify.py`);
 4. write: the WARC file is flushed to disk, then the whole cycle is one transaction;
-5. publish: the feed file, then notifications (after the commit, never inside it).
+5. publish: the feed file, then notifications: queued in the transaction with the events
+   (`plan_deliveries`), sent after the commit within a time budget (`notify/deliver.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from monitor.fetch import make_client
 from monitor.listing import PageCheck, check_listing
 from monitor.lock import data_dir_lock
 from monitor.models import CycleResult, Event, PageState, utc_now
+from monitor.notify.deliver import deliver_outbox
+from monitor.notify.outbox import DeliveryReport, plan_deliveries
 from monitor.paths import DataDir
 from monitor.publish import feed_info, publish_feed
 from monitor.store import CycleRecord, CycleState, EventQuery, PageUpdate, Store, open_store
@@ -48,6 +51,7 @@ class CheckReport:
     checks: tuple[PageCheck, ...]
     duration_s: float
     feed_error: str | None = None
+    notify: DeliveryReport | None = None  # never part of exit_code: a report on stderr
 
     @property
     def failed_pages(self) -> list[str]:
@@ -138,10 +142,12 @@ def _cycle(
         result=result,
         updates=_page_updates(checks, result),
         warc_file=warc_file,
+        deliveries=tuple(plan_deliveries(config.notify, result.events, cycle_at=now)),
     )
     recorded = store.record_cycle(record)
 
     feed_error = _publish(config, store, now)  # 5. publish
+    notified = deliver_outbox(config, store.outbox(), now=clock(), stop=stop)
     checked = {c.page.name for c in checks}
     return CheckReport(
         check_id=recorded.check_id,
@@ -150,6 +156,7 @@ def _cycle(
         checks=tuple(checks),
         duration_s=time.monotonic() - started,
         feed_error=feed_error,
+        notify=notified,
     )
 
 

@@ -40,6 +40,7 @@ from monitor.store.base import (
     RecordedCycle,
     WarcRef,
 )
+from monitor.store.sqlite_outbox import SqliteOutbox
 from monitor.store.sqlite_write import write_cycle
 
 SCHEMA_VERSION = 3
@@ -233,6 +234,10 @@ class SqliteStore:
         """Write one cycle (captures, entries, placements, pages, events) in one transaction."""
         with self.transaction() as conn:
             return write_cycle(conn, record)
+
+    def outbox(self) -> SqliteOutbox:
+        """The notification outbox (sqlite_outbox.py), on this store's connection."""
+        return SqliteOutbox(self.db.conn, self.path)
 
     # -- the readers' side --------------------------------------------------------------
 
