@@ -162,13 +162,15 @@ def outbox(config: Path) -> list[dict[str, Any]]:
         db.close()
 
 
-def time_passes(config: Path) -> None:
-    """As if days went by: every pending delivery was queued long ago and is due now."""
+def time_passes(config: Path, hours: float = 2.0) -> None:
+    """As if `hours` went by: every pending delivery was queued and is due that much earlier."""
+    shift = f"-{hours} hours"
     db = sqlite3.connect(config.parent / "data" / "monitor.db")
     with db:
         db.execute(
-            "UPDATE outbox SET created_at = '2000-01-01T00:00:00Z', "
-            "next_at = '2000-01-01T00:00:00Z' WHERE status = 'pending'"
+            "UPDATE outbox SET created_at = strftime('%Y-%m-%dT%H:%M:%SZ', created_at, ?), "
+            "next_at = strftime('%Y-%m-%dT%H:%M:%SZ', next_at, ?) WHERE status = 'pending'",
+            (shift, shift),
         )
     db.close()
 
