@@ -6,7 +6,8 @@
 3. decide: classification looks at all pages together (pure: `classify.py`);
 4. write: the WARC file is flushed to disk, then the whole cycle is one transaction;
 5. entry pages: those due ([pages.detail], `detail.py`), in their own transaction;
-6. publish: the feed file, then notifications (after the commit, never inside it).
+6. publish: the feed file, then notifications: queued in the transaction with the events
+   (`plan_deliveries`), sent after the commit within a time budget (`notify/deliver.py`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from monitor.fetch import make_client
 from monitor.listing import PageCheck, check_listing
 from monitor.lock import cycle_lock
 from monitor.models import CycleResult, Event, PageState, utc_now
+from monitor.notify.deliver import deliver_outbox
+from monitor.notify.outbox import DeliveryReport, plan_deliveries
 from monitor.paths import warc_dir
 from monitor.publish import feed_info, publish_feed
 from monitor.rederive import rederive_stale
@@ -54,6 +57,7 @@ class CheckReport:
     duration_s: float
     feed_error: str | None = None
     links: DetailReport | None = None  # the entry pages checked after the cycle, if any
+    notify: DeliveryReport | None = None  # never part of exit_code: a report on stderr
 
     @property
     def failed_pages(self) -> list[str]:
@@ -159,10 +163,12 @@ def _cycle(
         result=result,
         updates=_page_updates(checks, result),
         warc_file=warc_file,
+        deliveries=tuple(plan_deliveries(config.notify, result.events, cycle_at=now)),
     )
     recorded = store.record_cycle(record)
 
     feed_error = _publish(config, store, now)  # 5. publish
+    notified = deliver_outbox(config, store.outbox(), now=clock(), stop=stop)
     checked = {c.page.name for c in checks}
     return CheckReport(
         check_id=recorded.check_id,
@@ -171,6 +177,7 @@ def _cycle(
         checks=tuple(checks),
         duration_s=time.monotonic() - started,
         feed_error=feed_error,
+        notify=notified,
     )
 
 

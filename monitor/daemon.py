@@ -13,6 +13,10 @@ One daemon per data directory: it holds an flock on DATA_DIR/daemon.lock for
 its whole life (the kernel drops it however the process dies), apart from the
 per-cycle lock that `monitor check` shares. DATA_DIR/daemon.json tells
 `monitor status` what the daemon is doing.
+
+Notifications are sent by each cycle after its commit, and between cycles by a second
+job every minute, in the same one-worker pool (so never while a cycle writes) and under
+the cycle lock taken without waiting (so never while a `monitor check` delivers).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ from monitor.durable import write_atomically
 from monitor.errors import CycleCancelled, LockedError, MonitorError, StoreError
 from monitor.lock import acquire_daemon_lock
 from monitor.models import Event, format_time, utc_now
+from monitor.notify.deliver import deliver_between_cycles
+from monitor.notify.outbox import DeliveryReport
 from monitor.paths import DataDir
 
 log = logging.getLogger("monitor")
@@ -55,6 +61,8 @@ log = logging.getLogger("monitor")
 JOB_ID = "check"
 DETAIL_JOB_ID = "entry-pages"
 DETAIL_POLL_S = 300.0  # how often the entry-page job looks for due pages (or `every`, if shorter)
+NOTIFY_JOB_ID = "notify"
+NOTIFY_EVERY_S = 60.0  # the first retry waits a minute: nothing is due sooner
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_GRACE_S = 20.0  # how long a stop waits for the cycle in flight (systemd allows 30 s)
 LOCK_WAIT_MAX_S = 60.0  # a cycle waits at most this long (or one interval) for `monitor check`
@@ -200,6 +208,16 @@ def _log_event(event: Event) -> None:
     _log(level, "event", **fields)
 
 
+def _log_notify(report: DeliveryReport | None) -> None:
+    """A line per failed delivery (redacted) at warning, and what was sent at info."""
+    if report is None:
+        return
+    for error in report.errors:
+        _log(logging.WARNING, "notification not delivered", error=error)
+    if report.sent or report.left:
+        _log(logging.INFO, "notifications sent", sent=report.sent, left=report.left or None)
+
+
 # --- the daemon ---------------------------------------------------------------------------------
 
 
@@ -238,6 +256,16 @@ class Daemon:
             **first,
         )
         self._schedule_entry_pages(self.config)
+        self.scheduler.add_job(
+            self._notify_job,
+            IntervalTrigger(seconds=NOTIFY_EVERY_S, timezone=UTC),
+            id=NOTIFY_JOB_ID,
+            name="deliver notifications",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=utc_now(),  # what a killed check left is sent at start
+        )
         previous = {sig: signal.signal(sig, self._on_signal) for sig in HANDLED_SIGNALS}
         watcher = threading.Thread(target=self._serve_signals, name="monitor-signals")
         watcher.start()
@@ -389,6 +417,17 @@ class Daemon:
         finally:
             self.idle.set()
 
+    def _notify_job(self) -> None:
+        """The job between cycles: send what is due. Never raises."""
+        self.idle.clear()
+        try:
+            if not self.stop.is_set():
+                _log_notify(deliver_between_cycles(self.config, stop=self.stop))
+        except Exception:  # a bug in delivery must not stop the daemon
+            log.exception("delivering notifications failed unexpectedly; the daemon goes on")
+        finally:
+            self.idle.set()
+
     def _cycle(self, config: Config) -> None:
         started_at = utc_now()
         started = time.monotonic()
@@ -413,6 +452,7 @@ class Daemon:
             _log_event(event)
         if report.feed_error:
             _log(logging.ERROR, "feed not written", error=report.feed_error)
+        _log_notify(report.notify)
         summary = {
             "check_id": report.check_id,
             "pages": len(report.pages),

@@ -16,6 +16,7 @@ from monitor.daemon import describe_schedule
 from monitor.errors import StoreError
 from monitor.lock import daemon_holder
 from monitor.models import format_time
+from monitor.notify.commands import notify_summary, read_statuses, summary_line
 from monitor.paths import DataDir
 from monitor.render import count as _count
 from monitor.store import open_store
@@ -42,8 +43,21 @@ def daemon_status(config: Config) -> dict[str, Any]:
         "last_cycle": state.get("last_cycle"),
     }
     last_check, pages, links = _database_status(config)
-    return {"data_dir": str(data_dir), "daemon": daemon, "last_check": last_check, "pages": pages,
-            "entry_pages": links}  # fmt: skip
+    return {
+        "data_dir": str(data_dir),
+        "daemon": daemon,
+        "last_check": last_check,
+        "pages": pages,
+        "entry_pages": links,
+        "notifications": _notifications(config),
+    }
+
+
+def _notifications(config: Config) -> dict[str, Any] | None:
+    """What the outbox holds per [[notify]] target; None without targets."""
+    if not config.notify:
+        return None
+    return notify_summary(read_statuses(config))
 
 
 def _holder_pid(holder: str | None) -> int | None:
@@ -132,6 +146,8 @@ def format_status(report: dict[str, Any]) -> str:
     if cycle and cycle.get("outcome") != "done":
         when = f" at {cycle['started_at']}" if cycle.get("started_at") else ""
         lines.append(f"last daemon cycle: {cycle['outcome']}{when}: {cycle.get('error')}")
+    if report.get("notifications"):
+        lines.append(summary_line(report["notifications"]))
     pages = report["pages"]
     if pages:
         lines.append("pages:")

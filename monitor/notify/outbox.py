@@ -21,6 +21,7 @@ from monitor.notify.policy import Target, expired, matches, next_attempt
 from monitor.notify.redact import redact_url
 
 SEND_TIMEOUT_S = 30.0
+MIN_SEND_S = 1.0  # a send is given at least this long, even at the end of a budget
 BATCH = 200  # deliveries read per round; a backlog larger than this waits for the next call
 
 SendFn = Callable[[str, Message, float], "SendResultLike"]
@@ -129,11 +130,14 @@ def deliver_due(
     send: SendFn | None = None,
     timeout_s: float = SEND_TIMEOUT_S,
     clock: Callable[[], float] = time.monotonic,
+    stop: Callable[[], bool] | None = None,
 ) -> DeliveryReport:
     """Send what is due, target by target in turn; no send starts once budget_s is spent.
 
-    A send in flight may outlast the budget by its own timeout_s. A target that fails is
-    not asked again in this call: its other due deliveries wait with it (mark_retry).
+    Each send's timeout is cut to what is left of the budget (at least MIN_SEND_S), so a
+    target that hangs holds the caller about budget_s at most. A target that fails is not
+    asked again in this call: its other due deliveries wait with it (mark_retry). Once
+    stop() is true no send starts: what is left stays due.
     """
     if send is None:
         from monitor.notify.send import send as send_apprise  # apprise loads only when used
@@ -146,7 +150,7 @@ def deliver_due(
     down: dict[int, tuple[datetime, str]] = {}  # target -> (next_at, why) after a failure
     pending = _round_robin(outbox.due(now, BATCH))
     for n, delivery in enumerate(pending):
-        if clock() - start >= budget_s:
+        if clock() - start >= budget_s or (stop is not None and stop()):
             return _report(counts, errors, left=len(pending) - n)
         at = now + timedelta(seconds=clock() - start)
         index = _resolve(delivery, targets, hashes)
@@ -160,7 +164,9 @@ def deliver_due(
             outbox.mark_retry(delivery.id, at, next_at, f"not tried: {why}")
             counts["retried"] += 1
             continue
-        outcome, final = _attempt(outbox, delivery, target, base_url, send, timeout_s)
+        # send() may take its timeout plus a second: the budget's rest, less that second.
+        left_s = max(budget_s - (clock() - start) - 1.0, MIN_SEND_S)
+        outcome, final = _attempt(outbox, delivery, target, base_url, send, min(timeout_s, left_s))
         at = now + timedelta(seconds=clock() - start)
         if outcome is None:
             outbox.mark_sent(delivery.id, at)

@@ -25,6 +25,7 @@ from monitor.models import (
     VersionRow,
     format_time,
 )
+from monitor.notify.outbox import NewDelivery, Outbox
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ class CycleRecord:
     result: CycleResult
     updates: Mapping[str, PageUpdate]
     warc_file: str | None = None
+    # The cycle's notifications (plan_deliveries), written with its events: never lost.
+    deliveries: tuple[NewDelivery, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,32 @@ class WarcRef:
     warc_file: str
     offset: int
     record_id: str
+
+
+@dataclass(frozen=True)
+class NotifyStatusRow:
+    """The outbox's deliveries to one target (as queued: its index and URL hash), by state."""
+
+    target: int  # the index (0-based, config order) it was last queued under
+    target_url_hash: str  # sha256 of its URL: finds the target in a reordered config
+    pending: int
+    sent: int
+    failed: int
+    oldest_pending: datetime | None  # when the oldest pending delivery was queued
+    next_at: datetime | None  # the next attempt of a pending delivery
+    last_error: str | None  # the newest error of a delivery not sent (redacted)
+
+
+class OutboxStore(Outbox, Protocol):
+    """The notification outbox in a store: Outbox's due/mark_*/events, and its status.
+
+    Each mark_* is committed on its own, right after the target answered; the deliveries
+    themselves are written by record_cycle, in the cycle's transaction.
+    """
+
+    def notify_status(self) -> list[NotifyStatusRow]:
+        """One row per (target, URL hash) with deliveries, in target order."""
+        ...
 
 
 class CycleStore(Protocol):
@@ -361,5 +390,9 @@ class DetailStore(Protocol):
 
 class Store(CycleStore, ReadStore, DetailStore, Protocol):
     """A whole store: the cycle's side and the readers' side, entry pages."""
+
+    def outbox(self) -> OutboxStore:
+        """The notification outbox, on this store's connection."""
+        ...
 
     def close(self) -> None: ...

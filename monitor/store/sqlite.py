@@ -43,6 +43,7 @@ from monitor.store.base import (
     WarcRef,
 )
 from monitor.store.sqlite_detail import SqliteDetail
+from monitor.store.sqlite_outbox import SqliteOutbox
 from monitor.store.sqlite_write import write_cycle, write_rederived
 
 SCHEMA_VERSION = 3
@@ -246,6 +247,10 @@ class SqliteStore(SqliteDetail):
         """Write re-derived entry fields silently (no event, no version): one transaction."""
         with self.transaction() as conn:
             write_rederived(conn, pages)
+
+    def outbox(self) -> SqliteOutbox:
+        """The notification outbox (sqlite_outbox.py), on this store's connection."""
+        return SqliteOutbox(self.db.conn, self.path)
 
     # -- the readers' side --------------------------------------------------------------
 
