@@ -193,7 +193,8 @@ def describe_event(event: Event) -> str:
     text = event.title or _clip(event.description or "")
     if event.changes:
         text += f"  ({', '.join(event.changes)} changed)"
-    return f"{event.kind:<15} {event.page:<10} {text}  [{event.entry_id}]"
+    imported = "  (imported)" if event.source == "backfill" else ""
+    return f"{event.kind:<15} {event.page:<10} {text}  [{event.entry_id}]{imported}"
 
 
 def _clip(text: str, width: int = 70) -> str:

@@ -134,6 +134,10 @@ def _append_op(ops: list[tuple[DiffOp, str]], op: DiffOp, text: str) -> None:
         ops.append((op, text))
 
 
+# How every rendering marks an event imported from a web archive (source "backfill").
+IMPORTED = "imported from a web archive"
+
+
 def event_html(event: Event) -> str:
     """The HTML body of a feed entry; every string from the event is escaped."""
     if event.is_page_event:
@@ -149,6 +153,8 @@ def event_html(event: Event) -> str:
     meta = f"Page: {_esc(event.page)}"
     if event.entry_id:
         meta += f" · Entry: {_esc(event.entry_id)}"
+    if event.source == "backfill":
+        meta += f" · {IMPORTED}"
     parts.append(f"<p>{meta}</p>")
     return "\n".join(parts)
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
-from monitor.feed import diff_words, is_web_url
+from monitor.feed import IMPORTED, diff_words, is_web_url
 from monitor.models import EVENT_KINDS, Change, Event, format_time
 
 if TYPE_CHECKING:  # the row types only: rendering never opens the database
@@ -259,6 +259,8 @@ def _event_cell(event: Event, *, link_entry: bool = True) -> str:
             links.append(_link(event.link, "page on the site ↗"))
     if event.capture_id is not None:
         links.append(f'<a href="/captures/{int(event.capture_id)}">archived copy</a>')
+    if event.source == "backfill":
+        links.append(f'<span class="muted">{IMPORTED}</span>')
     if links:
         parts.append(f"<p>{' · '.join(links)}</p>")
     return "".join(parts)

@@ -396,3 +396,37 @@ def test_an_entry_only_the_archive_saw_is_removed_by_the_time_live_checks_began(
         "archived",
         "removed",
     ]
+
+
+def test_the_web_page_pages_through_live_and_imported_events_in_time_order(
+    tmp_path, site, monkeypatch
+):
+    """`/` pages of 10: every event once, newest first, imported ones marked as such."""
+    import html
+    import re
+
+    from monitor import web
+
+    monkeypatch.setattr(web, "PAGE_SIZE", 10)
+    site.serve_file(ACTIVE_PATH, IMLS / "active.html")
+    site.serve_file(ARCHIVED_PATH, IMLS / "archived.html")
+    with FakeArchive(live_history(site)) as archive:
+        config = archive_config(tmp_path, archive, imls_pages(site))
+        run(config, "check")
+        active = (IMLS / "active.html").read_bytes()
+        site.serve(ACTIVE_PATH, active.replace(b"BUILD Initiative</a>", b"BUILD Initiative!</a>"))
+        run(config, "check")
+        run(config, "backfill")
+    loaded = load_config(config)
+    shown, target = [], "/"
+    while target:
+        body = web.respond(loaded, target, base_url="http://127.0.0.1/").body.decode()
+        events = body[body.index('class="stack events"') :]
+        shown += re.findall(r'<time datetime="([^"]+)"', events)
+        older = re.search(r'<a href="([^"]+)" rel="next">', body)
+        target = html.unescape(older.group(1)) if older else ""
+    log = json_lines(run(config, "log", "--json"))
+    assert shown == [e["at"] for e in log]
+    assert len(shown) == len(EXPECTED) + 1
+    first = web.respond(loaded, "/", base_url="http://127.0.0.1/").body.decode()
+    assert first.count("imported from a web archive") == 9  # all but the live event
