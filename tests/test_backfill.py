@@ -430,3 +430,25 @@ def test_the_web_page_pages_through_live_and_imported_events_in_time_order(
     assert len(shown) == len(EXPECTED) + 1
     first = web.respond(loaded, "/", base_url="http://127.0.0.1/").body.decode()
     assert first.count("imported from a web archive") == 9  # all but the live event
+
+
+def test_ctrl_c_exits_130_without_a_traceback_and_keeps_what_was_archived(tmp_path):
+    """SIGINT mid-run: exit 130, a message, no traceback; the next run fetches the rest."""
+    with FakeArchive(imls_history()) as archive:
+        config = archive_config(tmp_path, archive, IMLS_PAGES, rate_per_minute=300)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(config), "backfill"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        db = tmp_path / "data" / "monitor.db"
+        deadline = time.monotonic() + 60
+        while _imported(db) < 3 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130
+        assert "Interrupted" in stderr and "Traceback" not in stderr
+        kept = _imported(db)
+        resumed = run(config, "backfill", "--json")
+    assert f"{15 - kept} fetched" in resumed.stderr
+    assert summary(log_oldest_first(config)) == EXPECTED
