@@ -111,6 +111,9 @@ def _rebuild(
     groups: dict[str, list[ReplayStep]] = {}
     usable = [c for c in captures if c.warc_file is not None and c.archive_error is None
               and c.page in by_name and (first_live is None or c.at < first_live)]  # fmt: skip
+    order = {p.name: i for i, p in enumerate(config.pages)}
+    # Captures of one second: in config order, whichever run fetched them first.
+    usable.sort(key=lambda c: (c.at, order[c.page], c.key.timestamp))
     unfit = 0
     for number, capture in enumerate(usable, start=1):
         page = by_name[capture.page]
