@@ -147,4 +147,3 @@ async def fetch_memento(
         redirects=tuple(redirects[1:]),
         archive_error=problem,
     )
-

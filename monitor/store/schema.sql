@@ -63,6 +63,14 @@ CREATE TABLE IF NOT EXISTS captures (
 CREATE INDEX IF NOT EXISTS captures_page ON captures(page, id);
 CREATE INDEX IF NOT EXISTS captures_target ON captures(target_uri, id);
 CREATE INDEX IF NOT EXISTS captures_record ON captures(record_id);
+CREATE TABLE IF NOT EXISTS imported_captures (
+    capture_id INTEGER PRIMARY KEY REFERENCES captures(id),
+    page_url TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    archive_error TEXT,
+    UNIQUE (page_url, timestamp, digest)
+);
 CREATE TABLE IF NOT EXISTS entries (
     id TEXT PRIMARY KEY,
     title TEXT NOT NULL,
@@ -118,7 +126,7 @@ CREATE TABLE IF NOT EXISTS events (
     changes_html TEXT
 );
 CREATE INDEX IF NOT EXISTS events_entry ON events(entry_id, seq);
-CREATE INDEX IF NOT EXISTS events_at ON events(at);
+CREATE INDEX IF NOT EXISTS events_at ON events(at, seq);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
     target INTEGER NOT NULL,

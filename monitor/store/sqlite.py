@@ -216,7 +216,7 @@ class SqliteStore(SqliteDetail):
                FROM captures c LEFT JOIN captures o ON o.id = c.original_capture_id
                WHERE c.id IN (
                    SELECT max(id) FROM captures
-                   WHERE page IN ({marks}) AND record_type IS NOT NULL
+                   WHERE page IN ({marks}) AND record_type IS NOT NULL AND source_uri IS NULL
                      AND payload_digest IS NOT NULL AND truncated IS NULL
                      AND (status BETWEEN 200 AND 299 OR status = 304)
                    GROUP BY target_uri)""",
@@ -255,13 +255,17 @@ class SqliteStore(SqliteDetail):
     # -- the readers' side --------------------------------------------------------------
 
     def events(self, query: EventQuery | None = None) -> list[Event]:
-        """Events newest first, filtered; before_seq pages through them (keyset)."""
+        """Events newest first (by time, then seq), filtered; before_seq pages through them."""
         query = query or EventQuery()
         where: list[str] = ["1"]
         params: list[Any] = []
         if query.before_seq is not None:
-            where.append("seq < ?")
-            params.append(query.before_seq)
+            # Keyset on (at, seq), the order shown: imported events come in after live ones.
+            where.append(
+                "(at, seq) < (SELECT at, seq FROM events WHERE seq = ? "
+                "UNION ALL SELECT '9999', ? LIMIT 1)"
+            )
+            params.extend([query.before_seq, query.before_seq])
         if query.since is not None:
             where.append("at >= ?")
             params.append(format_time(query.since))
@@ -274,7 +278,7 @@ class SqliteStore(SqliteDetail):
         if query.entry_id is not None:
             where.append("entry_id = ?")
             params.append(query.entry_id)
-        sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY seq DESC"
+        sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY at DESC, seq DESC"
         if query.limit is not None:
             sql += f" LIMIT {int(query.limit)}"
         return [R.event_from_row(r) for r in self._rows(sql, params)]
@@ -334,8 +338,8 @@ class SqliteStore(SqliteDetail):
         return [R.page_from_row(r) for r in self._rows("SELECT * FROM pages ORDER BY rowid")]
 
     def last_check(self) -> CheckRow | None:
-        # an entry-page phase ("detail") is not a check cycle of the pages
-        rows = self._rows("SELECT * FROM checks WHERE kind != 'detail' ORDER BY id DESC LIMIT 1")
+        # an entry-page phase ("detail") or a backfill run is not a check cycle of the pages
+        rows = self._rows("SELECT * FROM checks WHERE kind = 'check' ORDER BY id DESC LIMIT 1")
         return R.check_from_row(rows[0]) if rows else None
 
     def warc_refs(self) -> list[WarcRef]:
