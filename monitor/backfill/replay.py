@@ -127,11 +127,18 @@ def replay_captures(
     for step in steps:
         _expire(held, step.at, rules.hold_for_s, out)
         before = {p.name: p.members for p in states}
-        observation = PageObservation(step.page, "ok", step.entries, capture_id=step.capture_id)
+        observations = {step.page: PageObservation(step.page, "ok", step.entries,
+                                                   capture_id=step.capture_id)}  # fmt: skip
+        # The other pages stand as their last capture showed them: answered, unchanged, so
+        # classify_cycle's own hold (for pages that did not answer) leaves the hold in
+        # capture time to this replay, which dates and limits it (hold_for).
+        for state in states:
+            if state.name != step.page and state.baselined and state.status == "ok":
+                observations[state.name] = PageObservation(state.name, "unchanged")
         result = classify_cycle(
             known,
             states,
-            {step.page: observation},
+            observations,
             now=step.at,
             confirm_checks=rules.confirm_checks,
             anomaly_ratio=rules.anomaly_ratio,
