@@ -471,6 +471,63 @@ def verify(as_json: bool) -> None:
     sys.exit(0 if report.ok else 1)
 
 
+@cli.command("try")
+@click.argument("url", required=False)
+@click.option("--page", "page_name", metavar="NAME", help="Use this configured page's selectors.")
+@click.option("--item", metavar="SEL", help="CSS selector matching one entry each.")
+@click.option("--title", metavar="SEL", help="Inside an item: the entry's title.")
+@click.option("--link", metavar="SEL", help="Inside an item: the entry's link.")
+@click.option("--description", metavar="SEL", help="Inside an item: the entry's description.")
+@click.option("--next", "next_", metavar="SEL", help="The link to the listing's next page.")
+@json_option
+@common_options
+def try_command(
+    url: str | None,
+    page_name: str | None,
+    item: str | None,
+    title: str | None,
+    link: str | None,
+    description: str | None,
+    next_: str | None,
+    as_json: bool,
+) -> None:
+    """Fetch one page and print the entries the selectors extract; record nothing.
+
+    Selectors: those of --page NAME (whose URL is used when URL is omitted), else
+    those of the configured page whose URL is URL; each option overrides one. With
+    no configured page, --item is needed. Nothing is written: no database, no WARC.
+
+    \b
+    Example:
+        monitor try --page active
+        monitor try https://example.org/list --item "li.result" --title h3 --link "a[href]"
+    """
+    from monitor.config.model import MonitorSettings
+    from monitor.trial import run_trial, trial_lines, trial_page
+
+    meta = click.get_current_context().meta
+    config_path = Path(meta.get("config") or "config.toml")
+    config = get_config() if config_path.exists() else None
+    overrides = {"item": item, "title": title, "link": link,
+                 "description": description, "next": next_}  # fmt: skip
+    page = trial_page(config, url, page_name, overrides)
+    trial = run_trial(page, config.monitor if config else MonitorSettings())
+    if as_json:
+        for number, entry in trial.entries:
+            emit_json({"page": number, "title": entry.title, "link": entry.link,
+                       "description": entry.description})  # fmt: skip
+    else:
+        for line in trial_lines(trial):
+            click.echo(line)
+    read = ", ".join(f"{p.url} ({count(len(p.entries), 'entry', 'entries')})" for p in trial.pages)
+    click.echo(f"{count(len(trial.entries), 'entry', 'entries')} from {read or 'no page'}; "
+               "nothing recorded", err=True)  # fmt: skip
+    if trial.problem:
+        raise MonitorError(trial.problem)
+    if not trial.entries:
+        click.echo(f"No item matched --item {page.select.item!r}.", err=True)
+
+
 # -- publishing ---------------------------------------------------------------
 
 

@@ -8,8 +8,15 @@ import io
 
 import pytest
 from click.testing import CliRunner
-from conftest import ACTIVE_PATH, ARCHIVED_PATH, IMLS, SCENARIO, imls_pages, json_lines, run
-from conftest import write_config
+from conftest import (
+    ACTIVE_PATH,
+    ARCHIVED_PATH,
+    SCENARIO,
+    imls_pages,
+    json_lines,
+    run,
+    write_config,
+)
 from werkzeug import Response
 
 from monitor.cli import cli
@@ -182,7 +189,10 @@ def test_log_has_no_colour_when_piped_or_with_no_color(scenario):
 
 def test_progress_line_names_the_slow_page():
     """The progress line counts pages done and names the ones still awaited."""
-    assert progress_text(1, 2, ["archived"], 7.2) == "checked 1/2 pages; waiting 7s for 'archived' (slow)"
+    assert (
+        progress_text(1, 2, ["archived"], 7.2)
+        == "checked 1/2 pages; waiting 7s for 'archived' (slow)"
+    )
     assert progress_text(2, 2, [], 1.5) == "checked 2/2 pages"
 
 
