@@ -223,3 +223,22 @@ def test_history_csv_lists_versions(scenario):
     table = list(csv.DictReader(io.StringIO(run(scenario, "history", target, "--csv").stdout)))
     assert [row["version"] for row in table] == ["1", "2"]
     assert {row["entry_id"] for row in table} == {target}
+
+
+def test_database_views_read_at_once(scenario, tmp_path):
+    """The views Datasette shows first: titled events, entries now, captures per page."""
+    import json
+    import sqlite3
+    from contextlib import closing
+    from pathlib import Path
+
+    with closing(sqlite3.connect(tmp_path / "data" / "monitor.db")) as db:
+        titles = [r[0] for r in db.execute("SELECT title FROM events_with_titles ORDER BY seq")]
+        assert "Community Salute" in titles and len(titles) == 5
+        states = {r[0] for r in db.execute("SELECT state FROM current_entries")}
+        assert states == {"active", "archived"}
+        per_page = dict(db.execute("SELECT page, captures FROM captures_per_page"))
+        assert per_page == {"active": 3, "archived": 3}
+    metadata = Path(__file__).parent.parent / "datasette" / "metadata.json"
+    tables = json.loads(metadata.read_text(encoding="utf-8"))["databases"]["monitor"]["tables"]
+    assert {"events_with_titles", "current_entries", "captures_per_page"} <= set(tables)
