@@ -580,9 +580,16 @@ def serve(host: str, port: int) -> None:
     \b
     Pages:
         /                   the change log (filter with ?kind=…&page=…)
-        /entries/ENTRY_ID   one entry's versions and events
+        /entries            every entry as it stands (?state=active|archived|removed)
+        /entries/ENTRY_ID   one entry's versions and events (a unique id prefix works)
+        /captures           the captures, newest first (?page=NAME)
+        /captures/ID/view   one capture under a banner, framed and sandboxed
         /captures/ID        an archived body, sandboxed
         /feed.atom /feed.json /feed.rss, /healthz
+
+    Only requests whose Host is the bound address or localhost (or a name in
+    [serve].allowed_hosts) are answered; the feeds' own links come from
+    [feed].base_url.
 
     \b
     Example:
