@@ -66,6 +66,10 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")(f)
 
 
+def csv_option(f: F) -> F:
+    return click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")(f)
+
+
 def get_config() -> Config:
     """Load the config named by --config / $MONITOR_CONFIG / ./config.toml ([cluster] too)."""
     return get_setup().config
@@ -136,54 +140,71 @@ def cli() -> None:
     show_default=True,
     help="Seconds to wait if another check holds the data directory.",
 )
+@click.option(
+    "--strict", is_flag=True, help="Exit 4 when a page is in page-anomaly (and none in error)."
+)
 @json_option
 @common_options
-def check(pages: tuple[str, ...], wait: float, as_json: bool) -> None:
+def check(pages: tuple[str, ...], wait: float, strict: bool, as_json: bool) -> None:
     """Run one check cycle now: fetch, archive, extract, classify, store.
 
-    Exit status: 0 every page was fetched and extracted; 1 a page is in error
-    or gone (the other pages were still recorded); 2 usage or config error.
-    With --json, stdout carries only the events, one JSON object per line.
+    Exit status: 0 every page was fetched and extracted (an anomaly included); 1 a
+    page is in error or gone (the other pages were still recorded); 2 usage or
+    config error; 3 another check holds the data directory; 4 with --strict, a
+    page is in page-anomaly. With --json, stdout carries only the events.
 
     \b
     Example:
         monitor check
         monitor check --page archived --json
+        monitor check --strict || echo "look at monitor status"
     """
     from monitor.check import run_check
+    from monitor.progress import ProgressLine
+    from monitor.tables import baseline_lines, colour_on, event_line
 
     config = get_config()
-    show_progress = not as_json and sys.stderr.isatty() and len(config.pages) > 5
-    report = run_check(
-        config,
-        page_names=pages,
-        wait_s=wait,
-        progress=_progress_line if show_progress else None,
-    )
-    if show_progress:
-        click.echo("\r\033[K", nl=False, err=True)
-    if as_json:
-        for event in report.events:
-            emit_json(event.to_json())
-    else:
-        for event in report.events:
-            click.echo(describe_event(event))
+    new_pages = _unchecked_pages(config)
+    names = [p.name for p in config.pages if not pages or p.name in pages]
+    with ProgressLine(names, enabled=sys.stderr.isatty()) as progress:
+        report = run_check(config, page_names=pages, wait_s=wait, progress=progress)
+    colour = colour_on()
+    for event in report.events:
+        click.echo(json.dumps(event.to_json(), ensure_ascii=False) if as_json
+                   else event_line(event, colour=colour), color=colour)  # fmt: skip
+    states = [(p.name, p.status, len(p.members)) for p in report.pages]
+    for line in baseline_lines(states, new_pages):
+        click.echo(line, err=True)
     summary = (
         f"{len(report.pages)} page{'s' if len(report.pages) != 1 else ''} checked "
         f"in {report.duration_s:.1f}s: {count(len(report.events), 'event')}"
     )
     if report.failed_pages:
         summary += f"; in error or gone: {', '.join(report.failed_pages)}"
+    if report.anomalous_pages:
+        summary += f"; anomalous: {', '.join(report.anomalous_pages)} (see `monitor status`)"
     click.echo(summary, err=True)
     if report.feed_error:
         click.echo(f"Error: {report.feed_error}", err=True)
     for line in report.notify.lines() if report.notify else ():
         click.echo(line, err=True)  # a failed delivery is retried later: no exit status
-    sys.exit(report.exit_code)
+    code = report.exit_code
+    sys.exit(4 if strict and code == 0 and report.anomalous_pages else code)
 
 
-def _progress_line(page: str, done: int, total: int) -> None:
-    click.echo(f"\r\033[Kchecked {done}/{total} pages ({page})", nl=False, err=True)
+def _unchecked_pages(config: Config) -> set[str]:
+    """The configured pages no check has recorded yet (all of them before the first check)."""
+    from monitor.errors import StoreError
+
+    try:
+        store = _open_store(config, write=False)
+    except StoreError:
+        return {p.name for p in config.pages}
+    try:
+        known = {row.name for row in store.page_rows() if row.status != "new"}
+    finally:
+        store.close()
+    return {p.name for p in config.pages} - known
 
 
 # -- backfill -----------------------------------------------------------------
@@ -293,74 +314,141 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     "--page", "pages", multiple=True, metavar="NAME", help="Only events of this page (repeatable)."
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@click.option("--diff", "show_diff", is_flag=True, help="Show each change's before and after.")
 @json_option
+@csv_option
 @common_options
 def log_command(
     since: datetime | None,
     kinds: tuple[str, ...],
     pages: tuple[str, ...],
     limit: int | None,
+    show_diff: bool,
     as_json: bool,
+    as_csv: bool,
 ) -> None:
-    """The change log, newest first.
+    """The change log, newest first (times in UTC, to the second).
 
     \b
     Example:
         monitor log --since 2026-01-01 --kind archived --kind removed
+        monitor log --kind changed --diff
         monitor log --json | jq .title
+        monitor log --csv > changes.csv
     """
+    from monitor.tables import (
+        EVENT_COLUMNS,
+        change_lines,
+        colour_on,
+        csv_text,
+        event_csv_row,
+        event_line,
+    )
+
     store = open_store(get_config())
+    _check_page_names(store, pages)
     events = store.events(EventQuery(since=since, kinds=kinds, pages=pages, limit=limit))
+    if as_csv:
+        click.echo(csv_text(EVENT_COLUMNS, [event_csv_row(e) for e in events]), nl=False)
+        return
+    colour = colour_on()
     for event in events:
         if as_json:
             emit_json(event.to_json())
-        else:
-            click.echo(f"{event.at.strftime('%Y-%m-%d %H:%MZ')}  {describe_event(event)}")
+            continue
+        click.echo(event_line(event, colour=colour), color=colour)
+        if show_diff and event.changes:
+            fields = {k: (c.before, c.after) for k, c in event.changes.items()}
+            for line in change_lines(fields, colour=colour, indent="      "):
+                click.echo(line, color=colour)
     if not events and not as_json:
         click.echo("No events.", err=True)
+
+
+def _check_page_names(store: Store, pages: tuple[str, ...]) -> None:
+    """--page names a configured page, or one the database still knows: else exit 2."""
+    if not pages:
+        return
+    config = get_config()
+    known = {p.name for p in config.pages} | {row.name for row in store.page_rows()}
+    unknown = [name for name in pages if name not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"{unknown[0]!r}: no such page in {config.path} (pages: {', '.join(sorted(known))})",
+            param_hint="'--page'",
+        )
 
 
 @cli.command()
 @click.option("--state", type=click.Choice(ENTRY_STATES), help="Only entries in this state.")
 @json_option
+@csv_option
 @common_options
-def entries(state: str | None, as_json: bool) -> None:
+def entries(state: str | None, as_json: bool, as_csv: bool) -> None:
     """The entries as they stand now (active, then archived, then removed).
 
     \b
     Example:
         monitor entries --state archived
         monitor entries --json
+        monitor entries --csv > entries.csv
     """
+    from monitor.tables import ENTRY_COLUMNS, csv_text, entry_csv_row, table_lines
+
     rows = open_store(get_config()).entries(state)
-    for row in rows:
-        if as_json:
+    if as_csv:
+        click.echo(csv_text(ENTRY_COLUMNS, [entry_csv_row(r) for r in rows]), nl=False)
+        return
+    if as_json:
+        for row in rows:
             emit_json(row.to_json())
-        else:
-            click.echo(
-                f"{row.id}  {row.state:<8} {row.page:<10} {row.title or clip(row.description, 70)}"
-            )
+        return
+    if not rows:
+        which = f"in state {state!r} " if state else ""
+        click.echo(f"No entries {which}yet.", err=True)
+        return
+    cells = [
+        [r.id, r.state, r.page, r.last_changed.strftime("%Y-%m-%d"),
+         r.title or clip(r.description, 70)]
+        for r in rows
+    ]  # fmt: skip
+    for line in table_lines(["entry id", "state", "page", "changed", "title"], cells):
+        click.echo(line)
 
 
 @cli.command()
 @click.argument("entry_id")
 @json_option
+@csv_option
 @common_options
-def history(entry_id: str, as_json: bool) -> None:
-    """Every version and every event of one entry.
+def history(entry_id: str, as_json: bool, as_csv: bool) -> None:
+    """Every version and every event of one entry, and what changed word by word.
+
+    ENTRY_ID may be the start of an id (at least 4 characters) when only one id starts so.
+    With --csv, the versions, one row each.
 
     \b
     Example:
         monitor history 3f2a9c1b7d04
+        monitor history 3f2a
     """
+    from monitor.lookup import find_entry
+    from monitor.tables import VERSION_COLUMNS, csv_text, version_csv_row
+
     store = open_store(get_config())
-    entry = store.entry(entry_id)
+    found = find_entry(store, entry_id)
+    entry = store.entry(found.entry_id) if found.entry_id else None
     if entry is None:
-        raise MonitorError(f"no entry {entry_id!r} in {store.location} (see `monitor entries`)")
-    versions = store.versions(entry_id)
-    events = list(reversed(store.events(EventQuery(entry_id=entry_id))))
-    link, link_checks = store.entry_page(entry_id), store.entry_page_checks(entry_id)
-    if as_json:
+        if len(found.candidates) > 1:
+            raise click.BadParameter(found.problem or "", param_hint="'ENTRY_ID'")
+        raise MonitorError(f"{found.problem} in {store.location} (see `monitor entries`)")
+    versions = store.versions(entry.id)
+    events = list(reversed(store.events(EventQuery(entry_id=entry.id))))
+    link, link_checks = store.entry_page(entry.id), store.entry_page_checks(entry.id)
+    if as_csv:
+        rows = [version_csv_row(entry.id, v) for v in versions]
+        click.echo(csv_text(VERSION_COLUMNS, rows), nl=False)
+    elif as_json:
         emit_json({"entry": entry.to_json()})
         for version in versions:
             emit_json({"version": version.to_json()})
@@ -370,27 +458,19 @@ def history(entry_id: str, as_json: bool) -> None:
             emit_json({"entry_page": _entry_page_json(link)})
         for checked in link_checks:
             emit_json({"entry_page_check": checked.to_json()})
-        return
-    click.echo(f"{entry.title or clip(entry.description, 70)}  [{entry.id}]")
-    click.echo(f"  now {entry.state} on {entry.page}; first seen {format_time(entry.first_seen)}")
-    click.echo("Versions:")
-    for version in versions:
-        click.echo(
-            f"  v{version.version}  {format_time(version.at)}  {version.state:<8} {version.page}"
-        )
-        click.echo(f"      title: {version.title}")
-        click.echo(f"      link: {version.link or '-'}")
-        click.echo(f"      description: {version.description}")
-    click.echo("Events:")
-    for event in events:
-        click.echo(f"  {format_time(event.at)}  {describe_event(event)}")
-    if link is not None:
-        due = format_time(link.next_due_at) if link.next_due_at else "no longer checked"
-        click.echo(f"Entry page: {link.url}  {link.status}; next check {due}")
-        for checked in link_checks:
-            capture = f"  [capture {checked.capture_id}]" if checked.capture_id else ""
-            at = format_time(checked.at)
-            click.echo(f"  {at}  {checked.status:<6} {checked.detail}{capture}")
+    else:
+        from monitor.tables import colour_on, history_lines
+
+        colour = colour_on()
+        for line in history_lines(entry, versions, events, colour=colour):
+            click.echo(line, color=colour)
+        if link is not None:
+            due = format_time(link.next_due_at) if link.next_due_at else "no longer checked"
+            click.echo(f"Entry page: {link.url}  {link.status}; next check {due}")
+            for checked in link_checks:
+                capture = f"  [capture {checked.capture_id}]" if checked.capture_id else ""
+                at = format_time(checked.at)
+                click.echo(f"  {at}  {checked.status:<6} {checked.detail}{capture}")
 
 
 def _entry_page_json(link: LinkMemory) -> dict[str, object]:
@@ -412,8 +492,9 @@ def _entry_page_json(link: LinkMemory) -> dict[str, object]:
 @click.option("--page", "pages", multiple=True, metavar="NAME", help="Only this page (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many captures.")
 @json_option
+@csv_option
 @common_options
-def snapshots(pages: tuple[str, ...], limit: int | None, as_json: bool) -> None:
+def snapshots(pages: tuple[str, ...], limit: int | None, as_json: bool, as_csv: bool) -> None:
     """The archived captures, newest first.
 
     A revisit is an unchanged body (or a 304): `monitor show` prints the body
@@ -424,6 +505,11 @@ def snapshots(pages: tuple[str, ...], limit: int | None, as_json: bool) -> None:
         monitor snapshots --page active --limit 5
     """
     rows = open_store(get_config()).captures(pages, limit)
+    if as_csv:
+        from monitor.tables import CAPTURE_COLUMNS, capture_csv_row, csv_text
+
+        click.echo(csv_text(CAPTURE_COLUMNS, [capture_csv_row(r) for r in rows]), nl=False)
+        return
     for row in rows:
         if as_json:
             emit_json(row.to_json())
@@ -495,6 +581,63 @@ def verify(as_json: bool) -> None:
     sys.exit(0 if report.ok else 1)
 
 
+@cli.command("try")
+@click.argument("url", required=False)
+@click.option("--page", "page_name", metavar="NAME", help="Use this configured page's selectors.")
+@click.option("--item", metavar="SEL", help="CSS selector matching one entry each.")
+@click.option("--title", metavar="SEL", help="Inside an item: the entry's title.")
+@click.option("--link", metavar="SEL", help="Inside an item: the entry's link.")
+@click.option("--description", metavar="SEL", help="Inside an item: the entry's description.")
+@click.option("--next", "next_", metavar="SEL", help="The link to the listing's next page.")
+@json_option
+@common_options
+def try_command(
+    url: str | None,
+    page_name: str | None,
+    item: str | None,
+    title: str | None,
+    link: str | None,
+    description: str | None,
+    next_: str | None,
+    as_json: bool,
+) -> None:
+    """Fetch one page and print the entries the selectors extract; record nothing.
+
+    Selectors: those of --page NAME (whose URL is used when URL is omitted), else
+    those of the configured page whose URL is URL; each option overrides one. With
+    no configured page, --item is needed. Nothing is written: no database, no WARC.
+
+    \b
+    Example:
+        monitor try --page active
+        monitor try https://example.org/list --item "li.result" --title h3 --link "a[href]"
+    """
+    from monitor.config.model import MonitorSettings
+    from monitor.trial import run_trial, trial_lines, trial_page
+
+    meta = click.get_current_context().meta
+    config_path = Path(meta.get("config") or "config.toml")
+    config = get_config() if config_path.exists() else None
+    overrides = {"item": item, "title": title, "link": link,
+                 "description": description, "next": next_}  # fmt: skip
+    page = trial_page(config, url, page_name, overrides)
+    trial = run_trial(page, config.monitor if config else MonitorSettings())
+    if as_json:
+        for number, entry in trial.entries:
+            emit_json({"page": number, "title": entry.title, "link": entry.link,
+                       "description": entry.description})  # fmt: skip
+    else:
+        for line in trial_lines(trial):
+            click.echo(line)
+    read = ", ".join(f"{p.url} ({count(len(p.entries), 'entry', 'entries')})" for p in trial.pages)
+    click.echo(f"{count(len(trial.entries), 'entry', 'entries')} from {read or 'no page'}; "
+               "nothing recorded", err=True)  # fmt: skip
+    if trial.problem:
+        raise MonitorError(trial.problem)
+    if not trial.entries:
+        click.echo(f"No item matched --item {page.select.item!r}.", err=True)
+
+
 # -- publishing ---------------------------------------------------------------
 
 
@@ -547,9 +690,16 @@ def serve(host: str, port: int) -> None:
     \b
     Pages:
         /                   the change log (filter with ?kind=…&page=…)
-        /entries/ENTRY_ID   one entry's versions and events
+        /entries            every entry as it stands (?state=active|archived|removed)
+        /entries/ENTRY_ID   one entry's versions and events (a unique id prefix works)
+        /captures           the captures, newest first (?page=NAME)
+        /captures/ID/view   one capture under a banner, framed and sandboxed
         /captures/ID        an archived body, sandboxed
         /feed.atom /feed.json /feed.rss, /healthz
+
+    Only requests whose Host is the bound address or localhost (or a name in
+    [serve].allowed_hosts) are answered; the feeds' own links come from
+    [feed].base_url.
 
     \b
     Example:
@@ -641,8 +791,9 @@ def worker(concurrency: int, log_level: str, log_json: bool) -> None:
 
 @cli.command()
 @json_option
+@csv_option
 @common_options
-def status(as_json: bool) -> None:
+def status(as_json: bool, as_csv: bool) -> None:
     """When the last cycle ran, how each page fared, when the next is due.
 
     \b
@@ -652,7 +803,11 @@ def status(as_json: bool) -> None:
     from monitor.status import daemon_status, format_status
 
     report = daemon_status(get_config())
-    if as_json:
+    if as_csv:
+        from monitor.tables import STATUS_COLUMNS, csv_text, status_csv_rows
+
+        click.echo(csv_text(STATUS_COLUMNS, status_csv_rows(report["pages"])), nl=False)
+    elif as_json:
         emit_json(report)
     else:
         click.echo(format_status(report))

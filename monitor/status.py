@@ -14,12 +14,13 @@ from typing import Any
 from monitor.config import Config
 from monitor.daemon import describe_schedule
 from monitor.errors import StoreError
+from monitor.kinds import PAGE_EVENT_KINDS
 from monitor.lock import daemon_holder
 from monitor.models import format_time
 from monitor.notify.commands import notify_summary, read_statuses, summary_line
 from monitor.paths import DataDir
 from monitor.render import count as _count
-from monitor.store import open_store
+from monitor.store import EventQuery, Store, open_store
 from monitor.store.base import CheckRow, LinkMemory, PageRow
 
 
@@ -80,11 +81,13 @@ def _database_status(
     check: CheckRow | None = None
     rows: dict[str, PageRow] = {}
     links: list[LinkMemory] = []
+    since: dict[str, tuple[str, str | None]] = {}
     with contextlib.suppress(StoreError):  # no database: no check has run yet
         store = open_store(config, write=False)
         try:
             check, rows = store.last_check(), {row.name: row for row in store.page_rows()}
             links = store.entry_pages()
+            since = _episode_starts(store, [r for r in rows.values() if r.status != "ok"])
         finally:
             store.close()
     last_check = (
@@ -99,7 +102,7 @@ def _database_status(
             "failures": check.failures,
         }
     )
-    pages = [_page_status(page.name, rows.get(page.name)) for page in config.pages]
+    pages = [_page_status(p.name, rows.get(p.name), since.get(p.name)) for p in config.pages]
     return last_check, pages, entry_pages_status(links)
 
 
@@ -116,11 +119,46 @@ def entry_pages_status(links: list[LinkMemory]) -> dict[str, Any]:
     }
 
 
-def _page_status(name: str, row: PageRow | None) -> dict[str, Any]:
+def _episode_starts(store: Store, rows: list[PageRow]) -> dict[str, tuple[str, str | None]]:
+    """When each troubled page's episode began, and its detail: its last page event."""
+    starts = {}
+    for row in rows:
+        found = store.events(EventQuery(pages=[row.name], kinds=PAGE_EVENT_KINDS, limit=1))
+        if found and found[0].kind != "page-recovered":
+            starts[row.name] = (format_time(found[0].at), found[0].detail)
+    return starts
+
+
+def page_summary(row: PageRow, episode: tuple[str, str | None] | None) -> str:
+    """A page's state in words: "anomaly: 3 entries where 22 were normal; held since …"."""
+    entries = _count(row.entry_count, "entry", "entries")
+    since, detail = episode or (None, None)
+    when = f" since {since}" if since else ""
+    if row.status == "ok":
+        return f"ok: {entries}"
+    if row.status == "anomaly":
+        # The row keeps the held entries; the count seen is in the detail ("3 entries, …").
+        seen = re.match(r"(\d+) entr", detail or row.last_detail or "")
+        if seen:
+            entries = _count(int(seen[1]), "entry", "entries")
+        return (
+            f"anomaly: {entries} where {row.normal_count} were normal; "
+            f"removals held{when} (check {row.streak})"
+        )
+    detail = row.last_detail or detail or ("HTTP 404 or 410" if row.status == "gone" else "")
+    return f"{row.status}: {detail or 'no detail'}{when}; {entries} kept"
+
+
+def _page_status(
+    name: str, row: PageRow | None, episode: tuple[str, str | None] | None = None
+) -> dict[str, Any]:
     if row is None:
         return {"name": name, "status": "unchecked", "last_checked_at": None,
-                "last_ok_at": None, "entries": 0, "detail": None}  # fmt: skip
+                "last_ok_at": None, "entries": 0, "detail": None, "since": None,
+                "summary": "unchecked: not checked yet"}  # fmt: skip
     return {
+        "since": episode[0] if episode else None,
+        "summary": page_summary(row, episode),
         "name": name,
         "status": row.status,
         "last_checked_at": row.last_checked_at and format_time(row.last_checked_at),
@@ -153,12 +191,11 @@ def format_status(report: dict[str, Any]) -> str:
         lines.append("pages:")
         width = max(len(p["name"]) for p in pages)
         for page in pages:
-            entries = _count(page["entries"], "entry", "entries")
-            line = f"  {page['name']:<{width}}  {page['status']:<9} {entries:<11}"
+            line = f"  {page['name']:<{width}}  {page['summary']}"
             if page["last_checked_at"]:
-                line += f"  checked {page['last_checked_at']}"
+                line += f"; checked {page['last_checked_at']}"
             if page["status"] not in ("ok", "unchecked"):
-                line += f", last ok {page['last_ok_at'] or 'never'}: {page['detail'] or ''}"
+                line += f", last ok {page['last_ok_at'] or 'never'}"
             lines.append(line)
     links = report.get("entry_pages") or {}
     if links.get("watched"):

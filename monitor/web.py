@@ -27,11 +27,20 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from monitor.config import Config
 from monitor.errors import MonitorError, StoreError
 from monitor.feed import FeedFormat, render_feed
-from monitor.models import EVENT_KINDS, format_time, utc_now
+from monitor.lookup import find_entry
+from monitor.models import ENTRY_STATES, EVENT_KINDS, format_time, utc_now
 from monitor.paths import warc_dir
 from monitor.publish import feed_info
 from monitor.records import archived_body
 from monitor.store import EventQuery, Store, open_store
+from monitor.webcaptures import (
+    ambiguous_html,
+    capture_view_html,
+    captures_html,
+    entries_html,
+    host_allowed,
+    neighbours,
+)
 from monitor.webpages import CSS_HASH, LogQuery, entry_html, error_html, log_html
 
 log = logging.getLogger("monitor.web")
@@ -54,7 +63,11 @@ HTML_CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 # An archived page is shown as received, so it gets a sandbox: no script runs, nothing loads.
-CAPTURE_CSP = "sandbox; default-src 'none'; img-src 'none'; style-src 'unsafe-inline'"
+# Framed only by this site's own capture view (/captures/ID/view).
+CAPTURE_CSP = (
+    "sandbox; default-src 'none'; img-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+)
+VIEW_CSP = HTML_CSP + "; frame-src 'self'"  # the capture view frames /captures/ID
 DATA_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 ICON = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" '
@@ -63,8 +76,6 @@ ICON = (
 )
 _CAPTURE_TYPES = ("text/html", "application/xhtml+xml")
 _CHARSET = re.compile(r"[A-Za-z0-9._:-]{1,40}")
-_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])")
-_PORT = re.compile(r"(?::[0-9]{1,5})?")
 _CONTROL = {n: f"\\x{n:02x}" for n in (*range(0x20), 0x7F)}
 
 
@@ -127,15 +138,18 @@ def entry_page(store: Store, config: Config, entry_id: str) -> Response:
     """`/entries/ID`: the entry now, every version with the difference from the one before,
     and its events."""
     site = config.feed.title
-    entry = store.entry(entry_id)
+    found = find_entry(store, entry_id)
+    if len(found.candidates) > 1:
+        return Response(404, ambiguous_html(entry_id, found.candidates, site_title=site).encode())
+    entry = store.entry(found.entry_id) if found.entry_id else None
     if entry is None:
         return error_page(
             404, "No such entry", f"No entry has the id {entry_id!r}.", site_title=site
         )
-    versions = store.versions(entry_id)
-    events = list(reversed(store.events(EventQuery(entry_id=entry_id))))
-    body = entry_html(entry, versions, events, site_title=site, link=store.entry_page(entry_id),
-                      link_checks=store.entry_page_checks(entry_id))  # fmt: skip
+    versions = store.versions(entry.id)
+    events = list(reversed(store.events(EventQuery(entry_id=entry.id))))
+    body = entry_html(entry, versions, events, site_title=site, link=store.entry_page(entry.id),
+                      link_checks=store.entry_page_checks(entry.id))  # fmt: skip
     return Response(200, body.encode("utf-8"))
 
 
@@ -177,16 +191,54 @@ def capture_body(store: Store, config: Config, capture_id: int) -> Response:
         )
         return error_page(500, "Capture cannot be shown", why, site_title=site)
     declared = next((v for k, v in headers if k.lower() == "content-type"), capture.content_type)
-    extra = (("X-Frame-Options", "DENY"),)
+    extra = (("X-Frame-Options", "SAMEORIGIN"),)
     return Response(200, body, capture_type(declared), CAPTURE_CSP, headers=extra)
 
 
-def feed_response(config: Config, path: str, base_url: str) -> Response:
-    """One of the feeds, rendered from the newest [feed].max_entries events."""
+CAPTURES_SHOWN = 500  # newest captures listed on /captures
+
+
+def entries_list(store: Store, config: Config, query: Mapping[str, list[str]]) -> Response:
+    """`/entries`: every entry as it stands now, or those of one state (?state=)."""
+    state = next((s for s in ENTRY_STATES if s in query.get("state", [])), None)
+    body = entries_html(store.entries(state), state, ENTRY_STATES, site_title=config.feed.title)
+    return Response(200, body.encode("utf-8"))
+
+
+def captures_list(store: Store, config: Config, query: Mapping[str, list[str]]) -> Response:
+    """`/captures`: the newest captures, of every page or one (?page=)."""
+    names = list(dict.fromkeys([p.name for p in config.pages] +
+                               [r.name for r in store.page_rows()]))  # fmt: skip
+    page = next((n for n in names if n in query.get("page", [])), None)
+    rows = store.captures([page] if page else [], CAPTURES_SHOWN)
+    body = captures_html(rows, page, names, site_title=config.feed.title)
+    return Response(200, body.encode("utf-8"))
+
+
+def capture_view(store: Store, config: Config, capture_id: int) -> Response:
+    """`/captures/ID/view`: a banner over the archived body, framed and sandboxed."""
+    site = config.feed.title
+    capture = store.capture(capture_id)
+    if capture is None:
+        return error_page(404, "No such capture", f"No capture #{capture_id}.", site_title=site)
+    previous, following = neighbours(capture, store.captures([capture.page]))
+    body = capture_view_html(capture, previous, following, site_title=site)
+    return Response(200, body.encode("utf-8"), csp=VIEW_CSP)
+
+
+def feed_response(config: Config, path: str) -> Response:
+    """One of the feeds, rendered from the newest [feed].max_entries events.
+
+    Its own address comes from [feed].base_url only, never from the request's Host.
+    """
     fmt, content_type = _FEEDS[path]
     with read_store(config) as store:
         events = store.events(EventQuery(limit=config.feed.max_entries))
-    info = feed_info(config, home_url=base_url, self_url=base_url + path.lstrip("/"))
+    base_url = config.feed.base_url
+    if base_url:
+        info = feed_info(config, home_url=base_url, self_url=base_url + path.lstrip("/"))
+    else:
+        info = feed_info(config)
     with _FEED_LOCK:
         data = render_feed(events, info, fmt, max_entries=config.feed.max_entries, now=utc_now())
     return Response(200, data, content_type, DATA_CSP)
@@ -223,10 +275,10 @@ def read_store(config: Config) -> Iterator[Store]:
 
 
 _ENTRY_PATH = re.compile(r"/entries/([^/]{1,200})")
-_CAPTURE_PATH = re.compile(r"/captures/([0-9]{1,15})")
+_CAPTURE_PATH = re.compile(r"/captures/([0-9]{1,15})(/view)?")
 
 
-def respond(config: Config, target: str, *, base_url: str) -> Response:
+def respond(config: Config, target: str) -> Response:
     """The answer to a GET of `target` (path and query), as the handler sends it."""
     site = config.feed.title
     if target.startswith("/"):  # origin form; urlsplit would read "//x" as a host
@@ -239,20 +291,25 @@ def respond(config: Config, target: str, *, base_url: str) -> Response:
     except ValueError:
         return error_page(400, "Bad request", "Too many query parameters.", site_title=site)
     if path in _FEEDS:
-        return feed_response(config, path, base_url)
+        return feed_response(config, path)
     if path == "/healthz":
         return health(config)
     if path == "/favicon.svg":
         return Response(200, ICON, "image/svg+xml", DATA_CSP)
     entry = _ENTRY_PATH.fullmatch(path)
     capture = _CAPTURE_PATH.fullmatch(path)
-    if path != "/" and entry is None and capture is None:
+    lists = {"/entries": entries_list, "/captures": captures_list}
+    if path not in ("/", *lists) and entry is None and capture is None:
         return error_page(404, "Not found", "There is no page at this address.", site_title=site)
     with read_store(config) as store:
         if entry is not None:
             return entry_page(store, config, unquote(entry[1]))
+        if capture is not None and capture[2]:
+            return capture_view(store, config, int(capture[1]))
         if capture is not None:
             return capture_body(store, config, int(capture[1]))
+        if path in lists:
+            return lists[path](store, config, query)
         return log_page(store, config, query)
 
 
@@ -302,8 +359,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, *, head: bool) -> None:
         config = self.server.config
+        if not self._host_allowed():
+            self.close_connection = True
+            response = error_page(
+                400,
+                "Unknown host",
+                "This server answers only to its own address (or a name in [serve].allowed_hosts).",
+                site_title=config.feed.title,
+            )
+            self._send(response, head=head)
+            return
         try:
-            response = respond(config, self.path, base_url=self._base_url())
+            response = respond(config, self.path)
         except StoreError as error:
             log.error("%s: %s", self.path.translate(_CONTROL), error)
             response = error_page(
@@ -322,21 +389,15 @@ class _Handler(BaseHTTPRequestHandler):
         except ConnectionError:  # the client went away mid-answer: nothing left to tell it
             self.close_connection = True
 
-    def _base_url(self) -> str:
-        """This server's URL as the client named it (Host), when the name is plausible.
-
-        Behind a TLS proxy, X-Forwarded-Proto: https makes the feeds' own links https.
-        """
-        host = (self.headers.get("Host") or "").strip()
-        name, port = host, ""
-        if ":" in host and not host.endswith("]"):
-            name, _, rest = host.rpartition(":")
-            port = ":" + rest
-        if not (_HOST.fullmatch(name) and _PORT.fullmatch(port)):
-            host = self.server.authority
-        forwarded = (self.headers.get("X-Forwarded-Proto") or "").strip().lower()
-        scheme = "https" if forwarded == "https" else "http"
-        return f"{scheme}://{host}/"
+    def _host_allowed(self) -> bool:
+        """The Host names this server (DNS rebinding defence); see webcaptures.host_allowed."""
+        server = self.server
+        return host_allowed(
+            self.headers.get("Host"),
+            bound=server.server_name,
+            port=server.server_port,
+            allowed=server.config.serve.allowed_hosts,
+        )
 
     def _send(
         self, response: Response, *, head: bool, extra: tuple[tuple[str, str], ...] = ()

@@ -68,6 +68,8 @@ background:var(--link);color:#fff}
 .pager{display:flex;gap:1.5rem;margin:1rem 0}
 details{margin:.15rem 0}del+ins{margin-left:.3em}
 .version{border-top:1px solid var(--line);margin-top:1rem}
+iframe.capture{display:block;width:100%;height:75vh;border:1px solid var(--line)}
+.site nav a{margin-right:.5rem}
 @media (max-width:40rem){.stack thead{position:absolute;width:1px;height:1px;overflow:hidden;
 clip-path:inset(50%)}
 .stack tr{display:block;border-bottom:1px solid var(--line);padding:.4rem 0}
@@ -172,6 +174,8 @@ def layout_html(title: str, body: str, *, site_title: str) -> str:
 <a class="skip" href="#main">Skip to the content</a>
 <header class="site">
 <a href="/">{site}</a>
+<nav aria-label="Sections"><a href="/">Change log</a> <a href="/entries">Entries</a>
+<a href="/captures">Captures</a></nav>
 <nav aria-label="Feeds">Follow: <a href="/feed.atom">Atom</a> · <a href="/feed.json">JSON Feed</a>
 · <a href="/feed.rss">RSS</a></nav>
 </header>
@@ -216,7 +220,7 @@ def _event_cell(event: Event, *, link_entry: bool = True) -> str:
     parts, links = [], []
     if event.is_page_event:
         detail = _esc(event.detail or "no detail recorded")
-        parts.append(f"<strong>Page {_esc(event.page)}</strong>: {detail}")
+        parts.append(f"<strong>Page '{_esc(event.page)}'</strong>: {detail}")
     else:
         name = _esc(_entry_name(event.title, event.description, event.entry_id or "entry"))
         if link_entry and event.entry_id:
@@ -236,7 +240,7 @@ def _event_cell(event: Event, *, link_entry: bool = True) -> str:
     if event.source == "backfill":
         parts.append(f'<p class="muted">({IMPORTED_NOTE})</p>')
     if event.capture_id is not None:
-        links.append(f'<a href="/captures/{int(event.capture_id)}">archived copy</a>')
+        links.append(f'<a href="/captures/{int(event.capture_id)}/view">archived copy</a>')
     if links:
         parts.append(f"<p>{' · '.join(links)}</p>")
     return "".join(parts)

@@ -3,6 +3,7 @@ nothing from a watched page ever runs, over scenario-basic plus a hostile page."
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,42 @@ def test_log_page_fits_a_phone(served, browser, tmp_path):
         phone.page.screenshot(path=tmp_path / "phone.png", full_page=True)
     finally:
         phone.context.close()
+
+
+def test_capture_view_frames_the_page_and_nothing_in_it_runs(served, watched):
+    """The framed view shows the archived page under its banner; the page's scripts never run."""
+    page = watched.page
+    capture_id = served.event("added", HOSTILE_TITLE)["capture_id"]
+    page.goto(f"{served.url}captures/{capture_id}/view")
+    assert page.locator("h1").inner_text().startswith(f"Capture #{capture_id}")
+    frame = page.frame_locator("iframe.capture")
+    assert "Community Catalyst Program" in frame.locator("body").inner_text()
+    assert frame.locator("#pwned").count() == 0
+    assert page.evaluate("window.__pwned === undefined")
+    assert watched.dialogs == []
+
+
+@pytest.mark.parametrize("path", ["entries", "captures"])
+def test_lists_fit_a_phone(served, browser, path):
+    """/entries and /captures need no sideways scrolling on a 375px-wide screen."""
+    phone = Watched(browser, PHONE)
+    try:
+        phone.page.goto(served.url + path)
+        assert phone.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        assert phone.page.locator("table tbody tr").first.is_visible()
+    finally:
+        phone.context.close()
+
+
+def test_screenshot_for_the_readme(served, browser):
+    """With MONITOR_SCREENSHOT=PATH, the change log as a reader sees it is saved to PATH."""
+    target = os.environ.get("MONITOR_SCREENSHOT")
+    viewer = Watched(browser, {"width": 1100, "height": 1250})
+    try:
+        viewer.page.goto(served.url + "?kind=added&kind=changed&kind=archived&kind=removed"
+                         "&kind=restored")  # fmt: skip
+        assert viewer.page.locator("table.events tbody tr").count() > 0
+        if target:
+            viewer.page.screenshot(path=target)
+    finally:
+        viewer.context.close()

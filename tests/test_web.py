@@ -57,8 +57,7 @@ HOSTILE_ROW = """
 # Live markup in the page itself: it must never run when the archived copy is shown.
 PAGE_SCRIPT_HEAD = '<script>window.__pwned = true; document.title = "pwned";</script>\n'
 PAGE_SCRIPT_BODY = (
-    "<script>document.body.insertAdjacentHTML('beforeend', '<p id=\"pwned\">pwned</p>')"
-    "</script>\n"
+    "<script>document.body.insertAdjacentHTML('beforeend', '<p id=\"pwned\">pwned</p>')</script>\n"
 )
 HEADERS_ALWAYS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 
@@ -293,7 +292,7 @@ def test_log_pages_stay_put_when_new_events_arrive(served, monkeypatch, tmp_path
                 "VALUES ('late', 1, 'page-error', '2999-01-01T00:00:00Z', 'active', 'HTTP 503')"
             )
         second = client.get(soup(first).find("a", rel="next")["href"])
-        assert event_rows(client.get("/"))[0] == ("page-error", "active", "Page active")
+        assert event_rows(client.get("/"))[0] == ("page-error", "active", "Page 'active'")
     assert event_rows(first) + event_rows(second) == want
 
 
@@ -410,7 +409,8 @@ def test_capture_is_served_byte_for_byte_in_a_sandbox(served, client, kind, titl
     assert response.content == body(served)
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert response.headers["content-security-policy"] == (
-        "sandbox; default-src 'none'; img-src 'none'; style-src 'unsafe-inline'"
+        "sandbox; default-src 'none'; img-src 'none'; style-src 'unsafe-inline'; "
+        "frame-ancestors 'self'"
     )
     for name, value in HEADERS_ALWAYS.items():
         assert response.headers[name] == value
@@ -421,7 +421,7 @@ def test_capture_is_served_byte_for_byte_in_a_sandbox(served, client, kind, titl
     [
         ("text/html; charset=utf-8", "text/html; charset=utf-8"),
         ("application/xhtml+xml", "application/xhtml+xml"),
-        ("TEXT/HTML;charset=\"iso-8859-1\"", "text/html; charset=iso-8859-1"),
+        ('TEXT/HTML;charset="iso-8859-1"', "text/html; charset=iso-8859-1"),
         ("image/svg+xml", "text/plain"),
         ("application/javascript; charset=utf-8", "text/plain; charset=utf-8"),
         ("text/html; charset=x\r\nSet-Cookie: a=b", "text/html"),
@@ -462,7 +462,8 @@ def test_feeds_carry_every_event_newest_first(served, client, path, content_type
         feed = response.json()
         assert feed["version"] == "https://jsonfeed.org/version/1.1"
         assert [item["_monitor"]["id"] for item in feed["items"]] == want
-        assert (feed["home_page_url"], feed["feed_url"]) == (served.url, served.url + "feed.json")
+        # No [feed].base_url: the feed names no address of its own (never one from Host).
+        assert "feed_url" not in feed and "home_page_url" not in feed
         return
     parsed = feedparser.parse(response.content)
     assert not parsed.bozo, parsed.get("bozo_exception")
@@ -470,8 +471,7 @@ def test_feeds_carry_every_event_newest_first(served, client, path, content_type
     assert parsed.feed.title == "IMLS national initiatives: change log"
     assert parsed.entries[0].title.startswith(("Added: ", "Changed: "))
     if path == "/feed.atom":
-        links = {link.rel: link.href for link in parsed.feed.links}
-        assert links == {"self": served.url + "feed.atom", "alternate": served.url}
+        assert "self" not in {link.rel for link in parsed.feed.get("links", [])}
 
 
 def test_feed_etag_is_stable_and_answers_304(served, client):
@@ -487,25 +487,67 @@ def test_feed_etag_is_stable_and_answers_304(served, client):
     assert client.get("/feed.atom", headers={"If-None-Match": '"other"'}).status_code == 200
 
 
+def raw_get(url: str, host: str | None, path: str = "/feed.json") -> tuple[int, bytes]:
+    """GET with exactly this Host header (None: none at all), as a rebinding page would send."""
+    address = url.removeprefix("http://").rstrip("/")
+    connection = http.client.HTTPConnection(address, timeout=10)
+    try:
+        connection.putrequest("GET", path, skip_host=True)
+        if host is not None:
+            connection.putheader("Host", host)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
 @pytest.mark.parametrize(
-    ("headers", "feed_url"),
+    ("host", "status"),
     [
-        ({"Host": "changes.example.org"}, "http://changes.example.org/feed.json"),
-        ({"Host": "[::1]:8080"}, "http://[::1]:8080/feed.json"),
-        (
-            {"Host": "changes.example.org", "X-Forwarded-Proto": "https"},
-            "https://changes.example.org/feed.json",
-        ),
-        ({"Host": 'evil"><x y="'}, None),
-        ({"Host": "a b"}, None),
-        ({"Host": "example.org", "X-Forwarded-Proto": "javascript"}, "http://example.org/feed.json"),
+        ("127.0.0.1:{port}", 200),
+        ("127.0.0.1", 200),
+        ("localhost:{port}", 200),
+        ("LOCALHOST", 200),
+        ("127.0.0.1:1", 400),
+        ("localhost:1", 400),
+        ("changes.example.org", 400),
+        ("attacker.example:{port}", 400),
+        ("[::1]:{port}", 400),
+        ('evil"><x y="', 400),
+        ("a b", 400),
+        ("", 400),
+        (None, 400),
     ],
-    ids=["name", "ipv6", "behind-tls-proxy", "markup", "space", "bad-proto"],
 )
-def test_feed_links_follow_the_host_the_reader_used(served, client, headers, feed_url):
-    """The feeds' own URLs use the Host header when it is a plausible name, else the bound one."""
-    response = client.get("/feed.json", headers=headers)
-    assert response.json()["feed_url"] == (feed_url or served.url + "feed.json")
+def test_only_its_own_address_is_answered(served, host, status):
+    """A Host that is not the bound address or localhost (DNS rebinding) gets 400."""
+    port = served.url.rstrip("/").rsplit(":", 1)[1]
+    got, body = raw_get(served.url, None if host is None else host.format(port=port))
+    assert got == status
+    if status == 400:
+        assert b"Unknown host" in body or b"Bad request" in body
+
+
+def test_allowed_hosts_and_base_url_make_the_links(served, tmp_path):
+    """A name in [serve].allowed_hosts is answered on any port; the feed's own links come from
+    [feed].base_url, whatever the Host header says."""
+    text = served.config.read_text(encoding="utf-8")
+    text = text.replace(
+        "[monitor]",
+        '[serve]\nallowed_hosts = ["changes.example.org"]\n'
+        '[feed]\nbase_url = "https://example.org/imls/"\n[monitor]',
+        1,
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(text, encoding="utf-8")
+    (tmp_path / "data").symlink_to(served.config.parent / "data")
+    with running(config) as url:
+        status, body = raw_get(url, "changes.example.org:8443")
+        assert status == 200
+        feed = json.loads(body)
+        assert feed["feed_url"] == "https://example.org/imls/feed.json"
+        assert raw_get(url, "other.example.org")[0] == 400
 
 
 # -- health, methods, paths, headers ------------------------------------------------------------
@@ -632,21 +674,38 @@ def hostile_events() -> list[Event]:
         "state": Change(MARKUP, "active"),
     }
     entry = Event(
-        "e1", "changed", AT, MARKUP, entry_id=MARKUP, title=MARKUP, link="javascript:alert(1)",
-        description=MARKUP, changes=changes, capture_id=7,
+        "e1",
+        "changed",
+        AT,
+        MARKUP,
+        entry_id=MARKUP,
+        title=MARKUP,
+        link="javascript:alert(1)",
+        description=MARKUP,
+        changes=changes,
+        capture_id=7,
     )
     return [entry, Event("e2", "page-error", AT, MARKUP, detail=MARKUP)]
 
 
 def render_log() -> str:
     page_row = PageRow(
-        name=MARKUP, url="javascript:alert(1)", role=MARKUP, status=MARKUP, streak=0,
-        normal_count=3, entry_count=3, last_checked_at=AT, last_ok_at=None,
-        last_detail=MARKUP, last_capture_id=None,
+        name=MARKUP,
+        url="javascript:alert(1)",
+        role=MARKUP,
+        status=MARKUP,
+        streak=0,
+        normal_count=3,
+        entry_count=3,
+        last_checked_at=AT,
+        last_ok_at=None,
+        last_detail=MARKUP,
+        last_capture_id=None,
     )
     query = webpages.LogQuery(kinds=("changed",), pages=(MARKUP,), before=9)
-    last = CheckRow(id=1, started_at=AT, finished_at=AT, pages=(MARKUP,), events=2, failures=0,
-                    warc_file=MARKUP)
+    last = CheckRow(
+        id=1, started_at=AT, finished_at=AT, pages=(MARKUP,), events=2, failures=0, warc_file=MARKUP
+    )
     return webpages.log_html(
         MARKUP, [page_row], last, query, [MARKUP], hostile_events(), older_before=3
     )
@@ -739,3 +798,50 @@ def test_serve_command_reports_a_busy_port(served):
         result = run(served.config, "serve", "--port", str(port))
     assert result.exit_code == 1
     assert f"Error: cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+# -- lists and the framed capture view ------------------------------------------------------------
+
+
+def test_entries_list_filters_by_state_and_links_each_timeline(served, client):
+    """/entries lists every entry now; ?state=removed only the removed ones, each linked."""
+    everything = soup(client.get("/entries"))
+    rows = everything.select("table tbody tr")
+    assert len(rows) == len(json_lines(run(served.config, "entries", "--json")))
+    removed = soup(client.get("/entries?state=removed"))
+    names = [a.get_text() for a in removed.select("table tbody tr td:first-child a")]
+    assert names == ["WebWise Conference"]
+    href = removed.select_one("table tbody tr td:first-child a")["href"]
+    assert client.get(href).status_code == 200
+
+
+def test_entry_page_accepts_a_unique_prefix(served, client):
+    """/entries/PREFIX shows the entry whose id alone starts so."""
+    entry_id = served.event("archived", "IMLS Focus")["entry_id"]
+    ids = [e["entry_id"] for e in json_lines(run(served.config, "entries", "--json"))]
+    prefix = next(entry_id[:n] for n in range(4, len(entry_id) + 1)
+                  if sum(i.startswith(entry_id[:n]) for i in ids) == 1)  # fmt: skip
+    page = soup(client.get(f"/entries/{prefix}"))
+    assert page.h1.get_text() == "IMLS Focus"
+
+
+def test_captures_list_and_framed_view(served, client):
+    """/captures lists captures newest first, filtered by page; each links to a framed view
+    with the URL, time, status and the previous/next capture of the same page."""
+    listed = soup(client.get("/captures?page=active"))
+    links = [a["href"] for a in listed.select("table tbody tr td:first-child a")]
+    pages = {td.get_text() for td in listed.select("table tbody tr td:nth-child(3)")}
+    assert links and pages == {"active"}
+    middle = links[1]
+    response = client.get(middle)
+    assert response.status_code == 200
+    assert "frame-src 'self'" in response.headers["content-security-policy"]
+    view = soup(response)
+    frame = view.find("iframe")
+    assert frame.has_attr("sandbox") and not frame["sandbox"]  # nothing allowed
+    assert frame["src"] == middle.removesuffix("/view")
+    assert view.find("a", rel="prev") is not None and view.find("a", rel="next") is not None
+    assert "HTTP 200" in view.main.get_text()
+    body = client.get(frame["src"])
+    assert body.headers["x-frame-options"] == "SAMEORIGIN"
+    assert client.get("/captures/999999/view").status_code == 404

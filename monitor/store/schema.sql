@@ -168,3 +168,33 @@ CREATE TABLE IF NOT EXISTS entry_page_checks (
     capture_id INTEGER REFERENCES captures(id)
 );
 CREATE INDEX IF NOT EXISTS entry_page_checks_entry ON entry_page_checks(entry_id, id);
+-- Views for reading (Datasette, the sqlite3 shell): nothing writes through them.
+CREATE VIEW IF NOT EXISTS events_with_titles AS
+SELECT
+    ev.seq, ev.id, ev.at, ev.kind, ev.page, ev.entry_id,
+    CASE WHEN ev.entry_id IS NULL THEN 'Page ''' || ev.page || ''': ' || coalesce(ev.detail, '')
+    ELSE coalesce(nullif(ev.title, ''), nullif(en.title, ''), substr(ev.description, 1, 80))
+    END AS title,
+    en.title AS title_now, en.state AS state_now,
+    ev.link, ev.description, ev.detail, ev.changes, ev.capture_id, ev.source
+FROM events AS ev
+LEFT JOIN entries AS en ON en.id = ev.entry_id;
+CREATE VIEW IF NOT EXISTS current_entries AS
+SELECT
+    id AS entry_id, state, page, title, link, description,
+    first_seen, last_seen, last_changed, versions
+FROM entries
+WHERE state IN ('active', 'archived');
+CREATE VIEW IF NOT EXISTS captures_per_page AS
+SELECT
+    page,
+    count(*) AS captures,
+    sum(record_type = 'response') AS responses,
+    sum(record_type = 'revisit') AS revisits,
+    sum(error IS NOT NULL) AS failed,
+    sum(coalesce(body_bytes, 0)) AS body_bytes,
+    min(at) AS first_at,
+    max(at) AS last_at
+FROM captures
+WHERE final = 1
+GROUP BY page;
