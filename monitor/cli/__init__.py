@@ -1,0 +1,38 @@
+"""The command line (click): parse, call one function, print. No logic here.
+
+`base.py` holds the group and the shared options; each module registers one family of
+commands on it. Importing this package registers them all.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+import click
+
+from monitor.cli import (  # noqa: F401 (each registers its commands on `cli`)
+    backfilling,
+    checking,
+    notifying,
+    publishing,
+    reading,
+    running,
+)
+from monitor.cli.base import cli
+from monitor.errors import ConfigError
+
+__all__ = ["cli", "main"]
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="monitor")
+    except ConfigError as error:  # raised while click is still parsing
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(error.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The command group and what every command shares: the options, the config, the store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from monitor import __version__
+from monitor.config import Config
+from monitor.errors import MonitorError
+from monitor.store import Store
+from monitor.store import open_store as _open_store
+
+if TYPE_CHECKING:
+    from monitor.cluster.settings import ClusterSetup
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Keep --config/--data-dir wherever they were given; an explicit value wins."""
+    if value is None or param.name is None:
+        return
+    source = ctx.get_parameter_source(param.name)
+    explicit = source == click.core.ParameterSource.COMMANDLINE
+    if explicit or param.name not in ctx.meta:
+        ctx.meta[param.name] = value
+        ctx.meta[f"{param.name}_explicit"] = explicit or ctx.meta.get(f"{param.name}_explicit")
+
+
+def common_options(f: F) -> F:
+    """--config and --data-dir, accepted before or after the subcommand."""
+    f = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember,
+        help="Data directory (WARC files, monitor.db); overrides [monitor].data_dir.",
+    )(f)
+    f = click.option(
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="MONITOR_CONFIG",
+        expose_value=False,
+        callback=_remember,
+        help="Config file [default: ./config.toml, or $MONITOR_CONFIG].",
+    )(f)
+    return f
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")(f)
+
+
+def csv_option(f: F) -> F:
+    return click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")(f)
+
+
+def get_config() -> Config:
+    """Load the config named by --config / $MONITOR_CONFIG / ./config.toml ([cluster] too)."""
+    return get_setup().config
+
+
+def get_setup() -> ClusterSetup:
+    """get_config's Config with its [cluster] and page groups (imports no cluster library)."""
+    from monitor.cluster.settings import load_setup
+
+    meta = click.get_current_context().meta
+    path = meta.get("config") or Path("config.toml")
+    data_dir = meta.get("data_dir")
+    return load_setup(Path(path), data_dir=Path(data_dir).absolute() if data_dir else None)
+
+
+def open_store(config: Config) -> Store:
+    """The store, read-only, closed when the command ends (a PostgreSQL session too)."""
+    store = _open_store(config, write=False)
+    click.get_current_context().call_on_close(store.close)
+    return store
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+class MonitorGroup(click.Group):
+    """Turns MonitorError into `Error: …` on stderr and its exit code, with no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MonitorError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(error.exit_code)
+
+
+@click.group(cls=MonitorGroup, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="monitor")
+@common_options
+def cli() -> None:
+    """Watch listing pages, archive what the server sent (WARC), and log every change.
+
+    Each check fetches the configured pages, archives the responses under
+    DATA_DIR/warc/, extracts the entries, and records every version and every
+    event (added, changed, archived, restored, removed, page-*) in
+    DATA_DIR/monitor.db.
+
+    \b
+    Example:
+        monitor check                 # one check of every page now
+        monitor log --kind archived   # what moved to the archive
+        monitor entries --state active
+    """

@@ -1,0 +1,93 @@
+"""Publishing: `monitor feed` and `monitor serve`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from monitor.cli.base import (
+    cli,
+    common_options,
+    get_config,
+    open_store,
+)
+from monitor.durable import write_atomically
+from monitor.feed import FEED_FORMATS, FeedFormat, render_feed
+from monitor.models import utc_now
+from monitor.publish import feed_info
+from monitor.store import EventQuery
+
+# -- publishing ---------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FEED_FORMATS),
+    default="atom",
+    show_default=True,
+    help="Atom 1.0, JSON Feed 1.1 or RSS 2.0.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (atomically) instead of stdout.",
+)
+@common_options
+def feed(fmt: FeedFormat, output: Path | None) -> None:
+    """The change-log feed: the newest [feed].max_entries events, newest first.
+
+    \b
+    Example:
+        monitor feed --format json | jq '.items[].title'
+        monitor feed -o /var/www/imls/changes.atom
+    """
+    config = get_config()
+    events = open_store(config).events(EventQuery(limit=config.feed.max_entries))
+    data = render_feed(
+        events, feed_info(config), fmt, max_entries=config.feed.max_entries, now=utc_now()
+    )
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        write_atomically(output, data)
+        click.echo(f"Wrote {len(events)} events to {output}", err=True)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port."
+)
+@common_options
+def serve(host: str, port: int) -> None:
+    """Serve the change log read-only over HTTP (the web page and the feeds).
+
+    \b
+    Pages:
+        /                   the change log (filter with ?kind=…&page=…)
+        /entries            every entry as it stands (?state=active|archived|removed)
+        /entries/ENTRY_ID   one entry's versions and events (a unique id prefix works)
+        /captures           the captures, newest first (?page=NAME)
+        /captures/ID/view   one capture under a banner, framed and sandboxed
+        /captures/ID        an archived body, sandboxed
+        /feed.atom /feed.json /feed.rss, /healthz
+
+    Only requests whose Host is the bound address or localhost (or a name in
+    [serve].allowed_hosts) are answered; the feeds' own links come from
+    [feed].base_url.
+
+    \b
+    Example:
+        monitor serve --port 8080
+    """
+    from monitor.web import serve_forever
+
+    config = get_config()
+    open_store(config).close()  # fail early and clearly when there is no database yet
+    serve_forever(config, host=host, port=port)
