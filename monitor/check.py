@@ -168,7 +168,9 @@ def _cycle(
     recorded = store.record_cycle(record)
 
     feed_error = _publish(config, store, now)  # 5. publish
-    notified = deliver_outbox(config, store.outbox(), now=clock(), stop=stop)
+    notified = None
+    if config.notify:  # no targets: no outbox to read
+        notified = deliver_outbox(config, store.outbox(), now=clock(), stop=stop)
     checked = {c.page.name for c in checks}
     return CheckReport(
         check_id=recorded.check_id,
