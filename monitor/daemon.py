@@ -26,13 +26,10 @@ import json
 import logging
 import os
 import queue
-import re
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -41,20 +38,20 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.check import CheckReport, run_check
-from monitor.config import Config, ScheduleConfig, crontab_fields, load_config
+from monitor.config import Config, load_config
 from monitor.detail import DetailReport, detail_pages, run_detail
 from monitor.durable import write_atomically
 from monitor.errors import CycleCancelled, LockedError, MonitorError, StoreError
 from monitor.lock import acquire_daemon_lock
+from monitor.logs import configure_logging
 from monitor.models import Event, format_time, utc_now
 from monitor.notify.deliver import deliver_between_cycles
 from monitor.notify.outbox import DeliveryReport
 from monitor.paths import DataDir
+from monitor.schedule import build_trigger, describe_schedule
 
 log = logging.getLogger("monitor")
 
@@ -68,123 +65,6 @@ STOP_GRACE_S = 20.0  # how long a stop waits for the cycle in flight (systemd al
 LOCK_WAIT_MAX_S = 60.0  # a cycle waits at most this long (or one interval) for `monitor check`
 LOCK_POLL_S = 0.5
 PROBLEM_EVENTS = ("page-error", "page-gone", "page-anomaly", "link-gone")
-
-# --- the schedule -----------------------------------------------------------------------------
-
-
-def build_trigger(schedule: ScheduleConfig) -> BaseTrigger:
-    """The APScheduler trigger for [schedule]: every `interval`, or the crontab in UTC; jittered."""
-    jitter = schedule.jitter_s or None
-    if schedule.cron is not None:
-        # Never CronTrigger.from_crontab: it reads day of week 0 as Monday, crontab as Sunday.
-        return CronTrigger(**crontab_fields(schedule.cron), timezone=UTC, jitter=jitter)
-    assert schedule.interval_s is not None  # load_config gives one or the other
-    return IntervalTrigger(seconds=schedule.interval_s, timezone=UTC, jitter=jitter)
-
-
-def describe_schedule(schedule: ScheduleConfig) -> str:
-    """The schedule in words: "every 6h, jitter 5m" or "cron '0 */6 * * *' (UTC), jitter 5m"."""
-    when = (
-        f"cron {schedule.cron!r} (UTC)"
-        if schedule.cron is not None
-        else f"every {_duration(schedule.interval_s or 0)}"
-    )
-    return f"{when}, jitter {_duration(schedule.jitter_s)}"
-
-
-def _duration(seconds: float) -> str:
-    left, parts = int(seconds), []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if left >= size:
-            parts.append(f"{left // size}{unit}")
-            left %= size
-    return "".join(parts) or "0s"
-
-
-# --- logging: one line per record, logfmt or JSON, to stderr --------------------------------------
-
-_BARE_VALUE = re.compile(r"[\w.:/@+,-]+")
-_SYSLOG_PRIORITY = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
-
-
-class LineFormatter(logging.Formatter):
-    """One line per record: logfmt (`ts=… level=info msg="cycle done" check_id=12`) or JSON."""
-
-    def __init__(self, *, as_json: bool, journal: bool) -> None:
-        super().__init__()
-        self.as_json = as_json
-        self.journal = journal  # systemd reads a leading <N> as the line's priority
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = self.fields(record)
-        if self.as_json:
-            line = json.dumps(fields, ensure_ascii=False, default=str)
-        else:
-            line = " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
-        if self.journal:
-            line = f"<{_SYSLOG_PRIORITY.get(record.levelname, 6)}>{line}"
-        return line
-
-    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
-        """ts, level, msg, the record's extra={"fields": …}, and the error if there is one."""
-        at = datetime.fromtimestamp(record.created, UTC)
-        fields: dict[str, Any] = {
-            "ts": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "msg": record.getMessage(),
-        }
-        if record.name != "monitor":
-            fields["logger"] = record.name
-        fields.update(getattr(record, "fields", {}))
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            fields["error"] = f"{type(error).__name__}: {error}"
-            fields["traceback"] = self.formatException(record.exc_info)
-        return {key: value for key, value in fields.items() if value is not None}
-
-
-def _logfmt_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = str(value)
-    # JSON string escapes keep a value with spaces, quotes or newlines on one line
-    return text if _BARE_VALUE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
-
-
-def _stderr_is_journal() -> bool:
-    """Whether stderr is systemd's journal stream ($JOURNAL_STREAM names its device:inode)."""
-    try:
-        device, inode = (int(n) for n in os.environ.get("JOURNAL_STREAM", "").split(":"))
-        status = os.fstat(sys.stderr.fileno())
-    except (ValueError, OSError):
-        return False
-    return (status.st_dev, status.st_ino) == (device, inode)
-
-
-def configure_logging(level: str, as_json: bool) -> Callable[[], None]:
-    """Send the "monitor" and "apscheduler" loggers to stderr; returns a function that undoes it."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LineFormatter(as_json=as_json, journal=_stderr_is_journal()))
-    numeric = logging.getLevelNamesMapping()[level.upper()]
-    # APScheduler says "Running job …" at info for every run: only its warnings, unless debugging
-    quiet = numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING)
-    saved = []
-    for name, wanted in (("monitor", numeric), ("apscheduler", quiet)):
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.level, logger.propagate))
-        logger.addHandler(handler)
-        logger.setLevel(wanted)
-        logger.propagate = False
-
-    def restore() -> None:
-        for logger, old_level, propagate in saved:
-            logger.removeHandler(handler)
-            logger.setLevel(old_level)
-            logger.propagate = propagate
-        handler.flush()
-
-    return restore
-
 
 def _log(level: int, msg: str, **fields: Any) -> None:
     log.log(level, msg, extra={"fields": fields})

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import Config
-from monitor.daemon import describe_schedule
 from monitor.errors import StoreError
 from monitor.kinds import PAGE_EVENT_KINDS
 from monitor.lock import daemon_holder
@@ -20,6 +19,7 @@ from monitor.models import format_time
 from monitor.notify.commands import notify_summary, read_statuses, summary_line
 from monitor.paths import DataDir
 from monitor.render import count as _count
+from monitor.schedule import describe_schedule
 from monitor.store import EventQuery, Store, open_store
 from monitor.store.base import CheckRow, LinkMemory, PageRow
 

@@ -35,9 +35,11 @@ from werkzeug import Response
 import monitor.daemon
 from monitor.check import CycleCancelled, run_check
 from monitor.config import ScheduleConfig, load_config
-from monitor.daemon import Daemon, LineFormatter, build_trigger
+from monitor.daemon import Daemon
 from monitor.errors import StoreError
 from monitor.lock import data_dir_lock
+from monitor.logs import LineFormatter
+from monitor.schedule import build_trigger
 from monitor.status import daemon_status
 from monitor.store import SqliteStore as Store
 

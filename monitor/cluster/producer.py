@@ -38,8 +38,9 @@ from monitor.cluster.coordination import (
     pending_task,
 )
 from monitor.cluster.settings import ClusterConfig, ClusterSetup
-from monitor.daemon import build_trigger, configure_logging, describe_schedule
+from monitor.logs import configure_logging
 from monitor.models import utc_now
+from monitor.schedule import build_trigger, describe_schedule
 
 log = logging.getLogger("monitor")
 

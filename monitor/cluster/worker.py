@@ -21,7 +21,7 @@ from monitor.cluster.app import create_app
 from monitor.cluster.coordination import broker_error, connect
 from monitor.cluster.settings import ClusterSetup
 from monitor.cluster.tasks import configure, register_tasks
-from monitor.daemon import LineFormatter, configure_logging
+from monitor.logs import LineFormatter, configure_logging
 
 log = logging.getLogger("monitor")
 
