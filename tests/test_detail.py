@@ -21,7 +21,7 @@ from conftest import Site, json_lines, run, toml_value
 from test_daemon import TIMEOUT_S, start_daemon  # noqa: F401 (a fixture)
 from werkzeug import Request, Response
 
-from monitor import web
+from monitor import webserver
 from monitor.check import CheckReport, run_check
 from monitor.config import load_config
 from monitor.linkcheck import next_slot, on_site, slot_offset_ms
@@ -370,7 +370,7 @@ def test_check_json_prints_link_events(site, tmp_path):
 
 @contextmanager
 def serving(config: Path) -> Iterator[str]:
-    server = web.make_server(load_config(config), "127.0.0.1", 0, quiet=True)
+    server = webserver.make_server(load_config(config), "127.0.0.1", 0, quiet=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

@@ -36,7 +36,7 @@ from conftest import (
 )
 from pytest_httpserver import HTTPServer
 
-from monitor import web, webpages
+from monitor import web, webpages, webserver
 from monitor.config import load_config
 from monitor.models import Change, EntryRow, Event, VersionRow
 from monitor.store.base import CheckRow, PageRow
@@ -114,7 +114,7 @@ def build_data(site: Site, tmp: Path) -> tuple[Path, list[dict], bytes]:
 @contextmanager
 def running(config: Path) -> Iterator[str]:
     """`monitor serve` on 127.0.0.1, a free port, in a thread; yields its URL."""
-    server = web.make_server(load_config(config), "127.0.0.1", 0, quiet=True)
+    server = webserver.make_server(load_config(config), "127.0.0.1", 0, quiet=True)
     # A short poll interval: shutdown() waits for the loop to notice, up to one interval.
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()

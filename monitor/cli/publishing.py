@@ -86,7 +86,7 @@ def serve(host: str, port: int) -> None:
     Example:
         monitor serve --port 8080
     """
-    from monitor.web import serve_forever
+    from monitor.webserver import serve_forever
 
     config = get_config()
     open_store(config).close()  # fail early and clearly when there is no database yet
