@@ -9,6 +9,7 @@ method of the CycleStore and ReadStore protocols must give equal typed rows on b
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,11 @@ import monitor.check
 from monitor.check import run_check
 from monitor.config import load_config
 from monitor.errors import SchemaTooNew, StoreError
-from monitor.models import PageState
+from monitor.models import CycleResult, PageState
+from monitor.notify.outbox import NewDelivery
 from monitor.store import CycleRecord, EventQuery, SqliteStore
 from monitor.store.postgres import PostgresStore
+from monitor.store.postgres_outbox import LEASE_S
 
 EXPECTED = json.loads((SCENARIO / "expected.json").read_text(encoding="utf-8"))
 PAGES = [PageState("active", "active"), PageState("archived", "archived")]
@@ -165,3 +168,82 @@ def test_errors_name_the_database_without_its_password(postgres_server):
         f"cluster.database: cannot connect to postgresql://nobody@127.0.0.1:{postgres_server.port}"
     )
     assert "s3cret" not in message
+
+
+def with_deliveries(records: list[CycleRecord]) -> list[CycleRecord]:
+    """The records, each cycle with events owing one delivery of them to one of two targets."""
+    out = []
+    for n, record in enumerate(records):
+        ids = tuple(e.id for e in record.result.events)
+        owed = (NewDelivery(n % 2, f"hash{n % 2}", ids, record.finished_at, record.finished_at),)
+        out.append(replace(record, deliveries=owed if ids else ()))
+    return out
+
+
+def test_the_outbox_reads_and_marks_alike_on_both_stores(
+    site, tmp_path, monkeypatch, postgres_database
+):
+    """Deliveries a cycle queues are due, marked and summed up the same in SQLite and PostgreSQL."""
+    records = with_deliveries(recorded_cycles(site, tmp_path, monkeypatch))
+    assert sum(len(r.deliveries) for r in records) >= 3
+    sqlite = SqliteStore(tmp_path / "replay.db")
+    postgres = PostgresStore(postgres_database)
+    try:
+        for record in records:
+            sqlite.record_cycle(record)
+            postgres.record_cycle(record)
+        outboxes = (sqlite.outbox(), postgres.outbox())
+        now = records[-1].finished_at
+        due = [o.due(now, 100) for o in outboxes]
+        assert due[0] == due[1] and len(due[0]) == sum(len(r.deliveries) for r in records)
+        assert [d.id for d in due[0]] == sorted(d.id for d in due[0])
+        ids = list(reversed(due[0][0].event_ids)) + ["nope"]
+        assert outboxes[0].events(ids) == outboxes[1].events(ids)
+        assert [e.id for e in outboxes[1].events(ids)] == ids[:-1]
+        later = now + timedelta(hours=1)
+        for outbox in outboxes:
+            outbox.mark_sent(due[0][0].id, now)
+            outbox.mark_failed(due[0][1].id, now, "HTTP 410 from target 2")
+            for d in due[0][2:]:
+                outbox.mark_retry(d.id, now, later, "HTTP 503 from target 1")
+        status = [o.notify_status() for o in outboxes]
+        assert status[0] == status[1]
+        assert sum(r.sent for r in status[1]) == 1 and sum(r.failed for r in status[1]) == 1
+        assert [o.due(now, 100) for o in outboxes] == [[], []]
+        again = [o.due(later, 100) for o in outboxes]
+        assert again[0] == again[1] and [d.attempts for d in again[1]] == [1] * len(due[0][2:])
+    finally:
+        sqlite.close()
+        postgres.close()
+
+
+def test_postgres_workers_never_claim_the_same_pending_delivery(postgres_database):
+    """due() claims its rows: a second worker skips them (locked or leased) until the lease ends."""
+    import psycopg
+
+    at = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
+    owed = tuple(NewDelivery(0, "hash0", (f"e{i}",), at, at) for i in range(3))
+    one, two = PostgresStore(postgres_database), PostgresStore(postgres_database)
+    locker = psycopg.connect(postgres_database)
+    try:
+        one.record_cycle(CycleRecord(at, at, (), (), CycleResult((), (), ()), {}, deliveries=owed))
+        assert one.outbox().due(at - timedelta(seconds=1), 10) == []  # not due yet
+        ids = sorted(r[0] for r in locker.execute("SELECT id FROM outbox").fetchall())
+        # A worker in the middle of claiming holds the first row locked.
+        locker.execute("SELECT id FROM outbox WHERE id = %s FOR UPDATE", (ids[0],))
+        two.conn.execute("SET lock_timeout = '5s'")  # waiting on the lock would fail, not hang
+        assert [d.id for d in two.outbox().due(at, 10)] == ids[1:]
+        assert one.outbox().due(at, 10) == []  # one locked, two leased
+        locker.rollback()
+        claimed = one.outbox().due(at, 10)
+        assert [d.id for d in claimed] == ids[:1] and claimed[0].next_at == at
+        one.outbox().mark_sent(ids[0], at)
+        assert two.outbox().due(at + timedelta(seconds=LEASE_S - 1), 10) == []
+        # The claimant never marked the others (it died): due again once the lease ends.
+        end = at + timedelta(seconds=LEASE_S)
+        late = one.outbox().due(end, 10)
+        assert [(d.id, d.attempts, d.next_at) for d in late] == [(i, 0, end) for i in ids[1:]]
+    finally:
+        locker.close()
+        one.close()
+        two.close()

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import cast
 
 from monitor.archive import WarcWriter, read_capture
 from monitor.backfill.importer import Fetched, Progress, find_captures, import_captures
@@ -54,9 +55,10 @@ def backfill_store(store: Store) -> BackfillStore:
     """The backfill side of the configured store."""
     if isinstance(store, SqliteStore):
         return SqliteBackfillStore(store)
-    from monitor.store.postgres_backfill import PostgresBackfillStore  # with [cluster] only
+    from monitor.store.postgres import PostgresStore  # with [cluster] only
+    from monitor.store.postgres_backfill import PostgresBackfillStore
 
-    return PostgresBackfillStore(store)
+    return PostgresBackfillStore(cast(PostgresStore, store))
 
 
 def run_backfill(
@@ -89,7 +91,7 @@ def run_backfill(
 async def _import(
     config: Config,
     pages: Sequence[PageConfig],
-    store: SqliteBackfillStore,
+    store: BackfillStore,
     limiter: RateLimiter,
     since: date | None,
     until: date | None,
@@ -108,7 +110,7 @@ async def _import(
 
 
 def _rebuild(
-    config: Config, store: SqliteBackfillStore, fetched: Fetched, progress: Progress | None
+    config: Config, store: BackfillStore, fetched: Fetched, progress: Progress | None
 ) -> BackfillReport:
     """Replay every imported capture before the first live check; replace the history."""
     first_live = store.first_live_check()

@@ -43,6 +43,7 @@ from monitor.store.base import (
     WarcRef,
 )
 from monitor.store.postgres_detail import PostgresDetail
+from monitor.store.postgres_outbox import PostgresOutbox
 from monitor.store.postgres_write import write_cycle, write_rederived
 from monitor.store.sqlite import SCHEMA_VERSION
 
@@ -131,6 +132,9 @@ class PostgresStore(PostgresDetail):
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else None
 
+    def _has(self, table: str) -> bool:
+        return self.conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,)
+
     def _refuse_newer(self, version: int | None) -> None:
         if version is not None and version > SCHEMA_VERSION:
             raise SchemaTooNew(
@@ -153,7 +157,9 @@ class PostgresStore(PostgresDetail):
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
             version = self._stored_version()
             self._refuse_newer(version)  # before anything is written
-            if version == SCHEMA_VERSION:
+            # Version 3 databases written before backfill reached PostgreSQL lack its table:
+            # the schema's CREATE ... IF NOT EXISTS adds it (and nothing else changes).
+            if version == SCHEMA_VERSION and self._has("imported_captures"):
                 return
             self.conn.execute(SCHEMA)  # no parameters: the whole script in one round trip
             for target in range((version or SCHEMA_VERSION) + 1, SCHEMA_VERSION + 1):
@@ -240,7 +246,7 @@ class PostgresStore(PostgresDetail):
                FROM captures c LEFT JOIN captures o ON o.id = c.original_capture_id
                WHERE c.id IN (
                    SELECT max(id) FROM captures
-                   WHERE page = ANY(%s) AND record_type IS NOT NULL
+                   WHERE page = ANY(%s) AND record_type IS NOT NULL AND source_uri IS NULL
                      AND payload_digest IS NOT NULL AND truncated IS NULL
                      AND (status BETWEEN 200 AND 299 OR status = 304)
                    GROUP BY target_uri)""",
@@ -280,16 +286,24 @@ class PostgresStore(PostgresDetail):
         except psycopg.Error as error:
             raise StoreError(f"{self.location}: cannot record: {self._say(error)}") from None
 
+    def outbox(self) -> PostgresOutbox:
+        """The notification outbox (postgres_outbox.py), on this store's connection."""
+        return PostgresOutbox(self.conn, self.location, self._say)
+
     # -- the readers' side --------------------------------------------------------------
 
     def events(self, query: EventQuery | None = None) -> list[Event]:
-        """Events newest first, filtered; before_seq pages through them (keyset)."""
+        """Events newest first (by time, then seq), filtered; before_seq pages through them."""
         query = query or EventQuery()
         where: list[str] = ["TRUE"]
         params: list[Any] = []
         if query.before_seq is not None:
-            where.append("seq < %s")
-            params.append(query.before_seq)
+            # Keyset on (at, seq), the order shown: imported events come in after live ones.
+            where.append(
+                "(at, seq) < (SELECT at, seq FROM events WHERE seq = %s "
+                "UNION ALL SELECT '9999', %s LIMIT 1)"
+            )
+            params.extend([query.before_seq, query.before_seq])
         if query.since is not None:
             where.append("at >= %s")
             params.append(format_time(query.since))
@@ -302,7 +316,7 @@ class PostgresStore(PostgresDetail):
         if query.entry_id is not None:
             where.append("entry_id = %s")
             params.append(query.entry_id)
-        sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY seq DESC"
+        sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY at DESC, seq DESC"
         if query.limit is not None:
             sql += f" LIMIT {int(query.limit)}"
         return [R.event_from_row(r) for r in self._rows(sql, params)]
@@ -364,8 +378,8 @@ class PostgresStore(PostgresDetail):
         return [R.page_from_row(r) for r in self._rows("SELECT * FROM pages ORDER BY seq")]
 
     def last_check(self) -> CheckRow | None:
-        # an entry-page phase ("detail") is not a check cycle of the pages
-        rows = self._rows("SELECT * FROM checks WHERE kind != 'detail' ORDER BY id DESC LIMIT 1")
+        # an entry-page phase ("detail") or a backfill run is not a check cycle of the pages
+        rows = self._rows("SELECT * FROM checks WHERE kind = 'check' ORDER BY id DESC LIMIT 1")
         return R.check_from_row(rows[0]) if rows else None
 
     def warc_refs(self) -> list[WarcRef]:

@@ -15,6 +15,7 @@ import psycopg
 
 from monitor.models import CycleResult, EntryUpdate, Event, PageState, format_time
 from monitor.store.base import CaptureRecord, CycleRecord, PageUpdate, RecordedCycle, Rederived
+from monitor.store.postgres_outbox import insert_deliveries
 from monitor.store.rows import capture_row, event_row, page_fetch_columns
 
 Conn = psycopg.Connection[Any]
@@ -32,6 +33,7 @@ def write_cycle(conn: Conn, record: CycleRecord) -> RecordedCycle:
     write_pages(conn, result.pages, record.updates, captures, bodies)
     events = tuple(_with_capture(e, captures) for e in result.events)
     insert_events(conn, check_id, events)
+    insert_deliveries(conn, record.deliveries)  # with the events: never one without the other
     failures = sum(1 for p in result.pages if p.status in ("error", "gone"))
     conn.execute(
         "UPDATE checks SET finished_at = %s, events = %s, failures = %s, warc_file = %s "
