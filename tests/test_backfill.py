@@ -420,7 +420,7 @@ def test_the_web_page_pages_through_live_and_imported_events_in_time_order(
     loaded = load_config(config)
     shown, target = [], "/"
     while target:
-        body = web.respond(loaded, target, base_url="http://127.0.0.1/").body.decode()
+        body = web.respond(loaded, target).body.decode()
         events = body[body.index('class="stack events"') :]
         shown += re.findall(r'<time datetime="([^"]+)"', events)
         older = re.search(r'<a href="([^"]+)" rel="next">', body)
@@ -428,7 +428,7 @@ def test_the_web_page_pages_through_live_and_imported_events_in_time_order(
     log = json_lines(run(config, "log", "--json"))
     assert shown == [e["at"] for e in log]
     assert len(shown) == len(EXPECTED) + 1
-    first = web.respond(loaded, "/", base_url="http://127.0.0.1/").body.decode()
+    first = web.respond(loaded, "/").body.decode()
     assert first.count("imported from a web archive") == 9  # all but the live event
 
 

@@ -27,9 +27,9 @@ from monitor.decoders import decode_payload
 from monitor.errors import MonitorError
 from monitor.extract import extract_page
 from monitor.fetch import make_client
-from monitor.lock import data_dir_lock
+from monitor.lock import cycle_lock
 from monitor.models import Entry, Event, utc_now
-from monitor.paths import DataDir
+from monitor.paths import warc_dir as archive_dir
 from monitor.signs import read_answer
 from monitor.store import SqliteStore, Store, open_store
 from monitor.store.backfill import BackfillStore, ImportedCapture, ImportedHistory
@@ -82,7 +82,9 @@ def run_backfill(
     try:
         backfill = backfill_store(store)
         fetched = asyncio.run(_import(config, pages, backfill, limiter, since, until, progress))
-        with data_dir_lock(config.monitor.data_dir, wait_s=LOCK_WAIT_S, purpose="monitor backfill"):
+        # Rebuilding writes every page's history: it waits for (and holds off) their cycles.
+        every = [p.name for p in config.pages]
+        with cycle_lock(config, every, wait_s=LOCK_WAIT_S, purpose="monitor backfill"):
             return _rebuild(config, backfill, fetched, progress)
     finally:
         store.close()
@@ -103,7 +105,7 @@ async def _import(
                                      before=store.first_live_check())  # fmt: skip
         if progress is not None:
             progress("found", len(wanted), len(wanted))
-        with WarcWriter(DataDir(config.monitor.data_dir).warc,
+        with WarcWriter(archive_dir(config),
                         max_bytes=config.monitor.warc_max_bytes) as writer:  # fmt: skip
             return await import_captures(client, config, wanted, store, writer, limiter,
                                          started_at=started_at, progress=progress)  # fmt: skip
@@ -115,7 +117,7 @@ def _rebuild(
     """Replay every imported capture before the first live check; replace the history."""
     first_live = store.first_live_check()
     captures = store.imported_captures()
-    warc_dir = DataDir(config.monitor.data_dir).warc
+    warc_dir = archive_dir(config)
     by_name = {p.name: p for p in config.pages}
     rules = ReplayRules(config.monitor.confirm_checks, config.monitor.anomaly_ratio,
                         config.backfill.hold_for_s)  # fmt: skip

@@ -140,8 +140,11 @@ class SqliteBackfillStore:
             _insert_entries(conn, history.entries)
             _insert_versions(conn, history.versions)
             checks = _capture_checks(conn)
+            # An event of no capture (a hold that ran out at the end) belongs to the last run.
+            found = conn.execute("SELECT max(id) FROM checks WHERE kind = 'backfill'").fetchone()
+            fallback = int(found[0] or 0) if found else 0
             for event in history.events:
-                check_id = checks.get(event.capture_id or 0, 0)
+                check_id = checks.get(event.capture_id or 0, fallback)
                 insert_events(conn, check_id, [event])
 
 
