@@ -35,7 +35,7 @@ def test_ruff_is_clean():
 
 @pytest.mark.slow
 def test_mypy_is_clean():
-    """mypy passes on the package (strict on the pure stages, see pyproject.toml)."""
+    """mypy --strict passes on the whole package (pyproject.toml: [tool.mypy] strict)."""
     result = subprocess.run(
         [*_tool("mypy"), "monitor"],
         cwd=ROOT,
