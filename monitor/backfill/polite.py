@@ -9,7 +9,6 @@ logical time.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +19,7 @@ from datetime import UTC, datetime
 import httpx
 
 from monitor.errors import MonitorError
+from monitor.politeness import retry_after_s
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -93,22 +93,6 @@ class RateLimiter:
             self._window.append(now)
             self.starts.append(now)
             yield now
-
-
-def retry_after_s(value: str | None, now: datetime) -> float | None:
-    """Seconds a Retry-After (seconds or HTTP date) asks for; None if absent or unreadable."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 MAX_BYTES = 10_000_000

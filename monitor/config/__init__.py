@@ -17,9 +17,10 @@ from monitor.config.model import (
     Selectors,
     ServeConfig,
 )
-from monitor.config.rules import ALLOWED_KEYS, EVENT_KINDS, REQUIRED_KEYS
+from monitor.config.rules import ALLOWED_KEYS, REQUIRED_KEYS
 from monitor.config.urls import redact_url
 from monitor.config.values import MAX_DURATION_S, parse_duration
+from monitor.kinds import EVENT_KINDS
 
 __all__ = [
     "ALLOWED_KEYS",

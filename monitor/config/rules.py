@@ -26,23 +26,7 @@ from monitor.config.values import (
     show,
     text,
 )
-
-# The event kinds SPEC.md names. Kept here until monitor/kinds.py (the registry) is merged;
-# the lead wires it then.
-EVENT_KINDS = (
-    "added",
-    "changed",
-    "archived",
-    "restored",
-    "removed",
-    "page-error",
-    "page-recovered",
-    "page-gone",
-    "page-anomaly",
-    "link-gone",
-    "link-recovered",
-    "link-changed",
-)
+from monitor.kinds import EVENT_KINDS
 
 
 def event_kind(value: object) -> str:
