@@ -5,14 +5,13 @@ Reads DATA_DIR/daemon.json (written by the daemon) and monitor.db, read-only.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 from monitor.config import Config
-from monitor.errors import StoreError
+from monitor.errors import SchemaTooNew, StoreError
 from monitor.kinds import PAGE_EVENT_KINDS
 from monitor.lock import daemon_holder
 from monitor.models import format_time
@@ -82,8 +81,13 @@ def _database_status(
     rows: dict[str, PageRow] = {}
     links: list[LinkMemory] = []
     since: dict[str, tuple[str, str | None]] = {}
-    with contextlib.suppress(StoreError):  # no database: no check has run yet
+    try:  # no database: no check has run yet
         store = open_store(config, write=False)
+    except SchemaTooNew:
+        raise  # a newer monitor's database: say so (exit 2), never "no check yet"
+    except StoreError:
+        store = None
+    if store is not None:
         try:
             check, rows = store.last_check(), {row.name: row for row in store.page_rows()}
             links = store.entry_pages()

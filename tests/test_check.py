@@ -437,3 +437,22 @@ def _answer(data: bytes | None, n: int, fast: bool):
         return Response(data, content_type="text/html; charset=utf-8", headers=headers)
 
     return answer
+
+
+@pytest.mark.parametrize("command", [["check"], ["log"], ["status"]], ids=lambda c: c[0])
+def test_a_database_from_a_newer_monitor_is_refused_and_left_unchanged(imls, tmp_path, command):
+    """A newer schema version is refused (exit 2, both versions named), never rewritten."""
+    assert run(imls, "check").exit_code == 0
+    db_path = tmp_path / "data" / "monitor.db"
+    with sqlite3.connect(db_path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.close()
+    before = hashlib.sha256(db_path.read_bytes()).hexdigest()
+    result = run(imls, *command)
+    assert result.exit_code == 2
+    assert "schema version 99" in result.stderr and "up to 3" in result.stderr
+    assert hashlib.sha256(db_path.read_bytes()).hexdigest() == before
+    with sqlite3.connect(db_path) as db:
+        (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    db.close()
+    assert version == "99"
