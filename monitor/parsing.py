@@ -1,19 +1,18 @@
 """Where listing bodies are parsed: in the event loop's thread, or in a small process pool.
 
-Extraction (Lexbor, C code) holds the core it runs on, so a cycle that parses many bodies
-parses them in worker processes, fed as each body arrives, while the event loop goes on
-fetching and archiving on the other core. The pool is worth its start (a fresh interpreter
-importing selectolax per worker) only for a cycle with many pages: smaller ones parse in
-process. Workers start lazily, at the first body to parse, so a cycle of 304s starts none.
+Extraction (Lexbor, C code) holds the core it runs on, so a cycle of many pages parses its
+bodies in worker processes (`parse_worker.py`), fed as each body arrives, while the event
+loop goes on fetching and archiving on the other core. The pool is worth its start (a fresh
+interpreter importing selectolax per worker) only for a cycle of more than POOL_MIN_PAGES
+pages; it starts at the first body to parse (a cycle of 304s starts none), and bodies are
+parsed in process until a worker has answered, so no body waits for the start.
 
 A crash of the parser (a segfault in C kills the worker, and every parse in flight with it:
 `BrokenProcessPool`) is not the end of the cycle: the pool is replaced, and each body that
 was in flight is parsed again alone in a one-worker quarantine pool, so only the body that
-crashes it again becomes an error ("the parser crashed on this page").
-
-Test hook: with the environment variable MONITOR_TEST_CRASH_ON set, a worker kills itself
-with SIGSEGV when a body contains its value. Only workers read it (never the main process),
-and no page can set it: it exists so tests can crash a real worker.
+crashes it again becomes an error ("the parser crashed on this page"). With the test hook
+MONITOR_TEST_CRASH_ON set (`parse_worker.py`), every body of a pooled cycle waits for the
+pool, so the hook's body is sure to reach a worker.
 """
 
 from __future__ import annotations
@@ -21,36 +20,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
-import threading
-import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from multiprocessing import get_context
 from types import TracebackType
 
-from monitor.config import PageConfig, Selectors
-from monitor.extract import Extraction, extract_page
+from monitor.config import PageConfig
+from monitor.extract import Extraction
 from monitor.models import PageObservation
 from monitor.observe import Body, extract_listing_page, extraction_failed
+from monitor.parse_worker import CRASH_HOOK_ENV, Layout, ParseJob, parse_job, ready, worker_setup
 
 log = logging.getLogger("monitor")
 
 POOL_MIN_PAGES = 16  # a cycle of more pages than this parses in worker processes
-CRASH_HOOK_ENV = "MONITOR_TEST_CRASH_ON"  # test hook: see the module docstring
-PARENT_POLL_S = 1.0  # how often a worker checks that the process that started it lives
-
-
-@dataclass(frozen=True)
-class ParseJob:
-    """What crosses to a worker: one body and the layouts to read it with (no page config)."""
-
-    data: bytes
-    content_type: str | None
-    url: str
-    layouts: tuple[Selectors, ...]
 
 
 def parse_workers() -> int:
@@ -68,31 +52,62 @@ class Parser:
     def __init__(self, *, pool: bool, workers: int | None = None) -> None:
         self.pool = pool
         self.workers = workers or parse_workers()
+        self.wait_for_pool = bool(os.environ.get(CRASH_HOOK_ENV))  # test hook: see above
         self._main: ProcessPoolExecutor | None = None
+        self._ready: Future[bool] | None = None  # the main pool's first answer
         self._quarantine: ProcessPoolExecutor | None = None
         self._alone = asyncio.Lock()  # quarantine parses run one at a time
         self._closed = False
 
     async def extract(self, page: PageConfig, body: Body) -> Extraction | PageObservation:
         """The page's entries with the first layout that fits, or an error observation."""
-        if not self.pool or self._closed:
+        pool = self._main_pool() if self.pool and not self._closed else None
+        if pool is None:
             return extract_listing_page(page, body)
-        job = ParseJob(body.data, body.content_type, body.url, page.all_layouts)
-        pool = self._main_pool()
+        job = ParseJob(body.data, body.content_type, body.url, _layouts(page))
         try:
             return await _run(pool, job, page, body)
         except BrokenProcessPool:
             self._drop_main(pool)  # the first coroutine to see it replaces the pool
         async with self._alone:  # which body crashed it? each in flight is tried alone
-            pool = self._quarantine_pool()
+            return await self._alone_in_quarantine(job, page, body)
+
+    async def _alone_in_quarantine(
+        self, job: ParseJob, page: PageConfig, body: Body
+    ) -> Extraction | PageObservation:
+        if self._quarantine is None:
+            self._quarantine = _start(1)
+        pool = self._quarantine
+        try:
+            return await _run(pool, job, page, body)
+        except BrokenProcessPool:
+            self._quarantine = None
+            _shutdown(pool)
+            log.error("the parser crashed on %s (page %s)", body.url, page.name)
+            detail = f"{body.url}: the parser crashed on this page"
+            return PageObservation(page.name, "error", detail=detail)
+
+    def _main_pool(self) -> ProcessPoolExecutor | None:
+        """The pool to send a body to; None: parse in process (it is starting, or cannot)."""
+        if self._main is None:
             try:
-                return await _run(pool, job, page, body)
-            except BrokenProcessPool:
-                self._quarantine = None
-                _shutdown(pool)
-                log.error("the parser crashed on %s (page %s)", body.url, page.name)
-                detail = f"{body.url}: the parser crashed on this page"
-                return PageObservation(page.name, "error", detail=detail)
+                self._main = _start(self.workers)
+                self._ready = self._main.submit(ready)
+            except OSError as error:  # no processes here: parse in process, as small cycles do
+                log.warning("cannot start parse workers, parsing in process: %s", error)
+                self.pool = False
+                return None
+        assert self._ready is not None
+        if self.wait_for_pool:
+            return self._main
+        if not self._ready.done():
+            return None
+        if self._ready.exception() is not None:  # died starting: a body's fault it is not
+            log.warning("parse workers failed to start, parsing in process")
+            self.pool = False
+            self._drop_main(self._main)
+            return None
+        return self._main
 
     def close(self) -> None:
         """Stop every worker and wait for them to exit: no process outlives the cycle."""
@@ -113,20 +128,15 @@ class Parser:
     ) -> None:
         self.close()
 
-    def _main_pool(self) -> ProcessPoolExecutor:
-        if self._main is None:
-            self._main = _start(self.workers)
-        return self._main
-
-    def _quarantine_pool(self) -> ProcessPoolExecutor:
-        if self._quarantine is None:
-            self._quarantine = _start(1)
-        return self._quarantine
-
     def _drop_main(self, broken: ProcessPoolExecutor) -> None:
         if self._main is broken:
-            self._main = None
+            self._main = self._ready = None
             _shutdown(broken)
+
+
+def _layouts(page: PageConfig) -> tuple[Layout, ...]:
+    """The page's selector sets as plain values (a worker imports no config)."""
+    return tuple(Layout(s.item, s.title, s.link, s.description, s.next) for s in page.all_layouts)
 
 
 def parser_for(pages: Sequence[PageConfig]) -> Parser:
@@ -152,33 +162,10 @@ def _start(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=get_context("spawn"),
-        initializer=_worker_setup,
+        initializer=worker_setup,
         initargs=(os.getpid(),),
     )
 
 
 def _shutdown(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _worker_setup(parent: int) -> None:
-    """In each worker: Ctrl-C is the parent's to handle; exit if the parent dies."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
-
-
-def _exit_with(parent: int) -> None:
-    # The pool's queues do not close when the parent is killed (-9): without this watch
-    # a worker would wait on them forever, an orphan.
-    while os.getppid() == parent:
-        time.sleep(PARENT_POLL_S)
-    os._exit(0)
-
-
-def parse_job(job: ParseJob) -> Extraction:
-    """In a worker: extract one body (raises what extraction raises)."""
-    marker = os.environ.get(CRASH_HOOK_ENV)
-    if marker and marker.encode("utf-8", "surrogateescape") in job.data:
-        os.kill(os.getpid(), signal.SIGSEGV)  # test hook: see the module docstring
-    return extract_page(job.data, content_type=job.content_type, base_url=job.url,
-                        layouts=job.layouts)  # fmt: skip

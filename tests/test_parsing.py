@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import Site, json_lines, run, write_config
 
-from monitor.parsing import CRASH_HOOK_ENV, POOL_MIN_PAGES
+from monitor.parse_worker import CRASH_HOOK_ENV
+from monitor.parsing import POOL_MIN_PAGES
 
 SELECT = {"item": "li.entry", "title": "h3", "link": "a[href]"}
 PAGES = 30
