@@ -3,16 +3,17 @@
 Extraction (Lexbor, C code) holds the core it runs on, so a cycle of many pages parses its
 bodies in worker processes (`parse_worker.py`), fed as each body arrives, while the event
 loop goes on fetching and archiving on the other core. The pool is worth its start (a fresh
-interpreter importing selectolax per worker) only for a cycle of more than POOL_MIN_PAGES
-pages; it starts at the first body to parse (a cycle of 304s starts none), and bodies are
-parsed in process until a worker has answered, so no body waits for the start.
+interpreter importing selectolax per worker, ~0.3 s of CPU and ~30 MB each) only for a cycle
+of more than POOL_MIN_PAGES pages that has more than POOL_START_BODIES bodies to parse: the
+first ones are parsed in process, so a cycle of 304s or of a few changed pages starts none;
+and bodies are parsed in process until a worker has answered, so none waits for the start.
 
 A crash of the parser (a segfault in C kills the worker, and every parse in flight with it:
 `BrokenProcessPool`) is not the end of the cycle: the pool is replaced, and each body that
 was in flight is parsed again alone in a one-worker quarantine pool, so only the body that
 crashes it again becomes an error ("the parser crashed on this page"). With the test hook
-MONITOR_TEST_CRASH_ON set (`parse_worker.py`), every body of a pooled cycle waits for the
-pool, so the hook's body is sure to reach a worker.
+MONITOR_TEST_CRASH_ON set (`parse_worker.py`), a pooled cycle starts its pool at the first
+body and every body waits for it, so the hook's body is sure to reach a worker.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from monitor.parse_worker import CRASH_HOOK_ENV, Layout, ParseJob, parse_job, re
 
 log = logging.getLogger("monitor")
 
-POOL_MIN_PAGES = 16  # a cycle of more pages than this parses in worker processes
+POOL_MIN_PAGES = 16  # a cycle of more pages than this may parse in worker processes,
+POOL_START_BODIES = 32  # once it has parsed this many bodies in process (~0.1 s of CPU)
 
 
 def parse_workers() -> int:
@@ -58,10 +60,13 @@ class Parser:
         self._quarantine: ProcessPoolExecutor | None = None
         self._alone = asyncio.Lock()  # quarantine parses run one at a time
         self._closed = False
+        self._parsed = 0  # bodies this cycle, in process or not
 
     async def extract(self, page: PageConfig, body: Body) -> Extraction | PageObservation:
         """The page's entries with the first layout that fits, or an error observation."""
-        pool = self._main_pool() if self.pool and not self._closed else None
+        self._parsed += 1
+        starting = self.wait_for_pool or self._parsed > POOL_START_BODIES
+        pool = self._main_pool() if self.pool and starting and not self._closed else None
         if pool is None:
             return extract_listing_page(page, body)
         job = ParseJob(body.data, body.content_type, body.url, _layouts(page))

@@ -11,13 +11,18 @@ import hashlib
 import html
 import multiprocessing
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from conftest import Site, json_lines, run, write_config
+from werkzeug import Response
 
+from monitor.check import CycleCancelled, run_check
+from monitor.config import load_config
 from monitor.parse_worker import CRASH_HOOK_ENV
-from monitor.parsing import POOL_MIN_PAGES
+from monitor.parsing import POOL_MIN_PAGES, POOL_START_BODIES
 
 SELECT = {"item": "li.entry", "title": "h3", "link": "a[href]"}
 PAGES = 30
@@ -46,11 +51,16 @@ def listing(n: int, extra: str = "") -> str:
     )
 
 
-def many_listings(site: Site, tmp_path: Path, crash_on: int | None = None) -> Path:
-    """Serve PAGES listings at /l0 ... and write a config watching them all."""
-    assert PAGES > POOL_MIN_PAGES
+TIMEOUT_S = 30
+
+
+def many_listings(
+    site: Site, tmp_path: Path, crash_on: int | None = None, count: int = PAGES
+) -> Path:
+    """Serve `count` listings at /l0 ... and write a config watching them all."""
+    assert count > POOL_MIN_PAGES
     pages = []
-    for n in range(PAGES):
+    for n in range(count):
         extra = f"<!-- {MARKER} -->" if n == crash_on else ""
         site.serve(f"/l{n}", listing(n, extra))
         pages.append({"name": f"l{n}", "url": site.url(f"/l{n}"), "role": "active",
@@ -81,13 +91,14 @@ def child_pids() -> list[int]:
 
 
 def test_a_large_cycle_records_every_page_and_leaves_no_process(site, tmp_path):
-    """30 listings parsed in the pool: 90 entries, exit 0, and no child process left after."""
-    config = many_listings(site, tmp_path)
+    """60 listings, most parsed in the pool: 180 entries, exit 0, no child process left after."""
+    count = POOL_START_BODIES + 28
+    config = many_listings(site, tmp_path, count=count)
     before = child_pids()
     result = run(config, "check")
     assert result.exit_code == 0, result.output
     entries = json_lines(run(config, "entries", "--json"))
-    assert len({e["title"] for e in entries}) == PAGES * 3
+    assert len({e["title"] for e in entries}) == count * 3
     assert multiprocessing.active_children() == []
     assert child_pids() == before
 
@@ -122,3 +133,36 @@ def test_a_small_cycle_parses_in_process(site, tmp_path, monkeypatch, pages):
     ])  # fmt: skip
     assert run(config, "check").exit_code == 0
     assert len(json_lines(run(config, "entries", "--json"))) == pages * 3
+
+
+def test_a_cycle_stopped_mid_fetch_leaves_no_worker(site, tmp_path, monkeypatch):
+    """The daemon's stop while the pool parses and one page hangs: cancelled, no worker left."""
+    monkeypatch.setenv(CRASH_HOOK_ENV, MARKER)  # no page has it: it only starts the pool at once
+    config = many_listings(site, tmp_path)
+    release = threading.Event()
+
+    def hanging(request):
+        release.wait(TIMEOUT_S)
+        return Response(listing(0), content_type="text/html")
+
+    site.serve("/l0", hanging)
+    before = child_pids()
+    stop = threading.Event()
+
+    def stop_once_parsing() -> None:
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(child_pids()) == len(before) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+
+    watcher = threading.Thread(target=stop_once_parsing)
+    watcher.start()
+    try:
+        with pytest.raises(CycleCancelled):
+            run_check(load_config(config), stop=stop)
+    finally:
+        stop.set()
+        release.set()
+        watcher.join()
+    assert multiprocessing.active_children() == []
+    assert child_pids() == before
