@@ -22,16 +22,18 @@ import asyncio
 import logging
 import os
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
+from concurrent.futures import BrokenExecutor, Future
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from monitor.config import PageConfig
 from monitor.extract import Extraction
 from monitor.models import PageObservation
 from monitor.observe import Body, extract_listing_page, extraction_failed
 from monitor.parse_worker import CRASH_HOOK_ENV, Layout, ParseJob, parse_job, ready, worker_setup
+
+if TYPE_CHECKING:  # imported when a pool starts: ~10 ms no small cycle should pay
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger("monitor")
 
@@ -72,7 +74,7 @@ class Parser:
         job = ParseJob(body.data, body.content_type, body.url, _layouts(page))
         try:
             return await _run(pool, job, page, body)
-        except BrokenProcessPool:
+        except BrokenExecutor:  # BrokenProcessPool: a worker died
             self._drop_main(pool)  # the first coroutine to see it replaces the pool
         async with self._alone:  # which body crashed it? each in flight is tried alone
             return await self._alone_in_quarantine(job, page, body)
@@ -85,7 +87,7 @@ class Parser:
         pool = self._quarantine
         try:
             return await _run(pool, job, page, body)
-        except BrokenProcessPool:
+        except BrokenExecutor:  # BrokenProcessPool: a worker died
             self._quarantine = None
             _shutdown(pool)
             log.error("the parser crashed on %s (page %s)", body.url, page.name)
@@ -152,17 +154,20 @@ def parser_for(pages: Sequence[PageConfig]) -> Parser:
 async def _run(
     pool: ProcessPoolExecutor, job: ParseJob, page: PageConfig, body: Body
 ) -> Extraction | PageObservation:
-    """Parse `job` in `pool`; BrokenProcessPool passes through, any other error is the page's."""
+    """Parse `job` in `pool`; BrokenExecutor passes through, any other error is the page's."""
     loop = asyncio.get_running_loop()
     try:
         return await loop.run_in_executor(pool, parse_job, job)
-    except BrokenProcessPool:
+    except BrokenExecutor:  # BrokenProcessPool: a worker died
         raise
     except Exception as error:  # a bug in extraction must not stop the other pages
         return extraction_failed(page, body, error)
 
 
 def _start(workers: int) -> ProcessPoolExecutor:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     # spawn: forking a process with threads running (the daemon's) can copy a held lock.
     return ProcessPoolExecutor(
         max_workers=workers,
