@@ -34,6 +34,7 @@ from monitor.lock import cycle_lock
 from monitor.models import CycleResult, Event, PageState, utc_now
 from monitor.notify.deliver import deliver_outbox
 from monitor.notify.outbox import DeliveryReport, plan_deliveries
+from monitor.parsing import parser_for
 from monitor.paths import warc_dir
 from monitor.publish import feed_info, publish_feed
 from monitor.rederive import rederive_stale
@@ -263,14 +264,15 @@ async def _check_pages(
         nonlocal done
         async with limit:
             checked = await check_listing(
-                client, page, state.pages[page.name], last_responses, writer, settings
+                client, page, state.pages[page.name], last_responses, writer, settings, parser
             )
         done += 1
         if progress:
             progress(page.name, done, len(pages))
         return checked
 
-    async with make_client(settings) as client:
+    # Bodies are parsed as they arrive (worker processes for many pages, stopped with the phase)
+    async with make_client(settings) as client, parser_for(pages) as parser:
         fetching = asyncio.gather(*(one(p) for p in pages))
         if stop is None:
             return list(await fetching)

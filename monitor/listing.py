@@ -24,11 +24,11 @@ from monitor.models import FetchResult, PageObservation
 from monitor.observe import (
     Body,
     answer_problem,
-    extract_listing_page,
     listing_entries,
     listing_key,
     sign_problem,
 )
+from monitor.parsing import Parser
 from monitor.store import CaptureRecord, LastResponse, PageMemory, PageUpdate
 
 
@@ -44,12 +44,13 @@ class PageCheck:
 
 
 class _Listing:
-    """What one check of a listing gathers as it walks its pages."""
+    """What one check of a listing gathers as it walks its pages (and what parses them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, parser: Parser) -> None:
         self.captures: list[CaptureRecord] = []
         self.bodies: list[Body] = []
         self.extractions: list[Extraction] = []
+        self.parser = parser
 
 
 async def check_listing(
@@ -59,14 +60,18 @@ async def check_listing(
     last_responses: dict[str, LastResponse],
     writer: CycleWriter,
     settings: MonitorSettings,
+    parser: Parser | None = None,
 ) -> PageCheck:
-    """Fetch a listing (every page of it), archive every exchange, and observe its entries."""
+    """Fetch a listing (every page of it), archive every exchange, and observe its entries.
+
+    Each body is parsed by `parser` as it arrives (in process when None).
+    """
     paginated = any(layout.next for layout in page.all_layouts)
     validators = None
     if not paginated and memory.accepted_key and (memory.etag or memory.last_modified):
         # A 304 of page 1 says nothing of page 2: a paginated listing asks for every page.
         validators = Validators(memory.etag, memory.last_modified)
-    walked = _Listing()
+    walked = _Listing(parser or Parser(pool=False))
     first = await _fetch(client, page, page.url, validators, writer, last_responses, settings,
                          walked)  # fmt: skip
     update = _fetch_update(page, first)
@@ -110,7 +115,7 @@ async def _walk(
         if problem is not None:
             return _numbered(problem, number)
         assert body is not None
-        extraction = extract_listing_page(page, body)
+        extraction = await walked.parser.extract(page, body)
         if isinstance(extraction, PageObservation):
             return _numbered(extraction, number)
         problem = sign_problem(page, requested, result, extraction)

@@ -95,8 +95,13 @@ def extract_listing_page(page: PageConfig, body: Body) -> Extraction | PageObser
             body.data, content_type=body.content_type, base_url=body.url, layouts=page.all_layouts
         )
     except Exception as error:  # a bug in extraction must not stop the other pages
-        log.exception("extracting %s failed", body.url)
-        return PageObservation(page.name, "error", detail=f"{body.url}: cannot extract: {error}")
+        return extraction_failed(page, body, error)
+
+
+def extraction_failed(page: PageConfig, body: Body, error: Exception) -> PageObservation:
+    """The error observation of a body whose extraction raised (logged with its traceback)."""
+    log.error("extracting %s failed", body.url, exc_info=error)
+    return PageObservation(page.name, "error", detail=f"{body.url}: cannot extract: {error}")
 
 
 def sign_problem(

@@ -1,0 +1,181 @@
+"""Where listing bodies are parsed: in the event loop's thread, or in a small process pool.
+
+Extraction (Lexbor, C code) holds the core it runs on, so a cycle of many pages parses its
+bodies in worker processes (`parse_worker.py`), fed as each body arrives, while the event
+loop goes on fetching and archiving on the other core. The pool is worth its start (a fresh
+interpreter importing selectolax per worker, ~0.3 s of CPU and ~30 MB each) only for a cycle
+of more than POOL_MIN_PAGES pages that has more than POOL_START_BODIES bodies to parse: the
+first ones are parsed in process, so a cycle of 304s or of a few changed pages starts none;
+and bodies are parsed in process until a worker has answered, so none waits for the start.
+
+A crash of the parser (a segfault in C kills the worker, and every parse in flight with it:
+`BrokenProcessPool`) is not the end of the cycle: the pool is replaced, and each body that
+was in flight is parsed again alone in a one-worker quarantine pool, so only the body that
+crashes it again becomes an error ("the parser crashed on this page"). With the test hook
+MONITOR_TEST_CRASH_ON set (`parse_worker.py`), a pooled cycle starts its pool at the first
+body and every body waits for it, so the hook's body is sure to reach a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import BrokenExecutor, Future
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from monitor.config import PageConfig
+from monitor.extract import Extraction
+from monitor.models import PageObservation
+from monitor.observe import Body, extract_listing_page, extraction_failed
+from monitor.parse_worker import CRASH_HOOK_ENV, Layout, ParseJob, parse_job, ready, worker_setup
+
+if TYPE_CHECKING:  # imported when a pool starts: ~10 ms no small cycle should pay
+    from concurrent.futures import ProcessPoolExecutor
+
+log = logging.getLogger("monitor")
+
+POOL_MIN_PAGES = 16  # a cycle of more pages than this may parse in worker processes,
+POOL_START_BODIES = 32  # once it has parsed this many bodies in process (~0.1 s of CPU)
+
+
+def parse_workers() -> int:
+    """Worker processes: one per core but one, left to the event loop (at least one)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+class Parser:
+    """Parses listing bodies for one cycle: in process, or in worker processes."""
+
+    def __init__(self, *, pool: bool, workers: int | None = None) -> None:
+        self.pool = pool
+        self.workers = workers or parse_workers()
+        self.wait_for_pool = bool(os.environ.get(CRASH_HOOK_ENV))  # test hook: see above
+        self._main: ProcessPoolExecutor | None = None
+        self._ready: Future[bool] | None = None  # the main pool's first answer
+        self._quarantine: ProcessPoolExecutor | None = None
+        self._alone = asyncio.Lock()  # quarantine parses run one at a time
+        self._closed = False
+        self._parsed = 0  # bodies this cycle, in process or not
+
+    async def extract(self, page: PageConfig, body: Body) -> Extraction | PageObservation:
+        """The page's entries with the first layout that fits, or an error observation."""
+        self._parsed += 1
+        starting = self.wait_for_pool or self._parsed > POOL_START_BODIES
+        pool = self._main_pool() if self.pool and starting and not self._closed else None
+        if pool is None:
+            return extract_listing_page(page, body)
+        job = ParseJob(body.data, body.content_type, body.url, _layouts(page))
+        try:
+            return await _run(pool, job, page, body)
+        except BrokenExecutor:  # BrokenProcessPool: a worker died
+            self._drop_main(pool)  # the first coroutine to see it replaces the pool
+        async with self._alone:  # which body crashed it? each in flight is tried alone
+            return await self._alone_in_quarantine(job, page, body)
+
+    async def _alone_in_quarantine(
+        self, job: ParseJob, page: PageConfig, body: Body
+    ) -> Extraction | PageObservation:
+        if self._quarantine is None:
+            self._quarantine = _start(1)
+        pool = self._quarantine
+        try:
+            return await _run(pool, job, page, body)
+        except BrokenExecutor:  # BrokenProcessPool: a worker died
+            self._quarantine = None
+            _shutdown(pool)
+            log.error("the parser crashed on %s (page %s)", body.url, page.name)
+            detail = f"{body.url}: the parser crashed on this page"
+            return PageObservation(page.name, "error", detail=detail)
+
+    def _main_pool(self) -> ProcessPoolExecutor | None:
+        """The pool to send a body to; None: parse in process (it is starting, or cannot)."""
+        if self._main is None:
+            try:
+                self._main = _start(self.workers)
+                self._ready = self._main.submit(ready)
+            except OSError as error:  # no processes here: parse in process, as small cycles do
+                log.warning("cannot start parse workers, parsing in process: %s", error)
+                self.pool = False
+                return None
+        assert self._ready is not None
+        if self.wait_for_pool:
+            return self._main
+        if not self._ready.done():
+            return None
+        if self._ready.exception() is not None:  # died starting: a body's fault it is not
+            log.warning("parse workers failed to start, parsing in process")
+            self.pool = False
+            self._drop_main(self._main)
+            return None
+        return self._main
+
+    def close(self) -> None:
+        """Stop every worker and wait for them to exit: no process outlives the cycle."""
+        self._closed = True
+        for pool in (self._main, self._quarantine):
+            if pool is not None:
+                _shutdown(pool)
+        self._main = self._quarantine = None
+
+    async def __aenter__(self) -> Parser:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _drop_main(self, broken: ProcessPoolExecutor) -> None:
+        if self._main is broken:
+            self._main = self._ready = None
+            _shutdown(broken)
+
+
+def _layouts(page: PageConfig) -> tuple[Layout, ...]:
+    """The page's selector sets as plain values (a worker imports no config)."""
+    return tuple(Layout(s.item, s.title, s.link, s.description, s.next) for s in page.all_layouts)
+
+
+def parser_for(pages: Sequence[PageConfig]) -> Parser:
+    """The cycle's parser: worker processes for more than POOL_MIN_PAGES pages."""
+    return Parser(pool=len(pages) > POOL_MIN_PAGES)
+
+
+async def _run(
+    pool: ProcessPoolExecutor, job: ParseJob, page: PageConfig, body: Body
+) -> Extraction | PageObservation:
+    """Parse `job` in `pool`; BrokenExecutor passes through, any other error is the page's."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(pool, parse_job, job)
+    except BrokenExecutor:  # BrokenProcessPool: a worker died
+        raise
+    except Exception as error:  # a bug in extraction must not stop the other pages
+        return extraction_failed(page, body, error)
+
+
+def _start(workers: int) -> ProcessPoolExecutor:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    # spawn: forking a process with threads running (the daemon's) can copy a held lock.
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=get_context("spawn"),
+        initializer=worker_setup,
+        initargs=(os.getpid(),),
+    )
+
+
+def _shutdown(pool: ProcessPoolExecutor) -> None:
+    pool.shutdown(wait=True, cancel_futures=True)
