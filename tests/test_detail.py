@@ -399,7 +399,7 @@ def test_the_feed_and_the_web_page_show_link_events_with_detail_and_capture(site
         timeline = httpx.get(f"{url}/entries/{beta}").text
     capture = items[0]["_monitor"]["capture_id"]
     assert "link-gone" in log_page and "soft 404: &quot;Page not found&quot;" in log_page
-    assert f'href="/captures/{capture}"' in log_page
+    assert f'href="/captures/{capture}/view"' in log_page  # the framed view, with its banner
     assert "Its page (2 checks)" in timeline and f'href="/captures/{capture}"' in timeline
     assert "<b>not</b>" not in log_page + timeline
 

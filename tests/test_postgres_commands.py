@@ -111,7 +111,7 @@ def test_every_command_reads_postgres_as_it_reads_sqlite(site, tmp_path, postgre
     setups = [load_setup(c).config for c in configs]
     for target in ("/", "/?kind=archived", "/entries/{}", "/captures/1", "/healthz"):
         pages = [
-            web.respond(c, target.format(i), base_url="http://127.0.0.1:8080")
+            web.respond(c, target.format(i))
             for c, i in zip(setups, ids, strict=True)
         ]
         assert [p.status for p in pages] == [200, 200], target
