@@ -81,19 +81,18 @@ def _database_status(
     rows: dict[str, PageRow] = {}
     links: list[LinkMemory] = []
     since: dict[str, tuple[str, str | None]] = {}
-    try:  # no database: no check has run yet
+    try:
         store = open_store(config, write=False)
-    except SchemaTooNew:
-        raise  # a newer monitor's database: say so (exit 2), never "no check yet"
-    except StoreError:
-        store = None
-    if store is not None:
         try:
             check, rows = store.last_check(), {row.name: row for row in store.page_rows()}
             links = store.entry_pages()
             since = _episode_starts(store, [r for r in rows.values() if r.status != "ok"])
         finally:
             store.close()
+    except SchemaTooNew:
+        raise  # a newer monitor's database: say so (exit 2), never "no check yet"
+    except StoreError:  # no database, or one being created right now: no check has run yet
+        check, rows, links, since = None, {}, [], {}
     last_check = (
         None
         if check is None
