@@ -19,6 +19,7 @@ from monitor.notify.outbox import Delivery, NewDelivery
 from monitor.store.base import (
     CaptureRecord,
     CheckRow,
+    EventQuery,
     LinkMemory,
     NotifyStatusRow,
     PageRow,
@@ -333,3 +334,31 @@ FROM outbox o
 GROUP BY o.target, o.target_hash
 ORDER BY o.target, o.target_hash
 """
+
+
+def events_sql(query: EventQuery, mark: str) -> tuple[str, list[Any]]:
+    """The events query of both stores, newest first (by time, then seq); `mark` is the
+    dialect's placeholder ("?" for SQLite, "%s" for psycopg)."""
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    if query.before_seq is not None:
+        # Keyset on (at, seq), the order shown: imported events come in after live ones.
+        where.append(
+            f"(at, seq) < (SELECT at, seq FROM events WHERE seq = {mark} "
+            f"UNION ALL SELECT '9999', {mark} LIMIT 1)"
+        )
+        params.extend([query.before_seq, query.before_seq])
+    if query.since is not None:
+        where.append(f"at >= {mark}")
+        params.append(format_time(query.since))
+    for column, values in (("kind", query.kinds), ("page", query.pages)):
+        if values:
+            where.append(f"{column} IN ({', '.join(mark for _ in values)})")
+            params.extend(values)
+    if query.entry_id is not None:
+        where.append(f"entry_id = {mark}")
+        params.append(query.entry_id)
+    sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY at DESC, seq DESC"
+    if query.limit is not None:
+        sql += f" LIMIT {int(query.limit)}"
+    return sql, params

@@ -27,7 +27,6 @@ from monitor.models import (
     KnownEntry,
     PageState,
     VersionRow,
-    format_time,
 )
 from monitor.store import rows as R
 from monitor.store.base import (
@@ -256,31 +255,7 @@ class SqliteStore(SqliteDetail):
 
     def events(self, query: EventQuery | None = None) -> list[Event]:
         """Events newest first (by time, then seq), filtered; before_seq pages through them."""
-        query = query or EventQuery()
-        where: list[str] = ["1"]
-        params: list[Any] = []
-        if query.before_seq is not None:
-            # Keyset on (at, seq), the order shown: imported events come in after live ones.
-            where.append(
-                "(at, seq) < (SELECT at, seq FROM events WHERE seq = ? "
-                "UNION ALL SELECT '9999', ? LIMIT 1)"
-            )
-            params.extend([query.before_seq, query.before_seq])
-        if query.since is not None:
-            where.append("at >= ?")
-            params.append(format_time(query.since))
-        if query.kinds:
-            where.append(f"kind IN ({', '.join('?' for _ in query.kinds)})")
-            params.extend(query.kinds)
-        if query.pages:
-            where.append(f"page IN ({', '.join('?' for _ in query.pages)})")
-            params.extend(query.pages)
-        if query.entry_id is not None:
-            where.append("entry_id = ?")
-            params.append(query.entry_id)
-        sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY at DESC, seq DESC"
-        if query.limit is not None:
-            sql += f" LIMIT {int(query.limit)}"
+        sql, params = R.events_sql(query or EventQuery(), "?")
         return [R.event_from_row(r) for r in self._rows(sql, params)]
 
     def event_seq(self, event_id: str) -> int | None:
