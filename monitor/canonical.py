@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 # Query parameters that say who sent the reader, not which page it is.
@@ -19,15 +20,23 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters that are invisible and carry no meaning: soft hyphen, zero-width
 # space/non-joiner/joiner, word joiner, byte-order mark.
 INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
-SPACES = re.compile(r"\s+")
+# A link with nothing to canonicalise but its scheme and trailing slash (most links):
+# lower-case http(s), a plain lower-case host, a path, no port, query or fragment.
+PLAIN_LINK = re.compile(r"https?://([a-z0-9.-]+)(/[^?#\s]*)?")
+# A cycle compares each entry's fields several times (copies, every identity tier, the
+# new-entry index, the outcome): the forms are computed once per distinct value.
+CACHED_FORMS = 1 << 15
 
 
+@lru_cache(maxsize=CACHED_FORMS)
 def comparable_text(text: str) -> str:
     """Text in the form it is compared: NFC, invisible characters dropped, spaces collapsed."""
-    text = INVISIBLE.sub("", unicodedata.normalize("NFC", text))
-    return SPACES.sub(" ", text).strip()
+    if not text.isascii():  # ASCII has no other normal form and no invisible characters
+        text = INVISIBLE.sub("", unicodedata.normalize("NFC", text))
+    return " ".join(text.split())  # str.split's whitespace is re's \s: the same collapse
 
 
+@lru_cache(maxsize=CACHED_FORMS)
 def canonical_link(link: str | None) -> str | None:
     """The link as it is compared: None for no link.
 
@@ -36,6 +45,14 @@ def canonical_link(link: str | None) -> str | None:
     """
     if not link:
         return None
+    plain = PLAIN_LINK.fullmatch(link)
+    if plain:  # the general answer below, without parsing (a test holds them equal)
+        host, path = plain.groups()
+        return f"http://{host}{(path or '').rstrip('/') or '/'}"
+    return _canonical_parsed(link)
+
+
+def _canonical_parsed(link: str) -> str:
     try:
         parts = urlsplit(link.strip())
         port = parts.port

@@ -20,25 +20,26 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from monitor.archive import CycleWriter
 from monitor.classify import classify_cycle
 from monitor.config import Config, PageConfig
-from monitor.detail import DetailReport, check_entry_pages
 from monitor.errors import ConfigError, CycleCancelled, MonitorError
 from monitor.extract import EXTRACTOR_VERSION
-from monitor.feed import changes_html
 from monitor.fetch import make_client
 from monitor.listing import PageCheck, check_listing
 from monitor.lock import cycle_lock
 from monitor.models import CycleResult, Event, PageState, utc_now
-from monitor.notify.deliver import deliver_outbox
-from monitor.notify.outbox import DeliveryReport, plan_deliveries
 from monitor.parsing import parser_for
 from monitor.paths import warc_dir
 from monitor.publish import feed_info, publish_feed
 from monitor.rederive import rederive_stale
 from monitor.store import CycleRecord, CycleState, EventQuery, PageUpdate, Store, open_store
+
+if TYPE_CHECKING:  # the optional stages are imported when a cycle needs them (a fast start)
+    from monitor.detail import DetailReport
+    from monitor.notify.outbox import DeliveryReport, NewDelivery
 
 __all__ = ["CheckReport", "CycleCancelled", "group_pages", "run_check", "select_pages"]
 
@@ -110,7 +111,7 @@ def run_check(
         store = open_store(config, write=True)
         try:
             report = _cycle(config, store, pages, clock, progress, stop)
-            if entry_pages:
+            if entry_pages and any(p.detail is not None for p in pages):
                 report = _with_entry_pages(config, store, pages, clock, stop, report)
             return report
         finally:
@@ -155,7 +156,13 @@ def _cycle(
         new_id=lambda: str(uuid.uuid4()),
     )
     # Each change is rendered (a bounded word diff) once, here, and stored with its event.
-    result = replace(result, events=tuple(_rendered(e) for e in result.events))
+    if any(e.changes for e in result.events):
+        from monitor.feed import changes_html
+
+        result = replace(result, events=tuple(
+            replace(e, changes_html=changes_html(e.changes)) if e.changes else e
+            for e in result.events
+        ))  # fmt: skip
     record = CycleRecord(  # 4. write, in one transaction
         started_at=started_at,
         finished_at=now,
@@ -164,13 +171,15 @@ def _cycle(
         result=result,
         updates=_page_updates(checks, result),
         warc_file=warc_file,
-        deliveries=tuple(plan_deliveries(config.notify, result.events, cycle_at=now)),
+        deliveries=_deliveries(config, result.events, now),
     )
     recorded = store.record_cycle(record)
 
     feed_error = _publish(config, store, now)  # 5. publish
     notified = None
     if config.notify:  # no targets: no outbox to read
+        from monitor.notify.deliver import deliver_outbox
+
         notified = deliver_outbox(config, store.outbox(), now=clock(), stop=stop)
     checked = {c.page.name for c in checks}
     return CheckReport(
@@ -194,8 +203,13 @@ def group_pages(config: Config, pages: Sequence[PageConfig]) -> list[PageConfig]
     return [p for p in config.pages if p.group in wanted]
 
 
-def _rendered(event: Event) -> Event:
-    return replace(event, changes_html=changes_html(event.changes)) if event.changes else event
+def _deliveries(config: Config, events: Sequence[Event], now: datetime) -> tuple[NewDelivery, ...]:
+    """The notifications to queue with this cycle's events (none without [[notify]])."""
+    if not config.notify:
+        return ()
+    from monitor.notify.outbox import plan_deliveries
+
+    return tuple(plan_deliveries(config.notify, events, cycle_at=now))
 
 
 def _with_entry_pages(
@@ -207,6 +221,8 @@ def _with_entry_pages(
     report: CheckReport,
 ) -> CheckReport:
     """The report with the due entry pages checked and recorded, and the feed rewritten."""
+    from monitor.detail import check_entry_pages
+
     try:
         links = check_entry_pages(config, store, pages, clock, stop)
     except CycleCancelled:  # the cycle is recorded; the entry pages wait for the next one

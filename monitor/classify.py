@@ -209,10 +209,15 @@ def entry_outcomes(
         for entry_id, fields in placement.lists[page.name]:
             standing.setdefault(entry_id, []).append(page)
             shows[page.name].setdefault(entry_id, fields)
-    # Entries on the configured pages before or after this cycle. An entry that
-    # stood only on a page since dropped from the config is left as it was:
+    # Entries on a page whose list changed, before or after this cycle: any other
+    # entry stands where it stood, so its state and fields are as recorded. An entry
+    # that stood only on a page since dropped from the config is left as it was:
     # no longer watching a page is not evidence that its entries went away.
-    involved = dict.fromkeys([i for p in pages for i in p.members] + list(standing))
+    changed = [p for p in pages if verdicts[p.name].accepted or verdicts[p.name].cleared]
+    involved = dict.fromkeys(
+        [i for p in changed for i in p.members]
+        + [i for p in changed for i, _ in placement.lists[p.name]]
+    )
     updates: list[EntryUpdate] = []
     events: list[Event] = []
     for entry_id in involved:

@@ -11,7 +11,9 @@ returned as `FetchResult.error`, never raised.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -28,6 +30,7 @@ from monitor.decoders import (
     too_large,
 )
 from monitor.models import FetchResult, HttpExchange, utc_now
+from monitor.netbackend import AsyncioTransport
 from monitor.netfaults import describe_failure, is_transient, secs
 from monitor.politeness import HostLimits, RateLimiter, retry_after_s
 
@@ -38,6 +41,7 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 NOT_ERRORS = frozenset({304, 404, 410})  # 304: unchanged; 404/410: the caller's page-gone
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
 ACCEPT_ENCODING = "gzip, deflate, br"
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's own
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,22 @@ class Target:
     validators: Validators | None = None  # for a conditional request (ETag / Last-Modified)
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's verifying TLS context (certifi, or $SSL_CERT_FILE), built once per process.
+
+    Loading the CA bundle costs ~0.1 s: a daemon would pay it on every cycle.
+    """
+    return httpx.create_ssl_context()
+
+
 def make_client(settings: MonitorSettings) -> httpx.AsyncClient:
-    """One client per cycle, shared by every page (its connection pool is the point)."""
+    """One client per cycle, shared by every page (its connection pool is the point).
+
+    Its sockets are asyncio's own (`netbackend.py`): httpx's default goes through anyio.
+    """
     return httpx.AsyncClient(
+        transport=AsyncioTransport(verify=tls_context(), limits=POOL_LIMITS),
         headers={
             "User-Agent": settings.user_agent,
             "Accept": ACCEPT,

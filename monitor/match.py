@@ -20,9 +20,16 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
-from monitor.canonical import canonical_link, canonical_query, comparable_text
+from monitor.canonical import (
+    CACHED_FORMS,
+    PLAIN_LINK,
+    canonical_link,
+    canonical_query,
+    comparable_text,
+)
 from monitor.models import Entry
 
 # Description similarity: at least this ratio, and this far ahead of the runner-up.
@@ -57,10 +64,19 @@ def link_key(link: str | None) -> str | None:
     return canonical_link(link)
 
 
+@lru_cache(maxsize=CACHED_FORMS)
 def slug_key(link: str | None) -> str | None:
     """The link's last non-empty path segment with its query, decoded, lower-cased, or None."""
     if not link:
         return None
+    plain = PLAIN_LINK.fullmatch(link)  # no query, no URL parse (a test holds them equal)
+    if plain and "%" not in link:
+        segment = next((s for s in reversed((plain[2] or "").split("/")) if s), None)
+        return segment.casefold() if segment else None
+    return _slug_parsed(link)
+
+
+def _slug_parsed(link: str) -> str | None:
     try:
         parts = urlsplit(link)
     except ValueError:  # a broken URL ("http://[x"): no slug to compare

@@ -14,11 +14,19 @@ from collections.abc import Callable
 
 import pytest
 from conftest import ACTIVE_PATH, ARCHIVED_PATH, IMLS, imls_pages, json_lines, run, write_config
+from hypothesis import given
+from hypothesis import strategies as st
 from werkzeug import Request, Response
 
-from monitor.canonical import canonical_link
+from monitor.canonical import (
+    INVISIBLE,
+    _canonical_parsed,
+    canonical_link,
+    comparable_text,
+)
 from monitor.check import run_check
 from monitor.cluster.settings import load_setup
+from monitor.match import _slug_parsed, slug_key
 
 SITE = "https://www.imls.gov/issues/national-initiatives"
 LETS_MOVE = "Let’s Move! Museums & Gardens"
@@ -200,6 +208,28 @@ def test_links_differing_only_canonically_are_the_same_link(site, watched):
 def test_canonical_link_table(before, after, same):
     """Canonical links: what counts as the same link, and what does not."""
     assert (canonical_link(before) == canonical_link(after)) is same
+
+
+LINK_PARTS = st.sampled_from(
+    ["http", "https", "HTTP", "mailto", "", "a", "A", "0", ".", "-", "/", "//", "?", "#", "%2F",
+     ":", ":443", ":80", "@", "utm_x=1", "&", "=", " ", "\t", "é", "[", "www.imls.gov"]
+)
+
+
+@given(st.lists(LINK_PARTS, max_size=12).map("".join))
+def test_canonical_link_shortcut_agrees_with_parsing(link):
+    """The plain-link shortcut (no URL parse) gives the answer the full parse gives."""
+    for candidate in (link, "http://" + link, "https://" + link.lower()):
+        if candidate:
+            assert canonical_link(candidate) == _canonical_parsed(candidate)
+            assert slug_key(candidate) == _slug_parsed(candidate)
+
+
+@given(st.text(alphabet=st.sampled_from("aZ é\u0065\u0301\u00ad\u200b\ufeff\t\n\x0b\u2003\u3000.")))
+def test_comparable_text_shortcut_agrees_with_the_rule(text):
+    """NFC, invisibles dropped and whitespace runs collapsed, ASCII shortcut or not."""
+    expected = re.sub(r"\s+", " ", INVISIBLE.sub("", unicodedata.normalize("NFC", text)))
+    assert comparable_text(text) == expected.strip()
 
 
 # -- 4. the slug tier keeps the query ----------------------------------------------------------

@@ -15,7 +15,7 @@ from monitor.store import SqliteStore as Store
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SCHEMA_DOC = (ROOT / "docs" / "schema.md").read_text(encoding="utf-8")
-COMMANDS = sorted(cli.commands)
+COMMANDS = cli.list_commands(None)  # type: ignore[arg-type]
 
 
 def test_spec_commands_all_exist():
@@ -78,3 +78,17 @@ def test_schema_doc_explains_every_column(tmp_path):
             for _, column, *_ in conn.execute(f"PRAGMA table_info({table})"):
                 assert f"`{column}`" in text, f"{table}.{column} is not explained"
     conn.close()
+
+
+def test_every_command_is_loaded_from_the_module_that_defines_it():
+    """The lazy command table names each command's module: none is missing or misplaced."""
+    import importlib
+
+    from monitor.cli import COMMAND_MODULES
+
+    for module in set(COMMAND_MODULES.values()):
+        importlib.import_module(f"monitor.cli.{module}")
+    assert set(cli.commands) == set(COMMAND_MODULES)
+    for name, command in cli.commands.items():
+        assert command.callback is not None
+        assert command.callback.__module__ == f"monitor.cli.{COMMAND_MODULES[name]}", name

@@ -1,7 +1,7 @@
 """The command line (click): parse, call one function, print. No logic here.
 
 `base.py` holds the group and the shared options; each module registers one family of
-commands on it. Importing this package registers them all.
+commands on it, and is imported only when one of its commands is used (COMMAND_MODULES).
 """
 
 from __future__ import annotations
@@ -11,18 +11,10 @@ from collections.abc import Iterable
 
 import click
 
-from monitor.cli import (  # noqa: F401 (each registers its commands on `cli`)
-    backfilling,
-    checking,
-    notifying,
-    publishing,
-    reading,
-    running,
-)
-from monitor.cli.base import cli
+from monitor.cli.base import COMMAND_MODULES, cli
 from monitor.errors import ConfigError
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMAND_MODULES", "cli", "main"]
 
 
 def main(argv: Iterable[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -98,7 +99,41 @@ class MonitorGroup(click.Group):
             ctx.exit(error.exit_code)
 
 
-@click.group(cls=MonitorGroup, context_settings=CONTEXT)
+# Each command's module (under monitor.cli), imported when the command runs or help lists
+# it: `monitor check` never imports the web server, the feed writer or the backfill.
+COMMAND_MODULES = {
+    "backfill": "backfilling",
+    "check": "checking",
+    "entries": "reading",
+    "feed": "publishing",
+    "history": "reading",
+    "log": "reading",
+    "notify": "notifying",
+    "run": "running",
+    "serve": "publishing",
+    "show": "reading",
+    "snapshots": "reading",
+    "status": "running",
+    "try": "checking",
+    "verify": "reading",
+    "worker": "running",
+}
+
+
+class RootGroup(MonitorGroup):
+    """The `monitor` group: its commands are registered by their modules, loaded on use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMAND_MODULES) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"monitor.cli.{module}")  # registers it on `cli`
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=RootGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="monitor")
 @common_options
 def cli() -> None:

@@ -1,0 +1,156 @@
+"""httpcore's network backend on plain asyncio streams: the sockets under every fetch.
+
+httpx runs on httpcore, whose default backend under asyncio goes through anyio. That
+layer costs about a third of a fetch's CPU here (a cancel scope per read and write,
+and a `getpeername` plus a `poll` for every pooled connection each time the pool
+assigns a request: encode/httpx#3215, encode/httpcore#930). Watching hundreds of pages
+a cycle, the monitor pays it on every page, so it plugs this backend into httpcore's
+documented seam (`network_backend`) instead: the same httpcore pool, HTTP/1.1 parser
+and exceptions, on asyncio's own streams. TLS is `StreamWriter.start_tls` (Python
+3.11), with the handshake under the connect timeout.
+
+A connection's idle check reads the stream's own state (EOF seen, data waiting):
+asyncio reads the socket as data arrives, so the socket itself says nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import typing
+from collections.abc import Iterable
+
+import httpcore
+import httpx
+
+READ_LIMIT = 1 << 16  # the stream's buffer; httpcore reads 64 KiB at a time
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    """One TCP (or TLS) connection, as httpcore reads and writes it."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+        except TimeoutError as error:
+            raise httpcore.ReadTimeout("timed out reading the response") from error
+        except (OSError, ssl.SSLError) as error:
+            raise httpcore.ReadError(str(error) or type(error).__name__) from error
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                self._writer.write(buffer)
+                await self._writer.drain()
+        except TimeoutError as error:
+            raise httpcore.WriteTimeout("timed out sending the request") from error
+        except (OSError, ssl.SSLError) as error:
+            raise httpcore.WriteError(str(error) or type(error).__name__) from error
+
+    async def aclose(self) -> None:
+        self._writer.close()
+        try:
+            await self._writer.wait_closed()
+        except (OSError, ssl.SSLError):
+            pass  # the peer went first: the connection is closed all the same
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        except TimeoutError as error:
+            await self.aclose()
+            raise httpcore.ConnectTimeout("timed out in the TLS handshake") from error
+        except (OSError, ssl.SSLError) as error:
+            await self.aclose()
+            raise httpcore.ConnectError(str(error) or type(error).__name__) from error
+        return self
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable":  # on an idle connection: the server closed it, or misspoke
+            return self._reader.at_eof() or self._writer.is_closing() or _buffered(self._reader)
+        names = {"ssl_object": "ssl_object", "client_addr": "sockname",
+                 "server_addr": "peername", "socket": "socket"}  # fmt: skip
+        return self._writer.get_extra_info(names[info]) if info in names else None
+
+
+def _buffered(reader: asyncio.StreamReader) -> bool:
+    """Bytes the server sent on a connection with no request out (asyncio has no public
+    accessor for the buffer; its length is all that is read)."""
+    buffer = getattr(reader, "_buffer", b"")
+    return len(buffer) > 0
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """Opens AsyncioStreams: httpcore's connect, with its timeouts and exceptions."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        local = (local_address, 0) if local_address else None
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(
+                    host, port, local_addr=local, limit=READ_LIMIT
+                )
+        except TimeoutError as error:
+            raise httpcore.ConnectTimeout(f"timed out connecting to {host}:{port}") from error
+        except OSError as error:
+            raise httpcore.ConnectError(str(error) or type(error).__name__) from error
+        sock = writer.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        return AsyncioStream(reader, writer)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_unix_connection(path, limit=READ_LIMIT)
+        except TimeoutError as error:
+            raise httpcore.ConnectTimeout(f"timed out connecting to {path}") from error
+        except OSError as error:
+            raise httpcore.ConnectError(str(error) or type(error).__name__) from error
+        return AsyncioStream(reader, writer)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class AsyncioTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport (its request/response mapping and exceptions) over AsyncioBackend."""
+
+    def __init__(self, *, verify: ssl.SSLContext, limits: httpx.Limits) -> None:
+        super().__init__(verify=verify, limits=limits)
+        # httpx builds its pool in __init__ with no way to name a backend: replace it.
+        # Checked, so that an httpx that keeps its pool elsewhere fails here, loudly.
+        if not isinstance(getattr(self, "_pool", None), httpcore.AsyncConnectionPool):
+            raise RuntimeError("httpx.AsyncHTTPTransport no longer keeps its pool in _pool")
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=verify,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=AsyncioBackend(),
+        )

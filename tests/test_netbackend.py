@@ -1,0 +1,196 @@
+"""The sockets under every fetch (monitor/netbackend.py): HTTPS, keep-alive, dropped connections.
+
+A keep-alive HTTP/1.1 server on 127.0.0.1, plain or TLS (a throw-away CA from trustme),
+answers a listing page; the monitor's own client (and, end to end, `monitor check` in a
+fresh process trusting that CA through $SSL_CERT_FILE) fetches it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+from conftest import IMLS, write_config
+
+from monitor.config import MonitorSettings
+from monitor.fetch import Target, fetch_target
+from monitor.netbackend import AsyncioTransport
+
+PAGE = (IMLS / "active.html").read_bytes()
+ROOT = Path(__file__).parent.parent
+
+
+class KeepAliveServer:
+    """HTTP/1.1 with keep-alive (no `Connection: close`), optionally TLS.
+
+    A connection left idle for `idle_close_s` is closed without a word, as servers do.
+    `connections` counts the TCP connections accepted.
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None, idle_close_s: float = 30.0) -> None:
+        self.tls = tls
+        self.idle_close_s = idle_close_s
+        self.connections = 0
+        self.requests = 0
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._accepter = threading.Thread(target=self._accept, daemon=True)
+        self._accepter.start()
+
+    def url(self, path: str = "/list", host: str = "127.0.0.1") -> str:
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            if self.tls:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            conn.settimeout(self.idle_close_s)
+            buffer = b""
+            while not self._stop.is_set():
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)  # raises TimeoutError once idle too long
+                    if not data:
+                        return
+                    buffer += data
+                _, buffer = buffer.split(b"\r\n\r\n", 1)
+                self.requests += 1
+                head = (f"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+                        f"Content-Length: {len(PAGE)}\r\n\r\n").encode()  # fmt: skip
+                conn.sendall(head + PAGE)
+        except (OSError, ssl.SSLError):
+            pass  # idle timeout, a client hanging up, a failed handshake: the connection ends
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._accepter.join()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._sock.close()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def _tls_server(ca: trustme.CA, *names: str) -> KeepAliveServer:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(context)
+    return KeepAliveServer(tls=context)
+
+
+@pytest.fixture
+def tls_server(ca: trustme.CA) -> Iterator[KeepAliveServer]:
+    server = _tls_server(ca, "localhost", "127.0.0.1")
+    yield server
+    server.close()
+
+
+def _client_trusting(ca: trustme.CA) -> httpx.AsyncClient:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    limits = httpx.Limits(max_connections=10, max_keepalive_connections=10)
+    return httpx.AsyncClient(transport=AsyncioTransport(verify=context, limits=limits))
+
+
+def _settings() -> MonitorSettings:
+    return MonitorSettings(timeout_s=5, retries=0)
+
+
+async def _fetch_all(client: httpx.AsyncClient, urls: list[str], pause_s: float = 0.0) -> list:
+    results = []
+    async with client:
+        for url in urls:
+            results.append(await fetch_target(client, Target(url, "list"), _settings()))
+            await asyncio.sleep(pause_s)
+    return results
+
+
+def test_https_page_is_fetched_whole_over_one_kept_alive_connection(ca, tls_server):
+    """Over TLS, three fetches in a row reuse one connection, and each body is the page."""
+    results = asyncio.run(_fetch_all(_client_trusting(ca), [tls_server.url()] * 3))
+    assert [r.error for r in results] == [None, None, None]
+    assert all(r.exchanges[-1].raw_body == PAGE for r in results)
+    assert tls_server.connections == 1 and tls_server.requests == 3
+
+
+def test_a_certificate_for_another_host_is_refused(ca):
+    """The certificate is checked: a host it was not issued for is an error naming it."""
+    server = _tls_server(ca, "elsewhere.test")
+    try:
+        (result,) = asyncio.run(_fetch_all(_client_trusting(ca), [server.url()]))
+    finally:
+        server.close()
+    assert result.error is not None and "certificate" in result.error.lower()
+    assert server.requests == 0
+
+
+def test_an_untrusted_certificate_is_refused(tls_server):
+    """A certificate from a CA the client does not trust is an error, never a page."""
+    other = trustme.CA()
+    (result,) = asyncio.run(_fetch_all(_client_trusting(other), [tls_server.url()]))
+    assert result.error is not None and "certificate" in result.error.lower()
+    assert tls_server.requests == 0
+
+
+def test_a_connection_the_server_dropped_while_idle_is_not_reused():
+    """A server closing idle keep-alive connections silently never costs a failed fetch."""
+    server = KeepAliveServer(idle_close_s=0.1)
+    try:
+        client = httpx.AsyncClient(transport=AsyncioTransport(
+            verify=ssl.create_default_context(), limits=httpx.Limits()))  # fmt: skip
+        results = asyncio.run(_fetch_all(client, [server.url()] * 3, pause_s=0.4))
+    finally:
+        server.close()
+    assert [r.error for r in results] == [None, None, None]  # retries = 0: no second chance
+    assert server.connections == 3
+
+
+def test_monitor_check_over_https_end_to_end(ca, tls_server, tmp_path):
+    """`monitor check` of an https:// page, trusting a CA through $SSL_CERT_FILE, records it."""
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    config = write_config(tmp_path, [{"name": "active", "url": tls_server.url(host="localhost"),
+                                      "role": "active"}])  # fmt: skip
+    env = {**os.environ, "SSL_CERT_FILE": str(ca_file)}
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), "check", "--json"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 120
+    entries = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), "entries", "--json"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in entries.stdout.splitlines()]
+    assert len(rows) > 10 and all(row["state"] == "active" for row in rows)
