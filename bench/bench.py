@@ -8,12 +8,14 @@ pages changed (one description edited, one entry added, one removed on each). Th
 three cycles are run by two floors (bench/floor.py): a plain concurrent httpx download
 (conditional requests after the first cycle), and that plus BeautifulSoup+lxml selection
 of the entries. Every sequence runs --repeat times and the fastest try counts. Then a
-single page of 100 / 1,000 / 10,000 entries shows entry scaling, and the largest N's three
+single page of 100 / 1,000 / 10,000 entries shows entry scaling; bench/steady.py measures
+the daemon's steady state (back-to-back cycles in one process); and the largest N's three
 cycles are run again under py-spy to show where the time goes. See bench/README.md.
 
 Usage: python bench/bench.py [--sizes 200,1000] [--changed 0.1] [--entries 25]
        [--concurrency 16] [--entry-scaling 100,1000,10000] [--repeat 2] [--drift 3]
-       [--no-profile] [--gzip] [--git-ref REF] [--workdir DIR] [--json FILE]
+       [--steady-cycles 3] [--no-profile] [--gzip] [--git-ref REF] [--workdir DIR]
+       [--json FILE]
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from report import (
     entry_table,
     growth_table,
     size_table,
+    steady_table,
     targets,
 )
 
@@ -307,6 +310,21 @@ def urlwatch_cycle(server: Server, work: Path, cycle: str) -> Run:
     return run
 
 
+def steady_cycles(server: Server, work: Path, urls: Sequence[str], k: int,
+                  args: argparse.Namespace) -> tuple[list[dict[str, float]], Run]:
+    """bench/steady.py: a first check, then cycles of `k` changed pages, in one process."""
+    server.reset()
+    config = write_config(work / "steady", urls, args.concurrency)
+    cmd = [PYTHON, str(BENCH / "steady.py"), "--config", str(config), "--server", server.base,
+           "--pages", str(len(urls)), "--changed", str(k / len(urls)),
+           "--cycles", str(args.steady_cycles)]
+    run = measure(cmd, "monitor daemon", "steady", _env())
+    if run.exit_code != 0:
+        raise RuntimeError(f"steady.py failed ({run.exit_code}):\n{run.stderr[-3000:]}")
+    cycles = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    return cycles, run
+
+
 def _sequence(server: Server, k: int, one_cycle: Callable[[str], Run]) -> list[Run]:
     """Baseline, unchanged, then `k` pages changed: the three cycles every tool goes through."""
     server.reset()
@@ -347,6 +365,9 @@ def bench_size(pages: int, args: argparse.Namespace, work: Path, profile: bool) 
                 state = work / f"{mode}-state-{attempt}.json"
                 floor = partial(floor_cycle, server, mode, urls_file, state, args.concurrency)
                 tries += _sequence(server, k, floor)
+        if args.steady_cycles:
+            _log(f"N={pages}: daemon steady state ({args.steady_cycles} cycles, one process)")
+            result.steady, result.steady_run = steady_cycles(server, work, urls, k, args)
         if profile:  # the same three cycles again, sampled, in another data directory
             _log(f"N={pages}: profiled cycles (py-spy)")
             profiled = write_config(work / "profiled", urls, args.concurrency)
@@ -456,6 +477,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2,
                         help="run every sequence this many times, keep the fastest")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--steady-cycles", type=int, default=3,
+                        help="the daemon's steady state: this many changed cycles after a first "
+                        "check, in one process (bench/steady.py); 0 to skip")
     parser.add_argument("--urlwatch", default=os.environ.get("URLWATCH", ""),
                         help="path of a urlwatch executable (in its own venv): a contender")
     parser.add_argument("--gzip", action="store_true", help="serve gzip-encoded bodies")
@@ -512,6 +536,12 @@ def main() -> None:
         print(size_table(result) + "\n")
     print("#### Archive and database growth (monitor cycles; row counts after the cycle)\n")
     print(growth_table(results) + "\n")
+    for result in results:
+        if result.steady:
+            print(f"#### N={result.pages}: the daemon's steady state (bench/steady.py: "
+                  f"back-to-back cycles in one process, {result.changed} pages changed before "
+                  "each)\n")
+            print(steady_table(result) + "\n")
     for result in results:
         if result.drift:
             print(f"#### N={result.pages}: unchanged cycles as history grows (same data "
@@ -575,7 +605,9 @@ def _dump(path: str, results: Sequence[SizeResult], scaling: Sequence[EntryScali
     data = {
         "startup": run_json(startup),
         "sizes": [{"pages": r.pages, "changed": r.changed,
-                   "runs": [run_json(x) for x in r.runs + r.drift]} for r in results],
+                   "runs": [run_json(x) for x in r.runs + r.drift], "steady": r.steady,
+                   "steady_peak_mb": r.steady_run.peak_mb if r.steady_run else None}
+                  for r in results],
         "entry_scaling": [{"entries": s.entries, "baseline": run_json(s.baseline),
                            "changed": run_json(s.changed), "extract_s": s.extract_s,
                            "classify_baseline_s": s.classify_baseline_s,

@@ -16,6 +16,7 @@ UNCHANGED_VS_DOWNLOAD = 1.3
 CHANGED_VS_PARSE = 1.5
 PEAK_MB_AT_1000 = 120.0
 WARC_PER_UNCHANGED_PAGE = 2048
+DAEMON_PAGES_PER_S = 350.0  # at N=1000, the 10%-changed steady state (30 million a day)
 LINEAR_SLACK = 1.25  # per-unit cost may grow this much from the small run to the large one
 
 
@@ -52,6 +53,8 @@ class SizeResult:
     runs: list[Run]
     drift: list[Run] = field(default_factory=list)
     profiles: dict[str, Path] = field(default_factory=dict)
+    steady: list[dict[str, float]] = field(default_factory=list)  # bench/steady.py's cycles
+    steady_run: Run | None = None  # the whole steady.py process (its peak memory)
 
     def get(self, tool: str, cycle: str) -> Run:
         return next(r for r in self.runs if r.tool == tool and r.cycle == cycle)
@@ -147,6 +150,28 @@ def drift_table(result: SizeResult) -> str:
     return "\n".join(lines)
 
 
+def steady_table(result: SizeResult) -> str:
+    """The daemon's back-to-back cycles in one process, against the download floor's rate."""
+    floor = result.find("download floor", "changed")
+    lines = ["| cycle | wall s | CPU s | events | pages/s |", "|---|---:|---:|---:|---:|"]
+    for c in result.steady:
+        lines.append(f"| {c['cycle']} | {c['wall_s']:.2f} | {c['cpu_s']:.2f} | "
+                     f"{c['events']:.0f} | {c['pages_per_s']:.0f} |")
+    if floor is not None:
+        lines.append(f"| download floor, changed (whole process) | {floor.wall_s:.2f} | "
+                     f"{floor.cpu_s:.2f} | | {result.pages / floor.wall_s:.0f} |")
+    if result.steady_run is not None:
+        lines.append(f"\nPeak memory of the daemon process (tree): "
+                     f"{result.steady_run.peak_mb:.0f} MB")
+    return "\n".join(lines)
+
+
+def steady_rate(result: SizeResult) -> float | None:
+    """Pages per second of the steady cycles (their median), or None if none ran."""
+    rates = sorted(c["pages_per_s"] for c in result.steady if c["cycle"] != "first")
+    return rates[len(rates) // 2] if rates else None
+
+
 def _kb(n: int) -> str:
     return f"{n / 1024:,.0f} KB" if n < 10 * 1024 * 1024 else f"{n / 1024 / 1024:,.1f} MB"
 
@@ -193,6 +218,14 @@ def targets(results: Sequence[SizeResult], scaling: Sequence[EntryScaling],
             f"{_verdict(ratio <= CHANGED_VS_PARSE)} ({ratio:.2f}x wall, "
             f"{m.cpu_s / p.cpu_s:.2f}x CPU)"
         )
+    for r in results:
+        rate = steady_rate(r)
+        if r.pages >= 1000 and rate is not None:
+            lines.append(
+                f"- N={r.pages}: daemon steady state >= {DAEMON_PAGES_PER_S:.0f} page checks/s "
+                f"(10% changed a cycle): {_verdict(rate >= DAEMON_PAGES_PER_S)} ({rate:.0f}/s, "
+                "the median of the steady cycles)"
+            )
     for r in results:
         if r.pages >= 1000:
             peak = max(r.get("monitor", c).peak_mb for c in CYCLES)

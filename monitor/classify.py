@@ -214,9 +214,12 @@ def entry_outcomes(
     # that stood only on a page since dropped from the config is left as it was:
     # no longer watching a page is not evidence that its entries went away.
     changed = [p for p in pages if verdicts[p.name].accepted or verdicts[p.name].cleared]
+    relevant = {i for p in changed for i in p.members}
+    relevant.update(i for p in changed for i, _ in placement.lists[p.name])
+    # In the order events come out: members of every page before the cycle, then the rest.
     involved = dict.fromkeys(
-        [i for p in changed for i in p.members]
-        + [i for p in changed for i, _ in placement.lists[p.name]]
+        [i for p in pages for i in p.members if i in relevant]
+        + [i for i in standing if i in relevant]
     )
     updates: list[EntryUpdate] = []
     events: list[Event] = []
