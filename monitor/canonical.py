@@ -33,7 +33,8 @@ def comparable_text(text: str) -> str:
     """Text in the form it is compared: NFC, invisible characters dropped, spaces collapsed."""
     if not text.isascii():  # ASCII has no other normal form and no invisible characters
         text = INVISIBLE.sub("", unicodedata.normalize("NFC", text))
-    return " ".join(text.split())  # str.split's whitespace is re's \s: the same collapse
+    collapsed = " ".join(text.split())  # str.split's whitespace is re's \s: the same collapse
+    return text if collapsed == text else collapsed  # the cache keeps no copy of clean text
 
 
 @lru_cache(maxsize=CACHED_FORMS)

@@ -32,8 +32,14 @@ from monitor.listing import PageCheck, check_listing
 from monitor.lock import cycle_lock
 from monitor.models import CycleResult, Event, PageState, utc_now
 from monitor.parsing import parser_for
-from monitor.paths import warc_dir
-from monitor.publish import feed_info, publish_feed
+from monitor.paths import DataDir, warc_dir
+from monitor.publish import (
+    feed_fingerprint,
+    feed_info,
+    feed_is_current,
+    publish_feed,
+    remember_feed,
+)
 from monitor.rederive import rederive_stale
 from monitor.store import CycleRecord, CycleState, EventQuery, PageUpdate, Store, open_store
 
@@ -310,18 +316,20 @@ async def _unless_stopped(
 
 
 def _publish(config: Config, store: Store, now: datetime) -> str | None:
-    """Rewrite the feed file if one is configured; a failure is reported, not raised."""
-    if config.feed.path is None:
+    """Rewrite the feed file if one is configured and its bytes would change; a failure is
+    reported, not raised."""
+    path = config.feed.path
+    if path is None:
         return None
+    state = DataDir(config.monitor.data_dir).feed_state
     try:
         events = store.events(EventQuery(limit=config.feed.max_entries))
-        publish_feed(
-            config.feed.path,
-            events,
-            feed_info(config),
-            max_entries=config.feed.max_entries,
-            now=now,
-        )
+        fingerprint = feed_fingerprint(config, events)
+        if feed_is_current(path, state, fingerprint):
+            return None
+        publish_feed(path, events, feed_info(config), max_entries=config.feed.max_entries,
+                     now=now)  # fmt: skip
     except MonitorError as error:
         return str(error)
+    remember_feed(path, state, fingerprint)
     return None

@@ -168,7 +168,10 @@ def match_cycle(
     for page, items in distinct.items():
         members = frozenset(previous_members.get(page, ()))
         claimed[page] = set()
-        result[page] = _match_strong(items, index, members, claimed[page])
+        if index.by_id:
+            result[page] = _match_strong(items, index, members, claimed[page])
+        else:  # nothing seen yet (a first check): every item is new
+            result[page] = [None] * len(items)
 
     taken = set().union(*claimed.values()) if claimed else set()
     _match_similar(distinct, result, index, taken | unavailable, claimed)

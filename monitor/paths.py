@@ -35,6 +35,11 @@ class DataDir:
         return self.root / "daemon.lock"
 
     @property
+    def feed_state(self) -> Path:
+        """Which feed file the last publish wrote, and the fingerprint of what it holds."""
+        return self.root / "feed.json"
+
+    @property
     def daemon_state(self) -> Path:
         """What the daemon last said of itself (JSON), for `monitor status`."""
         return self.root / "daemon.json"

@@ -333,6 +333,31 @@ def test_feed_file_is_rewritten_after_each_check(site, tmp_path):
     assert "Archived: IMLS Focus" in feed and "Added: Community Salute" in feed
 
 
+def test_feed_file_is_left_alone_when_nothing_in_it_would_change(site, tmp_path):
+    """A check with no new event keeps the feed file as it is; a deleted or edited one,
+    or a changed [feed] title, is written again."""
+    config = write_config(tmp_path, imls_pages(site), feed={"path": "changes.atom"})
+    site.serve_file(ACTIVE_PATH, SCENARIO / "step1" / "active.html")
+    site.serve_file(ARCHIVED_PATH, SCENARIO / "step1" / "archived.html")
+    feed = tmp_path / "changes.atom"
+    assert run(config, "check").exit_code == 0
+    written = feed.stat().st_mtime_ns, feed.read_bytes()
+    assert run(config, "check").exit_code == 0  # nothing changed on the site
+    assert (feed.stat().st_mtime_ns, feed.read_bytes()) == written
+
+    feed.write_text("scribbled over", encoding="utf-8")
+    assert run(config, "check").exit_code == 0
+    assert feed.read_bytes() == written[1]
+    feed.unlink()
+    assert run(config, "check").exit_code == 0
+    assert feed.read_bytes() == written[1]
+
+    text = config.read_text(encoding="utf-8").replace("[feed]", '[feed]\ntitle = "Renamed"')
+    config.write_text(text, encoding="utf-8")
+    assert run(config, "check").exit_code == 0
+    assert b"Renamed" in feed.read_bytes()
+
+
 def test_read_commands_before_any_check(tmp_path):
     """Reading commands on a data dir with no database say so clearly (exit 1)."""
     config = write_config(tmp_path, [{"name": "a", "url": "http://127.0.0.1:9/", "role": "active"}])
