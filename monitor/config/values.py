@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -236,9 +237,18 @@ _SELECTOR_HINT = (
 def selector(value: object) -> str:
     """A CSS selector that selectolax's Lexbor engine (the one extraction uses) accepts."""
     checked = text(value)
+    if not _selector_parses(checked):
+        # Lexbor says only "Can't parse CSS selector."; no position to report
+        raise Invalid(f"invalid CSS selector {show(checked)}: {_SELECTOR_HINT}")
+    return checked
+
+
+@functools.lru_cache(maxsize=256)
+def _selector_parses(checked: str) -> bool:
+    """Lexbor's verdict on a selector, once per distinct one (a config of many pages
+    repeats the same few)."""
     try:
         LexborHTMLParser("").css(checked)
     except SelectolaxError:
-        # Lexbor says only "Can't parse CSS selector."; no position to report
-        raise Invalid(f"invalid CSS selector {show(checked)}: {_SELECTOR_HINT}") from None
-    return checked
+        return False
+    return True
