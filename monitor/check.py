@@ -289,6 +289,7 @@ async def _check_pages(
                 client, page, state.pages[page.name], last_responses, writer, settings, parser
             )
         done += 1
+        parser.page_done()
         if progress:
             progress(page.name, done, len(pages))
         return checked

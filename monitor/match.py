@@ -48,7 +48,7 @@ WORD = re.compile(r"\w{3,}")  # words that count as evidence when finding pairs
 ANY_WORD = re.compile(r"\w+")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """An entry ever seen, as matching needs it."""
 

@@ -28,7 +28,7 @@ FIELDS: tuple[str, ...] = ("title", "link", "description")
 EventSource = Literal["check", "backfill"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One item extracted from a page: text already decoded and whitespace-normalised."""
 
@@ -166,7 +166,7 @@ class Event:
         return data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KnownEntry:
     """An entry as the database knows it before a cycle (removed ones included)."""
 
@@ -216,7 +216,7 @@ class PageObservation:
     capture_id: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EntryUpdate:
     """An entry created or altered by a cycle: its new fields and state."""
 

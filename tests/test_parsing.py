@@ -22,7 +22,7 @@ from werkzeug import Response
 from monitor.check import CycleCancelled, run_check
 from monitor.config import load_config
 from monitor.parse_worker import CRASH_HOOK_ENV
-from monitor.parsing import POOL_MIN_PAGES, POOL_START_BODIES
+from monitor.parsing import POOL_MIN_EXPECTED, POOL_MIN_PAGES, POOL_START_BODIES
 
 SELECT = {"item": "li.entry", "title": "h3", "link": "a[href]"}
 PAGES = 30
@@ -91,8 +91,8 @@ def child_pids() -> list[int]:
 
 
 def test_a_large_cycle_records_every_page_and_leaves_no_process(site, tmp_path):
-    """60 listings, most parsed in the pool: 180 entries, exit 0, no child process left after."""
-    count = POOL_START_BODIES + 28
+    """156 listings, most parsed in the pool: 468 entries, exit 0, no child process left after."""
+    count = POOL_START_BODIES + POOL_MIN_EXPECTED + 28
     config = many_listings(site, tmp_path, count=count)
     before = child_pids()
     result = run(config, "check")
