@@ -202,13 +202,6 @@ def entry_outcomes(
     new_id: Callable[[], str],
 ) -> tuple[list[EntryUpdate], list[Event]]:
     """Each involved entry's new version (if any) and its event (if any)."""
-    standing: dict[str, list[PageState]] = {}
-    shows: dict[str, dict[str, Entry | None]] = {}
-    for page in active_first(pages):
-        shows[page.name] = {}
-        for entry_id, fields in placement.lists[page.name]:
-            standing.setdefault(entry_id, []).append(page)
-            shows[page.name].setdefault(entry_id, fields)
     # Entries on a page whose list changed, before or after this cycle: any other
     # entry stands where it stood, so its state and fields are as recorded. An entry
     # that stood only on a page since dropped from the config is left as it was:
@@ -216,10 +209,17 @@ def entry_outcomes(
     changed = [p for p in pages if verdicts[p.name].accepted or verdicts[p.name].cleared]
     relevant = {i for p in changed for i in p.members}
     relevant.update(i for p in changed for i, _ in placement.lists[p.name])
+    standing: dict[str, list[PageState]] = {}  # of the relevant entries: where they stand
+    shows: dict[str, dict[str, Entry | None]] = {}
+    for page in active_first(pages):
+        shows[page.name] = {}
+        for entry_id, fields in placement.lists[page.name]:
+            if entry_id in relevant:
+                standing.setdefault(entry_id, []).append(page)
+                shows[page.name].setdefault(entry_id, fields)
     # In the order events come out: members of every page before the cycle, then the rest.
     involved = dict.fromkeys(
-        [i for p in pages for i in p.members if i in relevant]
-        + [i for i in standing if i in relevant]
+        [i for p in pages for i in p.members if i in relevant] + list(standing)
     )
     updates: list[EntryUpdate] = []
     events: list[Event] = []
