@@ -22,11 +22,12 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
-from bs4 import BeautifulSoup
 
 
 def select_entries(text: str, base_url: str, sel: argparse.Namespace) -> list[tuple]:
     """(title, link, description) of every item: what extraction must produce at least."""
+    from bs4 import BeautifulSoup  # the parse floor's: the download floor imports httpx only
+
     soup = BeautifulSoup(text, "lxml")
     rows = []
     for item in soup.select(sel.item):
