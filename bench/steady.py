@@ -29,6 +29,12 @@ def _cpu_s() -> float:
     return own.user + own.system + ended.ru_utime + ended.ru_stime
 
 
+def _rss_mb() -> float:
+    """This process's resident memory now (the daemon's, between cycles)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def _change(server: str, count: int, seed: int) -> None:
     request = urllib.request.Request(f"{server}/_control/change?k={count}&seed={seed}",
                                      method="POST")  # fmt: skip
@@ -57,7 +63,8 @@ def main() -> None:
         wall, cpu = time.perf_counter() - wall0, _cpu_s() - cpu0
         print(json.dumps({"cycle": label, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
                           "pages": len(report.checks), "events": len(report.events),
-                          "pages_per_s": round(len(report.checks) / wall, 1)}), flush=True)
+                          "pages_per_s": round(len(report.checks) / wall, 1),
+                          "rss_mb": round(_rss_mb())}), flush=True)
 
     cycle("first")
     for n in range(args.cycles):
