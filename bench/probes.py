@@ -5,6 +5,10 @@
     gc          extract_entries on 100 / 1,000 / 10,000 entries with the cyclic GC on and off
     db          per-page queries and per-row writes on a copy of a bench database (--db)
     sniffio     what httpcore's per-call `import sniffio` costs when sniffio is missing
+    http        1000 GETs of the bench site at concurrency 16: httpx's default (anyio)
+                backend against monitor/netbackend.py's asyncio one, interleaved
+    warc        writing one exchange's WARC records: a 40 KB 200, and a 304 revisit
+    classify    classify_cycle on 200 pages x 25 entries: the first check, 20 pages changed
 
 Usage: python bench/probes.py [PROBE ...] [--db WORKDIR/n1000/monitor-0/data/monitor.db]
 Run from the repository root; monitor/ is imported from there (or from PYTHONPATH).
@@ -200,9 +204,127 @@ def probe_sniffio() -> None:
     print(f"sniffio ({present}): httpcore current_async_library() {each * 1e6:.1f} us a call")
 
 
+def probe_http(pages: int = 1000, rounds: int = 3) -> None:
+    """CPU of `pages` streamed GETs through one client, per network backend (same server)."""
+    import asyncio
+    import ssl
+
+    import httpx
+
+    from bench import serving
+    from monitor.netbackend import AsyncioTransport
+
+    async def fetch_all(client: httpx.AsyncClient, urls: list[str]) -> None:
+        limit = asyncio.Semaphore(16)
+
+        async def one(url: str) -> None:
+            async with limit, client.stream("GET", url) as response:
+                async for _ in response.aiter_raw():
+                    pass
+
+        async with client:
+            await asyncio.gather(*(one(u) for u in urls))
+
+    def clients() -> dict[str, Callable[[], httpx.AsyncClient]]:
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        return {
+            "httpx default (anyio)": lambda: httpx.AsyncClient(limits=limits),
+            "netbackend (asyncio)": lambda: httpx.AsyncClient(transport=AsyncioTransport(
+                verify=ssl.create_default_context(), limits=limits)),
+        }
+
+    cpu: dict[str, list[float]] = {}
+    with serving(pages, 25) as server:
+        urls = [server.url(i) for i in range(pages)]
+        for _ in range(rounds):
+            for label, make in clients().items():
+                started = time.process_time()
+                asyncio.run(fetch_all(make(), urls))
+                cpu.setdefault(label, []).append(time.process_time() - started)
+    for label, times in cpu.items():
+        print(f"http: {pages} GETs, {label}: CPU {min(times):.2f} s (tries "
+              f"{' / '.join(f'{t:.2f}' for t in times)})")
+
+
+def probe_warc() -> None:
+    """WarcWriter.write_exchange for a 40 KB 200 and for a 304 revisit (ms each)."""
+    from datetime import UTC, datetime
+
+    from monitor.archive import CycleWriter
+    from monitor.archive.records import PreviousCapture, payload_digest
+    from monitor.models import HttpExchange
+
+    body = render_page(1, 0, 25, Mutation())
+    now = datetime.now(UTC)
+    request = (("Host", "127.0.0.1"), ("User-Agent", "monitor"), ("Accept", "text/html"),
+               ("If-None-Match", '"v1"'))
+    response = (("Content-Type", CTYPE), ("Content-Length", str(len(body))), ("ETag", '"v1"'))
+    url = "http://127.0.0.1:1/list-1"
+    ok = HttpExchange("GET", url, request, "HTTP/1.1", 200, "OK", response, body, now)
+    not_modified = HttpExchange("GET", url, request, "HTTP/1.1", 304, "Not Modified",
+                                response[2:], b"", now)
+    previous = PreviousCapture("<urn:uuid:1>", url, "2026-01-01T00:00:00Z", payload_digest(body))
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = CycleWriter(Path(tmp), "probe", now)
+        try:
+            for label, exchange, prior in (("200, 40 KB", ok, None),
+                                           ("304 revisit", not_modified, previous)):
+                each = best_ms(lambda: [writer.write_exchange(exchange, prior)  # noqa: B023
+                                        for _ in range(50)], n=5) / 50
+                print(f"warc: write_exchange, {label}: {each:.2f} ms")
+        finally:
+            writer.close()
+
+
+def probe_classify(pages: int = 200) -> None:
+    """classify_cycle alone: a first check of `pages` pages, then 10% of them changed."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import monitor.canonical as canonical
+    import monitor.match as match
+    from monitor.classify import classify_cycle
+    from monitor.models import CycleResult, KnownEntry, PageObservation, PageState
+
+    def cold() -> None:  # each try starts as a one-off process would: no form cached yet
+        for form in (canonical.canonical_link, canonical.comparable_text, match.slug_key):
+            if hasattr(form, "cache_clear"):  # cached since 534526d
+                form.cache_clear()
+        gc.collect()
+
+    names = [f"p{i}" for i in range(pages)]
+    versions = {
+        name: [tuple(extract_entries(render_page(i, v, 25, Mutation()), content_type=CTYPE,
+                                     base_url=f"http://127.0.0.1/list-{i}", select=SELECT))
+               for v in (0, 1)]
+        for i, name in enumerate(names)
+    }
+    opts = {"now": datetime.now(UTC), "confirm_checks": 2, "anomaly_ratio": 0.5,
+            "new_id": lambda: str(uuid.uuid4())}
+    states = [PageState(name=name, role="active") for name in names]
+    first = {n: PageObservation(n, "ok", entries=versions[n][0]) for n in names}
+    changed = {n: PageObservation(n, "ok", entries=versions[n][1]) for n in names[::10]}
+
+    def timed(fn: Callable[[], object]) -> tuple[float, object]:
+        cold()
+        started = time.perf_counter()
+        value = fn()
+        return time.perf_counter() - started, value
+
+    base_s, result = timed(lambda: classify_cycle({}, states, first, **opts))
+    assert isinstance(result, CycleResult)
+    known = {u.entry_id: KnownEntry(u.entry_id, u.title, u.link, u.description, u.state, u.page)
+             for u in result.entries}
+    after = list(result.pages)
+    changed_s, _ = timed(lambda: classify_cycle(known, after, changed, **opts))
+    print(f"classify: {pages} pages x 25 entries, first check {base_s:.2f} s; "
+          f"{len(changed)} pages changed {changed_s:.2f} s")
+
+
 def main() -> None:
     probes = {"similarity": probe_similarity, "extract": probe_extract, "gc": probe_gc,
-              "sniffio": probe_sniffio}
+              "sniffio": probe_sniffio, "http": probe_http, "warc": probe_warc,
+              "classify": probe_classify}
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("probes", nargs="*", help=f"any of {', '.join([*probes, 'db'])}")
     parser.add_argument("--db", type=Path, help="a monitor.db a bench run left (--workdir)")
