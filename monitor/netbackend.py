@@ -24,6 +24,9 @@ import httpcore
 import httpx
 
 READ_LIMIT = 1 << 16  # the stream's buffer; httpcore reads 64 KiB at a time
+# Happy Eyeballs (RFC 8305), as anyio connects: a host whose IPv6 address is blackholed
+# is reached over IPv4 after 250 ms instead of timing out on the first address.
+HAPPY_EYEBALLS_DELAY_S = 0.25
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
@@ -108,7 +111,8 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=local, limit=READ_LIMIT
+                    host, port, local_addr=local, limit=READ_LIMIT,
+                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY_S,
                 )
         except TimeoutError as error:
             raise httpcore.ConnectTimeout(f"timed out connecting to {host}:{port}") from error
