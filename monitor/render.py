@@ -85,7 +85,11 @@ def event_title(event: Event) -> str:
 
 def describe_event(event: Event) -> str:
     """One line for the CLI: kind, page, then the detail or the entry and what changed."""
-    head = f"{event.kind:<15} {event.page:<10}"
+    return f"{event.kind:<15} {event.page:<10} {event_what(event)}".rstrip()
+
+
+def event_what(event: Event) -> str:
+    """What happened, in one line: the detail of a page event, else the entry and its edits."""
     if event.is_page_event:
         text = event.detail or ""
     else:
@@ -97,7 +101,7 @@ def describe_event(event: Event) -> str:
         text += f"  [{event.entry_id}]"
     if event.source == "backfill":
         text += f"  ({IMPORTED_NOTE})"
-    return f"{head} {text}".rstrip()
+    return text.strip()
 
 
 def diff_html(ops: Sequence[tuple[DiffOp, str]], *, empty: str = "<em>empty</em>") -> str:

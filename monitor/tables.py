@@ -19,7 +19,7 @@ import click
 from monitor.diff import diff_words
 from monitor.kinds import kind_info
 from monitor.models import CaptureRow, EntryRow, Event, VersionRow, format_time
-from monitor.render import IMPORTED_NOTE, clip
+from monitor.render import clip, event_what
 
 TONE_COLOURS = {"good": "green", "bad": "red", "warn": "yellow", "info": "blue"}
 DIFF_CONTEXT_CHARS = 120  # unchanged text kept on each side of a change
@@ -129,22 +129,6 @@ def status_csv_rows(pages: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
 
 
 # -- text -----------------------------------------------------------------------------------
-
-
-def event_what(event: Event) -> str:
-    """What happened, in one line: the detail of a page event, else the entry and its edits."""
-    if event.is_page_event:
-        text = event.detail or ""
-    else:
-        text = event.title or clip(event.description or "", 70)
-        if event.is_link_event and event.detail:
-            text += f": {event.detail}"
-        if event.changes:
-            text += f"  ({', '.join(event.changes)} changed)"
-        text += f"  [{event.entry_id}]"
-    if event.source == "backfill":
-        text += f"  ({IMPORTED_NOTE})"
-    return text.strip()
 
 
 def event_line(event: Event, *, colour: bool, page_width: int = 10) -> str:
