@@ -140,6 +140,8 @@ def probe_gc() -> None:
 
 def probe_db(db: Path) -> None:
     """Queries a cycle runs per page, and per-row against batched writes, on a copy of db."""
+    import sqlite_utils  # only for its per-row upsert, compared with one executemany
+
     from monitor.store import Store
 
     work = Path(tempfile.mkdtemp(prefix="monitor-probe-"))
@@ -148,7 +150,7 @@ def probe_db(db: Path) -> None:
         if (db.parent / "monitor.db-wal").exists():
             shutil.copy(db.parent / "monitor.db-wal", work / "monitor.db-wal")
         store = Store(work / "monitor.db")
-        conn = store.db.conn
+        conn = store.conn
         captures = conn.execute("SELECT count(*) FROM captures").fetchone()[0]
         recent = [r[0] for r in conn.execute(
             "SELECT record_id FROM captures ORDER BY id DESC LIMIT 1000")]
@@ -165,7 +167,7 @@ def probe_db(db: Path) -> None:
         def upsert_each() -> None:
             with conn:
                 for row in rows:
-                    store.db.table("pages").upsert(row, pk="name")
+                    sqlite_utils.Database(conn).table("pages").upsert(row, pk="name")
 
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "name")
         sql = (f"INSERT INTO pages ({', '.join(columns)}) VALUES "

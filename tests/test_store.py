@@ -35,7 +35,7 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path):
         state = store.read_cycle_state([PageState("active", "active")])
         assert state.pages["active"].body_key is None
         assert store.page_rows()[0].status == "ok"
-        (version,) = store.db.conn.execute(
+        (version,) = store.conn.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'"
         ).fetchone()
         assert int(version) == SCHEMA_VERSION
@@ -53,7 +53,7 @@ def test_readers_cannot_write(tmp_path):
     reader = Store(tmp_path / "monitor.db", create=False)
     try:
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            reader.db.conn.execute("DELETE FROM events")
+            reader.conn.execute("DELETE FROM events")
     finally:
         reader.close()
 

@@ -1,7 +1,9 @@
-"""monitor.db (SQLite, written with sqlite-utils, WAL mode): the default store.
+"""monitor.db (SQLite through the standard library's sqlite3, WAL mode): the default store.
 
 One check cycle is one transaction (`record_cycle`): after a crash the database holds
-whole cycles only. The schema is in schema.sql and documented in docs/schema.md.
+whole cycles only. sqlite3 directly, not sqlite-utils: every write here is hand-written SQL,
+and importing sqlite-utils (with its plugin hooks) cost ~0.1 s of each `monitor check`.
+The schema is in schema.sql and documented in docs/schema.md.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import sqlite_utils
 
 from monitor.errors import SchemaTooNew, StoreError
 from monitor.models import (
@@ -43,7 +43,7 @@ from monitor.store.base import (
 )
 from monitor.store.sqlite_detail import SqliteDetail
 from monitor.store.sqlite_outbox import SqliteOutbox
-from monitor.store.sqlite_write import write_cycle, write_rederived
+from monitor.store.sqlite_write import atomic, write_cycle, write_rederived
 
 SCHEMA_VERSION = 3
 # version -> (table, column, SQL adding it): what upgrading to that version adds to the
@@ -84,24 +84,25 @@ class SqliteStore(SqliteDetail):
         try:
             if not create:
                 # Readers (log, entries, serve) cannot write even by mistake.
-                self.db = sqlite_utils.Database(_open_read_only(path))
+                self.conn = _open_read_only(path)
                 self._refuse_newer()
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite_utils.Database(path)
-            self.db.conn.execute("PRAGMA busy_timeout = 10000")
+            self.conn = sqlite3.connect(path)
+            self.conn.execute("PRAGMA busy_timeout = 10000")
             self._refuse_newer()  # before anything is written
-            self.db.enable_wal()
-            self.db.conn.executescript(SCHEMA)
+            if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.conn.execute("PRAGMA journal_mode = wal")
+            self.conn.executescript(SCHEMA)
             self._migrate()
-            self.db.conn.commit()
+            self.conn.commit()
         except sqlite3.Error as error:
             raise StoreError(f"{path}: cannot open the database: {error}") from error
         except OSError as error:
             raise StoreError(f"{path}: cannot open the database: {error}") from error
 
     def _stored_version(self) -> int | None:
-        conn = self.db.conn
+        conn = self.conn
         if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
             return None
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -110,7 +111,7 @@ class SqliteStore(SqliteDetail):
     def _refuse_newer(self) -> None:
         version = self._stored_version()
         if version is not None and version > SCHEMA_VERSION:
-            self.db.close()
+            self.conn.close()
             raise SchemaTooNew(
                 f"{self.path}: the database has schema version {version}, written by a newer "
                 f"monitor; this version knows up to {SCHEMA_VERSION}. Upgrade monitor; the "
@@ -122,28 +123,29 @@ class SqliteStore(SqliteDetail):
         version = self._stored_version() or SCHEMA_VERSION  # no row: created just now
         for target in range(version + 1, SCHEMA_VERSION + 1):
             for table, column, sql in MIGRATIONS[target]:
-                if column not in self.db.table(table).columns_dict:
-                    self.db.conn.execute(sql)
-        self.db.conn.execute(
+                columns = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self.conn.execute(sql)
+        self.conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
         )
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One transaction: everything written inside commits together, or not at all."""
         try:
-            with self.db.atomic():
-                yield self.db.conn
+            with atomic(self.conn) as conn:
+                yield conn
         except (sqlite3.Error, OSError) as error:
             raise StoreError(f"{self.path}: cannot record the check: {error}") from error
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         try:
-            cursor = self.db.conn.execute(sql, tuple(params))
+            cursor = self.conn.execute(sql, tuple(params))
         except sqlite3.Error as error:
             raise StoreError(f"{self.path}: {error}") from error
         names = [d[0] for d in cursor.description]
@@ -249,7 +251,7 @@ class SqliteStore(SqliteDetail):
 
     def outbox(self) -> SqliteOutbox:
         """The notification outbox (sqlite_outbox.py), on this store's connection."""
-        return SqliteOutbox(self.db.conn, self.path)
+        return SqliteOutbox(self.conn, self.path)
 
     # -- the readers' side --------------------------------------------------------------
 

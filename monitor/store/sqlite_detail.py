@@ -15,8 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from monitor.errors import StoreError
 from monitor.models import Event, format_time, parse_time
 from monitor.store.base import (
@@ -31,13 +29,13 @@ from monitor.store.base import (
 from monitor.store.rows import link_memory_from_row as memory_from_row
 from monitor.store.rows import link_memory_row as memory_row
 from monitor.store.rows import optional_time as _time
-from monitor.store.sqlite_write import insert_captures, insert_events
+from monitor.store.sqlite_write import atomic, insert_captures, insert_events
 
 
 class SqliteDetail:
     """The entry-page side of SqliteStore (DetailStore in base.py)."""
 
-    db: sqlite_utils.Database
+    conn: sqlite3.Connection
     path: Path
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -70,8 +68,8 @@ class SqliteDetail:
     def record_detail(self, record: DetailRecord) -> RecordedDetail:
         """Write one entry-page phase in one transaction."""
         try:
-            with self.db.atomic():
-                return _write_detail(self.db.conn, record)
+            with atomic(self.conn):
+                return _write_detail(self.conn, record)
         except (sqlite3.Error, OSError) as error:
             raise StoreError(f"{self.path}: cannot record the entry pages: {error}") from error
 

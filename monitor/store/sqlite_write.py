@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -18,6 +19,33 @@ from monitor.store.base import (
 )
 from monitor.store.rows import capture_row, event_row, page_fetch_columns
 from monitor.store.sqlite_outbox import insert_deliveries
+
+
+@contextmanager
+def atomic(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One transaction on `conn`: committed when the block ends, rolled back if it raises.
+
+    Inside an open transaction, a savepoint (the inner block's writes go or stay together).
+    """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT monitor_inner")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:  # an error may have ended the transaction already
+                conn.execute("ROLLBACK TO SAVEPOINT monitor_inner")
+                conn.execute("RELEASE SAVEPOINT monitor_inner")
+            raise
+        conn.execute("RELEASE SAVEPOINT monitor_inner")
+        return
+    conn.execute("BEGIN")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def write_cycle(conn: sqlite3.Connection, record: CycleRecord) -> RecordedCycle:
