@@ -43,6 +43,7 @@ class KeepAliveServer:
         self.tls = tls
         self.idle_close_s = idle_close_s
         self.connections = 0
+        self.closed = 0  # connections ended (by either side)
         self.requests = 0
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._sock.settimeout(0.2)
@@ -87,6 +88,7 @@ class KeepAliveServer:
             pass  # idle timeout, a client hanging up, a failed handshake: the connection ends
         finally:
             conn.close()
+            self.closed += 1
 
     def close(self) -> None:
         self._stop.set()
@@ -172,6 +174,77 @@ def test_a_connection_the_server_dropped_while_idle_is_not_reused():
         server.close()
     assert [r.error for r in results] == [None, None, None]  # retries = 0: no second chance
     assert server.connections == 3
+
+
+def _client(max_connections: int, max_keepalive: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive)
+    return httpx.AsyncClient(transport=AsyncioTransport(verify=ssl.create_default_context(),
+                                                        limits=limits))  # fmt: skip
+
+
+async def _fetch_together(client: httpx.AsyncClient, urls: list[str]) -> list:
+    async with client:
+        return await asyncio.gather(
+            *(fetch_target(client, Target(url, "list"), _settings()) for url in urls)
+        )
+
+
+def _wait_for(condition, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_more_requests_than_connections_queue_and_share_the_pool():
+    """12 fetches at once through a pool of 2: every one is whole, over 2 connections only."""
+    server = KeepAliveServer()
+    try:
+        results = asyncio.run(_fetch_together(_client(2, 2), [server.url()] * 12))
+    finally:
+        server.close()
+    assert [r.error for r in results] == [None] * 12
+    assert all(r.exchanges[-1].raw_body == PAGE for r in results)
+    assert server.connections == 2 and server.requests == 12
+
+
+def test_idle_connections_beyond_the_keepalive_limit_are_closed():
+    """After a burst over 4 connections, at most max_keepalive_connections (1) stay open."""
+    server = KeepAliveServer()
+    try:
+
+        async def burst_then_linger() -> list:
+            client = _client(4, 1)
+            async with client:
+                results = await asyncio.gather(
+                    *(fetch_target(client, Target(server.url(), "list"), _settings())
+                      for _ in range(8))  # fmt: skip
+                )
+                # the client is still open: its pool alone decided what to close
+                await asyncio.to_thread(_wait_for, lambda: server.connections - server.closed <= 1)
+                return [results, server.connections, server.connections - server.closed]
+
+        results, opened, still_open = asyncio.run(burst_then_linger())
+    finally:
+        server.close()
+    assert [r.error for r in results] == [None] * 8
+    assert opened > 1  # the burst did use several connections
+    assert still_open == 1
+
+
+def test_a_full_pool_closes_an_idle_connection_to_reach_another_host():
+    """With room for one connection, a fetch of a second origin replaces the idle first one."""
+    server = KeepAliveServer()
+    urls = [server.url(), server.url(host="localhost"), server.url()]
+    try:
+        sequential = asyncio.run(_fetch_all(_client(1, 1), urls))
+        together = asyncio.run(_fetch_together(_client(1, 1), urls))
+    finally:
+        server.close()
+    assert [r.error for r in sequential + together] == [None] * 6
+    assert server.requests == 6
 
 
 def test_monitor_check_over_https_end_to_end(ca, tls_server, tmp_path):
