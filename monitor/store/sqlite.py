@@ -155,15 +155,11 @@ class SqliteStore(SqliteDetail):
 
     def known_entries(self) -> dict[str, KnownEntry]:
         """Every entry ever seen, removed ones included, oldest first."""
-        rows = self._rows(
-            "SELECT id, title, link, description, state, page FROM entries ORDER BY rowid"
-        )
-        return {
-            r["id"]: KnownEntry(
-                r["id"], r["title"], r["link"], r["description"], r["state"], r["page"]
-            )
-            for r in rows
-        }
+        sql = "SELECT id, title, link, description, state, page FROM entries ORDER BY rowid"
+        try:  # tuples straight into KnownEntry: no dict per row (25,000 rows a cycle)
+            return {row[0]: KnownEntry(*row) for row in self.conn.execute(sql)}
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: {error}") from error
 
     def read_cycle_state(self, pages: Sequence[PageState]) -> CycleState:
         """Each page's memory (new pages start `new`) and the last response of their URLs."""
