@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,7 +52,7 @@ CONNECT_TIMEOUT_S = 10
 MIGRATIONS: dict[int, tuple[str, ...]] = {}
 # Held (per transaction) while the schema is created or migrated: one worker at a time.
 SCHEMA_LOCK_KEY = 0x6D6F6E69746F72  # "monitor"
-SCHEMA = resources.files("monitor.store").joinpath("schema_pg.sql").read_text(encoding="utf-8")
+SCHEMA = Path(__file__).with_name("schema_pg.sql").read_text(encoding="utf-8")
 
 
 def redact(url: str) -> str:
