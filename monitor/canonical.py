@@ -20,9 +20,13 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters that are invisible and carry no meaning: soft hyphen, zero-width
 # space/non-joiner/joiner, word joiner, byte-order mark.
 INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
-# A link with nothing to canonicalise but its scheme and trailing slash (most links):
-# lower-case http(s), a plain lower-case host, a path, no port, query or fragment.
-PLAIN_LINK = re.compile(r"https?://([a-z0-9.-]+)(/[^?#\s]*)?")
+# A link with nothing to canonicalise but its scheme, trailing slash and port (most links):
+# lower-case http(s), a plain lower-case host, a port written plainly, a path, no query or
+# fragment.
+PLAIN_LINK = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[a-z0-9.-]+)(?::(?P<port>[1-9][0-9]{0,4}))?"
+    r"(?P<path>/[^?#\s]*)?"
+)
 # A cycle compares each entry's fields several times (copies, every identity tier, the
 # new-entry index, the outcome): the forms are computed once per distinct value.
 CACHED_FORMS = 1 << 15
@@ -48,7 +52,12 @@ def canonical_link(link: str | None) -> str | None:
         return None
     plain = PLAIN_LINK.fullmatch(link)
     if plain:  # the general answer below, without parsing (a test holds them equal)
-        host, path = plain.groups()
+        scheme, host, port, path = plain.groups()
+        if port is not None:
+            if int(port) > 65535:  # not a port: the parse below keeps the link as found
+                return _canonical_parsed(link)
+            if port != str(DEFAULT_PORTS[scheme]):
+                host = f"{host}:{port}"
         return f"http://{host}{(path or '').rstrip('/') or '/'}"
     return _canonical_parsed(link)
 

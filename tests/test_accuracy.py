@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 from conftest import ACTIVE_PATH, ARCHIVED_PATH, IMLS, imls_pages, json_lines, run, write_config
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from werkzeug import Request, Response
 
@@ -212,11 +212,17 @@ def test_canonical_link_table(before, after, same):
 
 LINK_PARTS = st.sampled_from(
     ["http", "https", "HTTP", "mailto", "", "a", "A", "0", ".", "-", "/", "//", "?", "#", "%2F",
-     ":", ":443", ":80", "@", "utm_x=1", "&", "=", " ", "\t", "é", "[", "www.imls.gov"]
+     ":", ":443", ":80", ":8080", ":0", ":080", ":65536", ":99999", ":1", "@", "utm_x=1", "&",
+     "=", " ", "\t", "é", "[", "www.imls.gov"]
 )
 
 
 @given(st.lists(LINK_PARTS, max_size=12).map("".join))
+@example("a.org:80/x/")  # the shortcut's port cases, each tried under http and https:
+@example("a.org:443")  # a scheme's default port goes, the other's stays
+@example("127.0.0.1:8080/x")
+@example("a.org:65536/x")  # not a port: kept as found
+@example("a.org:99999")
 def test_canonical_link_shortcut_agrees_with_parsing(link):
     """The plain-link shortcut (no URL parse) gives the answer the full parse gives."""
     for candidate in (link, "http://" + link, "https://" + link.lower()):
