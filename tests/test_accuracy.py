@@ -26,7 +26,7 @@ from monitor.canonical import (
 )
 from monitor.check import run_check
 from monitor.cluster.settings import load_setup
-from monitor.match import _slug_parsed, slug_key
+from monitor.match import Candidate, _similarities, _similarity, _slug_parsed, slug_key
 
 SITE = "https://www.imls.gov/issues/national-initiatives"
 LETS_MOVE = "Let’s Move! Museums & Gardens"
@@ -211,9 +211,41 @@ def test_canonical_link_table(before, after, same):
 
 
 LINK_PARTS = st.sampled_from(
-    ["http", "https", "HTTP", "mailto", "", "a", "A", "0", ".", "-", "/", "//", "?", "#", "%2F",
-     ":", ":443", ":80", ":8080", ":0", ":080", ":65536", ":99999", ":1", "@", "utm_x=1", "&",
-     "=", " ", "\t", "é", "[", "www.imls.gov"]
+    [
+        "http",
+        "https",
+        "HTTP",
+        "mailto",
+        "",
+        "a",
+        "A",
+        "0",
+        ".",
+        "-",
+        "/",
+        "//",
+        "?",
+        "#",
+        "%2F",
+        ":",
+        ":443",
+        ":80",
+        ":8080",
+        ":0",
+        ":080",
+        ":65536",
+        ":99999",
+        ":1",
+        "@",
+        "utm_x=1",
+        "&",
+        "=",
+        " ",
+        "\t",
+        "é",
+        "[",
+        "www.imls.gov",
+    ]
 )
 
 
@@ -236,6 +268,24 @@ def test_comparable_text_shortcut_agrees_with_the_rule(text):
     """NFC, invisibles dropped and whitespace runs collapsed, ASCII shortcut or not."""
     expected = re.sub(r"\s+", " ", INVISIBLE.sub("", unicodedata.normalize("NFC", text)))
     assert comparable_text(text) == expected.strip()
+
+
+SIMILAR_WORDS = st.sampled_from(
+    ["grant", "library", "museum", "Ohio", "Iowa", "the", "of", "é", "2017"]
+)
+DESCRIPTIONS = st.lists(SIMILAR_WORDS, max_size=14).map(" ".join)
+
+
+@given(
+    st.lists(DESCRIPTIONS, min_size=1, max_size=5), st.lists(DESCRIPTIONS, min_size=1, max_size=5)
+)
+def test_batched_similarity_scores_each_pair_as_alone(items, descriptions):
+    """Scoring a cycle's pairs candidate by candidate (each text split once) gives each
+    pair the score it gets alone, item first: the pairing cannot depend on batching."""
+    pool = [Candidate(f"e{j}", "", None, text) for j, text in enumerate(descriptions)]
+    pairs = [(i, j) for j in range(len(pool)) for i in range(len(items))][::-1]
+    scores = _similarities(pairs, items, pool)
+    assert scores == {(i, j): _similarity(items[i], pool[j].description) for i, j in pairs}
 
 
 # -- 4. the slug tier keeps the query ----------------------------------------------------------
