@@ -30,7 +30,7 @@ from monitor.decoders import (
     too_large,
 )
 from monitor.models import FetchResult, HttpExchange, utc_now
-from monitor.netbackend import AsyncioTransport
+from monitor.netbackend import AsyncioTransport, DeferredTLSContext
 from monitor.netfaults import describe_failure, is_transient, secs
 from monitor.politeness import HostLimits, RateLimiter, retry_after_s
 
@@ -65,9 +65,10 @@ class Target:
 def tls_context() -> ssl.SSLContext:
     """httpx's verifying TLS context (certifi, or $SSL_CERT_FILE), built once per process.
 
-    Loading the CA bundle costs ~0.1 s: a daemon would pay it on every cycle.
+    Loading the CA bundle costs ~30 ms: a daemon would pay it on every cycle, and a
+    one-off check only at its first https:// connection (DeferredTLSContext).
     """
-    return httpx.create_ssl_context()
+    return DeferredTLSContext()
 
 
 def make_client(settings: MonitorSettings) -> httpx.AsyncClient:

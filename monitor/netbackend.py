@@ -11,12 +11,18 @@ and exceptions, on asyncio's own streams. TLS is `StreamWriter.start_tls` (Pytho
 
 A connection's idle check reads the stream's own state (EOF seen, data waiting):
 asyncio reads the socket as data arrives, so the socket itself says nothing.
+
+The TLS context is httpx's verifying one with its CA bundle loaded at the first TLS
+connection (`DeferredTLSContext`): a one-off check of http:// pages never pays for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
+import sys
+import threading
 import typing
 from collections.abc import Iterable
 
@@ -27,6 +33,49 @@ READ_LIMIT = 1 << 16  # the stream's buffer; httpcore reads 64 KiB at a time
 # Happy Eyeballs (RFC 8305), as anyio connects: a host whose IPv6 address is blackholed
 # is reached over IPv4 after 250 ms instead of timing out on the first address.
 HAPPY_EYEBALLS_DELAY_S = 0.25
+
+
+class DeferredTLSContext(ssl.SSLContext):
+    """httpx's default TLS context, its trust loaded when the first connection wraps it.
+
+    Loading the CA bundle costs ~30 ms, a tenth of a one-off check of two pages, and a
+    config of http:// pages never needs it. What is trusted is what httpx trusts:
+    $SSL_CERT_FILE, else $SSL_CERT_DIR, else certifi's bundle; the host name is checked
+    and a certificate required (PROTOCOL_TLS_CLIENT's defaults), as there.
+    """
+
+    def __new__(cls) -> DeferredTLSContext:
+        return super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._trust_lock = threading.Lock()  # the daemon's threads share one context
+        self._trust_loaded = False
+
+    def _load_trust(self) -> None:
+        with self._trust_lock:
+            if self._trust_loaded:
+                return
+            if os.environ.get("SSL_CERT_FILE"):
+                self.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
+            elif os.environ.get("SSL_CERT_DIR"):
+                self.load_verify_locations(capath=os.environ["SSL_CERT_DIR"])
+            else:
+                import certifi  # httpx's own dependency
+
+                self.load_verify_locations(cafile=certifi.where())
+            keylog = os.environ.get("SSLKEYLOGFILE")  # as ssl.create_default_context does
+            if keylog and not sys.flags.ignore_environment:
+                self.keylog_filename = keylog
+            self._trust_loaded = True
+
+    def wrap_bio(self, *args: typing.Any, **kwargs: typing.Any) -> ssl.SSLObject:
+        self._load_trust()  # asyncio's start_tls wraps a BIO pair
+        return super().wrap_bio(*args, **kwargs)
+
+    def wrap_socket(self, *args: typing.Any, **kwargs: typing.Any) -> ssl.SSLSocket:
+        self._load_trust()
+        return super().wrap_socket(*args, **kwargs)
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):

@@ -26,7 +26,7 @@ from conftest import IMLS, write_config
 
 from monitor.config import MonitorSettings
 from monitor.fetch import Target, fetch_target
-from monitor.netbackend import AsyncioTransport
+from monitor.netbackend import AsyncioTransport, DeferredTLSContext
 
 PAGE = (IMLS / "active.html").read_bytes()
 ROOT = Path(__file__).parent.parent
@@ -161,6 +161,46 @@ def test_an_untrusted_certificate_is_refused(tls_server):
     (result,) = asyncio.run(_fetch_all(_client_trusting(other), [tls_server.url()]))
     assert result.error is not None and "certificate" in result.error.lower()
     assert tls_server.requests == 0
+
+
+def _client_with(context: ssl.SSLContext) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=10, max_keepalive_connections=10)
+    return httpx.AsyncClient(transport=AsyncioTransport(verify=context, limits=limits))
+
+
+def test_the_monitors_context_loads_its_trust_at_the_first_tls_connection(
+    ca, tls_server, tmp_path, monkeypatch
+):
+    """No CA is loaded until a TLS connection needs one; then $SSL_CERT_FILE is trusted."""
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    context = DeferredTLSContext()
+    assert context.cert_store_stats()["x509_ca"] == 0  # an http:// cycle stops here
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # read when first used, not before
+    (result,) = asyncio.run(_fetch_all(_client_with(context), [tls_server.url()]))
+    assert result.error is None and result.exchanges[-1].raw_body == PAGE
+    assert context.cert_store_stats()["x509_ca"] == 1
+
+
+def test_the_monitors_context_verifies_like_httpxs(ca, tls_server, tmp_path, monkeypatch):
+    """Deferred is not lax: a CA it was not told to trust, or another host, is refused."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    (untrusted,) = asyncio.run(_fetch_all(_client_with(DeferredTLSContext()), [tls_server.url()]))
+    assert untrusted.error is not None and "certificate" in untrusted.error.lower()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    elsewhere = _tls_server(ca, "elsewhere.test")
+    try:
+        (wrong_host,) = asyncio.run(
+            _fetch_all(_client_with(DeferredTLSContext()), [elsewhere.url()])
+        )
+    finally:
+        elsewhere.close()
+    assert wrong_host.error is not None and "certificate" in wrong_host.error.lower()
+    assert tls_server.requests == 0 and elsewhere.requests == 0
 
 
 def test_a_connection_the_server_dropped_while_idle_is_not_reused():
