@@ -24,6 +24,7 @@ from warcio.archiveiterator import ArchiveIterator
 from werkzeug import Request, Response
 
 from monitor.lock import data_dir_lock
+from monitor.store import SCHEMA_VERSION
 
 STEP1 = SCENARIO / "step1"
 
@@ -464,6 +465,30 @@ def _answer(data: bytes | None, n: int, fast: bool):
     return answer
 
 
+def test_a_version_3_database_upgraded_still_revisits_what_it_archived(imls, tmp_path):
+    """Upgrading to version 4 fills last_responses from the history it adds them to: the
+    next check of the unchanged pages writes revisits of the responses archived before."""
+    db_path = tmp_path / "data" / "monitor.db"
+    with sqlite3.connect(db_path) as db:
+        db.executescript(
+            "DROP TRIGGER captures_last_response; DROP TABLE last_responses;"
+            "UPDATE meta SET value = '3' WHERE key = 'schema_version';"
+        )
+        archived = {r for (r,) in db.execute("SELECT record_id FROM captures")}
+    db.close()
+    assert run(imls, "check").exit_code == 0
+    with sqlite3.connect(db_path) as db:
+        (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        latest = db.execute(
+            "SELECT record_type, refers_to FROM captures WHERE check_id = "
+            "(SELECT max(id) FROM checks)"
+        ).fetchall()
+    db.close()
+    assert version == str(SCHEMA_VERSION)
+    assert len(latest) == 2
+    assert all(kind == "revisit" and refers in archived for kind, refers in latest)
+
+
 @pytest.mark.parametrize("command", [["check"], ["log"], ["status"]], ids=lambda c: c[0])
 def test_a_database_from_a_newer_monitor_is_refused_and_left_unchanged(imls, tmp_path, command):
     """A newer schema version is refused (exit 2, both versions named), never rewritten."""
@@ -475,7 +500,7 @@ def test_a_database_from_a_newer_monitor_is_refused_and_left_unchanged(imls, tmp
     before = hashlib.sha256(db_path.read_bytes()).hexdigest()
     result = run(imls, *command)
     assert result.exit_code == 2
-    assert "schema version 99" in result.stderr and "up to 3" in result.stderr
+    assert "schema version 99" in result.stderr and f"up to {SCHEMA_VERSION}" in result.stderr
     assert hashlib.sha256(db_path.read_bytes()).hexdigest() == before
     with sqlite3.connect(db_path) as db:
         (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()

@@ -24,7 +24,7 @@ from monitor.config import load_config
 from monitor.errors import SchemaTooNew, StoreError
 from monitor.models import CycleResult, PageState
 from monitor.notify.outbox import NewDelivery
-from monitor.store import CycleRecord, EventQuery, SqliteStore
+from monitor.store import SCHEMA_VERSION, CycleRecord, EventQuery, SqliteStore
 from monitor.store.postgres import PostgresStore
 from monitor.store.postgres_outbox import LEASE_S
 
@@ -120,9 +120,48 @@ def test_sqlite_and_postgres_record_and_read_back_the_same_rows(
         kinds = [e.kind for e in on_postgres["events"]]
         assert {"added", "changed", "archived", "page-error"} <= set(kinds)
         assert on_postgres["integrity"] == []
+        # The table the triggers keep holds what scanning the history finds (its definition).
+        for store in (sqlite, postgres):
+            kept = _tuples(store, "SELECT page, target_uri, capture_id FROM last_responses")
+            assert kept == _tuples(store, LAST_RESPONSES_BY_SCAN) != []
     finally:
         sqlite.close()
         postgres.close()
+
+
+def _tuples(store: Any, sql: str) -> list[tuple]:
+    rows = store.conn.execute(sql).fetchall()  # PostgreSQL's rows are dicts here
+    return sorted(tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows)
+
+
+LAST_RESPONSES_BY_SCAN = """
+    SELECT page, target_uri, max(id) FROM captures
+    WHERE record_type IS NOT NULL AND source_uri IS NULL AND payload_digest IS NOT NULL
+      AND truncated IS NULL AND (status BETWEEN 200 AND 299 OR status = 304)
+    GROUP BY page, target_uri"""
+
+
+def test_a_version_3_postgres_schema_gains_last_responses_from_its_history(
+    site, tmp_path, monkeypatch, postgres_database
+):
+    """Upgrading a version 3 database fills last_responses once, from the captures it holds."""
+    records = recorded_cycles(site, tmp_path, monkeypatch)
+    store = PostgresStore(postgres_database)
+    for record in records:
+        store.record_cycle(record)
+    before = store.read_cycle_state(PAGES)
+    store.conn.execute("DROP TRIGGER captures_last_response ON captures")
+    store.conn.execute("DROP TABLE last_responses")
+    store.conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    store.close()
+    store = PostgresStore(postgres_database)
+    try:
+        assert store.read_cycle_state(PAGES) == before
+        assert before.last_responses
+        (version,) = store.conn.execute("SELECT value FROM meta").fetchone()
+        assert version == str(SCHEMA_VERSION)
+    finally:
+        store.close()
 
 
 def test_a_newer_postgres_schema_is_refused_unchanged(postgres_database):

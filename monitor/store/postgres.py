@@ -49,7 +49,17 @@ from monitor.store.sqlite import SCHEMA_VERSION
 KEY = "cluster.database"  # the config key every connection error names
 CONNECT_TIMEOUT_S = 10
 # version -> statements bringing an older PostgreSQL schema up to it (PostgreSQL starts at 3).
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    4: (  # last_responses (created by the schema, empty): filled from the history once
+        """INSERT INTO last_responses (page, target_uri, capture_id)
+           SELECT page, target_uri, max(id) FROM captures
+           WHERE record_type IS NOT NULL AND source_uri IS NULL
+             AND payload_digest IS NOT NULL AND truncated IS NULL
+             AND (status BETWEEN 200 AND 299 OR status = 304)
+           GROUP BY page, target_uri
+           ON CONFLICT (page, target_uri) DO UPDATE SET capture_id = EXCLUDED.capture_id""",
+    ),
+}
 # Held (per transaction) while the schema is created or migrated: one worker at a time.
 SCHEMA_LOCK_KEY = 0x6D6F6E69746F72  # "monitor"
 SCHEMA = Path(__file__).with_name("schema_pg.sql").read_text(encoding="utf-8")
@@ -244,11 +254,8 @@ class PostgresStore(PostgresDetail):
                       o.warc_offset AS o_offset, o.content_type AS o_type
                FROM captures c LEFT JOIN captures o ON o.id = c.original_capture_id
                WHERE c.id IN (
-                   SELECT max(id) FROM captures
-                   WHERE page = ANY(%s) AND record_type IS NOT NULL AND source_uri IS NULL
-                     AND payload_digest IS NOT NULL AND truncated IS NULL
-                     AND (status BETWEEN 200 AND 299 OR status = 304)
-                   GROUP BY target_uri)""",
+                   SELECT max(capture_id) FROM last_responses
+                   WHERE page = ANY(%s) GROUP BY target_uri)""",
             [list(pages)],
         )
         found = {}

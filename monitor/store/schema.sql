@@ -63,6 +63,25 @@ CREATE TABLE IF NOT EXISTS captures (
 CREATE INDEX IF NOT EXISTS captures_page ON captures(page, id);
 CREATE INDEX IF NOT EXISTS captures_target ON captures(target_uri, id);
 CREATE INDEX IF NOT EXISTS captures_record ON captures(record_id);
+-- The last whole 2xx (or 304) response of each URL a page was fetched at: where the next
+-- check's conditional requests and revisit records start. The trigger keeps it as
+-- captures are inserted, so a check reads a row per URL instead of the page's history.
+CREATE TABLE IF NOT EXISTS last_responses (
+    page TEXT NOT NULL,
+    target_uri TEXT NOT NULL,
+    capture_id INTEGER NOT NULL REFERENCES captures(id),
+    PRIMARY KEY (page, target_uri)
+);
+CREATE TRIGGER IF NOT EXISTS captures_last_response AFTER INSERT ON captures
+WHEN NEW.page IS NOT NULL AND NEW.record_type IS NOT NULL AND NEW.source_uri IS NULL
+    AND NEW.payload_digest IS NOT NULL AND NEW.truncated IS NULL
+    AND (NEW.status BETWEEN 200 AND 299 OR NEW.status = 304)
+BEGIN
+    INSERT INTO last_responses (page, target_uri, capture_id)
+    VALUES (NEW.page, NEW.target_uri, NEW.id)
+    ON CONFLICT (page, target_uri) DO UPDATE SET capture_id = excluded.capture_id
+    WHERE excluded.capture_id > last_responses.capture_id;
+END;
 CREATE TABLE IF NOT EXISTS imported_captures (
     capture_id INTEGER PRIMARY KEY REFERENCES captures(id),
     page_url TEXT NOT NULL,

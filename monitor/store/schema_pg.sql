@@ -67,6 +67,28 @@ CREATE TABLE IF NOT EXISTS captures (
 CREATE INDEX IF NOT EXISTS captures_page ON captures(page, id);
 CREATE INDEX IF NOT EXISTS captures_target ON captures(target_uri, id);
 CREATE INDEX IF NOT EXISTS captures_record ON captures(record_id);
+-- The last whole 2xx (or 304) response of each URL a page was fetched at (schema.sql says
+-- why); kept by the trigger as captures are inserted.
+CREATE TABLE IF NOT EXISTS last_responses (
+    page TEXT NOT NULL,
+    target_uri TEXT NOT NULL,
+    capture_id BIGINT NOT NULL REFERENCES captures(id),
+    PRIMARY KEY (page, target_uri)
+);
+CREATE OR REPLACE FUNCTION captures_last_response() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO last_responses (page, target_uri, capture_id)
+    VALUES (NEW.page, NEW.target_uri, NEW.id)
+    ON CONFLICT (page, target_uri) DO UPDATE SET capture_id = EXCLUDED.capture_id
+    WHERE last_responses.capture_id < EXCLUDED.capture_id;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER captures_last_response AFTER INSERT ON captures FOR EACH ROW
+WHEN (NEW.record_type IS NOT NULL AND NEW.source_uri IS NULL
+      AND NEW.payload_digest IS NOT NULL AND NEW.truncated IS NULL
+      AND (NEW.status BETWEEN 200 AND 299 OR NEW.status = 304))
+EXECUTE FUNCTION captures_last_response();
 CREATE TABLE IF NOT EXISTS imported_captures (
     capture_id BIGINT PRIMARY KEY REFERENCES captures(id),
     page_url TEXT NOT NULL,

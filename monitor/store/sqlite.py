@@ -44,7 +44,7 @@ from monitor.store.sqlite_detail import SqliteDetail
 from monitor.store.sqlite_outbox import SqliteOutbox
 from monitor.store.sqlite_write import atomic, write_cycle, write_rederived
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # version -> (table, column, SQL adding it): what upgrading to that version adds to the
 # tables of an older database (new tables come from schema.sql's CREATE IF NOT EXISTS).
 MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
@@ -64,6 +64,18 @@ MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
             "source",
             "ALTER TABLE entry_versions ADD COLUMN source TEXT NOT NULL DEFAULT 'check'",
         ),
+    ),
+}
+# version -> SQL run once when upgrading to it, after the columns: filling a new table
+# from the rows an older version wrote (schema.sql created it, empty).
+MIGRATION_FILLS: dict[int, tuple[str, ...]] = {
+    4: (
+        """INSERT OR REPLACE INTO last_responses (page, target_uri, capture_id)
+           SELECT page, target_uri, max(id) FROM captures
+           WHERE page IS NOT NULL AND record_type IS NOT NULL AND source_uri IS NULL
+             AND payload_digest IS NOT NULL AND truncated IS NULL
+             AND (status BETWEEN 200 AND 299 OR status = 304)
+           GROUP BY page, target_uri""",
     ),
 }
 
@@ -122,10 +134,12 @@ class SqliteStore(SqliteDetail):
         """Bring a database written by an earlier version up to SCHEMA_VERSION, in place."""
         version = self._stored_version() or SCHEMA_VERSION  # no row: created just now
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            for table, column, sql in MIGRATIONS[target]:
+            for table, column, sql in MIGRATIONS.get(target, ()):
                 columns = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
                 if column not in columns:
                     self.conn.execute(sql)
+            for sql in MIGRATION_FILLS.get(target, ()):
+                self.conn.execute(sql)
         self.conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
@@ -212,11 +226,8 @@ class SqliteStore(SqliteDetail):
                       o.warc_offset AS o_offset, o.content_type AS o_type
                FROM captures c LEFT JOIN captures o ON o.id = c.original_capture_id
                WHERE c.id IN (
-                   SELECT max(id) FROM captures
-                   WHERE page IN ({marks}) AND record_type IS NOT NULL AND source_uri IS NULL
-                     AND payload_digest IS NOT NULL AND truncated IS NULL
-                     AND (status BETWEEN 200 AND 299 OR status = 304)
-                   GROUP BY target_uri)""",
+                   SELECT max(capture_id) FROM last_responses
+                   WHERE page IN ({marks}) GROUP BY target_uri)""",
             list(pages),
         )
         found = {}
