@@ -248,6 +248,13 @@ class LinearPool(httpcore.AsyncConnectionPool):
                 available.append(connection)
         return closing
 
+    async def _close_connections(self, closing: list[httpcore.AsyncConnectionInterface]) -> None:
+        # httpcore shields the closing from cancellation with an anyio cancel scope (and
+        # asks sniffio which event loop runs) twice per request, and there is nearly
+        # always nothing to close.
+        if closing:
+            await super()._close_connections(closing)
+
 
 class AsyncioTransport(httpx.AsyncHTTPTransport):
     """httpx's transport (its request/response mapping and exceptions) over AsyncioBackend."""
