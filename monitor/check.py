@@ -182,7 +182,8 @@ def _cycle(
         warc_file=warc_file,
         deliveries=_deliveries(config, result.events, now),
     )
-    recorded = store.record_cycle(record)
+    with _collector_paused():  # a first check writes a row or two per entry
+        recorded = store.record_cycle(record)
 
     feed_error = _publish(config, store, now)  # 5. publish
     notified = None
