@@ -84,7 +84,9 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE OR REPLACE TRIGGER captures_last_response AFTER INSERT ON captures FOR EACH ROW
+-- DROP, then CREATE: CREATE OR REPLACE TRIGGER needs PostgreSQL 14, Debian 11 ships 13.
+DROP TRIGGER IF EXISTS captures_last_response ON captures;
+CREATE TRIGGER captures_last_response AFTER INSERT ON captures FOR EACH ROW
 WHEN (NEW.record_type IS NOT NULL AND NEW.source_uri IS NULL
       AND NEW.payload_digest IS NOT NULL AND NEW.truncated IS NULL
       AND (NEW.status BETWEEN 200 AND 299 OR NEW.status = 304))
