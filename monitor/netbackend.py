@@ -19,6 +19,7 @@ connection (`DeferredTLSContext`): a one-off check of http:// pages never pays f
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import ssl
 import sys
@@ -138,6 +139,15 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         return self._writer.get_extra_info(names[info]) if info in names else None
 
 
+def _is_address(host: str) -> bool:
+    """True for an IP address (127.0.0.1, ::1, [::1]), False for a name to resolve."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def _buffered(reader: asyncio.StreamReader) -> bool:
     """Bytes the server sent on a connection with no request out (asyncio has no public
     accessor for the buffer; its length is all that is read)."""
@@ -157,11 +167,13 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         local = (local_address, 0) if local_address else None
+        # An address has nothing to race; and Python 3.11's race (asyncio.staggered) drops
+        # the socket of an attempt that connects just as the timeout cancels it, unclosed.
+        delay = None if _is_address(host) else HAPPY_EYEBALLS_DELAY_S
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=local, limit=READ_LIMIT,
-                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY_S,
+                    host, port, local_addr=local, limit=READ_LIMIT, happy_eyeballs_delay=delay
                 )
         except TimeoutError as error:
             raise httpcore.ConnectTimeout(f"timed out connecting to {host}:{port}") from error
