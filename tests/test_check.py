@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import sqlite3
@@ -23,6 +24,8 @@ from servers import FaultServer, Reset, Respond, closed_url
 from warcio.archiveiterator import ArchiveIterator
 from werkzeug import Request, Response
 
+from monitor.check import _collector_paused
+from monitor.errors import StoreError
 from monitor.lock import data_dir_lock
 from monitor.store import SCHEMA_VERSION
 
@@ -463,6 +466,24 @@ def _answer(data: bytes | None, n: int, fast: bool):
         return Response(data, content_type="text/html; charset=utf-8", headers=headers)
 
     return answer
+
+
+def test_a_cycle_leaves_the_garbage_collector_running_even_when_a_phase_fails(imls):
+    """A cycle pauses Python's cyclic collector while it builds its bulk records; neither a
+    check nor a phase that raises may leave it off (a daemon would never collect again)."""
+    assert run(imls, "check").exit_code == 0  # a second check, in this process
+    assert gc.isenabled()
+    with pytest.raises(StoreError, match="disk full"), _collector_paused():
+        assert not gc.isenabled()
+        raise StoreError("disk full")
+    assert gc.isenabled()
+    gc.disable()  # a caller's own pause is left as it was
+    try:
+        with _collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_version_3_database_upgraded_still_revisits_what_it_archived(imls, tmp_path):
