@@ -163,6 +163,7 @@ def _cycle(
             confirm_checks=config.monitor.confirm_checks,
             anomaly_ratio=config.monitor.anomaly_ratio,
             new_id=lambda: str(uuid.uuid4()),
+            member_fields=store.member_fields,  # read for the pages decided on, not all
         )
     # Each change is rendered (a bounded word diff) once, here, and stored with its event.
     if any(e.changes for e in result.events):

@@ -43,6 +43,8 @@ from monitor.models import (
 __all__ = ["PageVerdict", "Placement", "classify_cycle", "judge_page", "place_entries"]
 
 Lists = dict[str, tuple[tuple[str, Entry | None], ...]]  # page -> (entry id, fields) in order
+# Reads the named pages' member fields (the store's `member_fields`).
+FieldsLoader = Callable[[Sequence[str]], Mapping[str, tuple[Entry | None, ...]]]
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,15 @@ def classify_cycle(
     confirm_checks: int,
     anomaly_ratio: float,
     new_id: Callable[[], str],
+    member_fields: FieldsLoader | None = None,
 ) -> CycleResult:
     """Classify one cycle: all configured pages in config order, the checked ones observed.
 
     `known` (every entry ever seen) may be a function that loads it: it is only
     called when some page's entries changed, so an unchanged cycle never loads them.
+    With `member_fields`, the pages carry their members alone and the fields are read
+    for the pages the cycle decides on: those whose list changed, and those where an
+    entry of theirs also stands (at 1,000 pages, a few dozen of them, not 25,000 rows).
     """
     verdicts = judge_pages(
         pages, observations, confirm_checks=confirm_checks, anomaly_ratio=anomaly_ratio
@@ -81,7 +87,11 @@ def classify_cycle(
         )
     if callable(known):
         known = known()
+    if member_fields is not None:  # a departure held on its page keeps the fields it had
+        pages = _with_fields(pages, member_fields(_changed_pages(pages, verdicts)))
     placement = place_entries(known, pages, verdicts, observations, new_id=new_id)
+    if member_fields is not None:  # an entry's fields come from the first page it stands on
+        pages, placement = _fields_where_standing(pages, verdicts, placement, member_fields)
     updates, entry_events = entry_outcomes(
         known, pages, verdicts, placement, observations, now=now, new_id=new_id
     )
@@ -102,6 +112,51 @@ def classify_cycle(
         cleared_pages=tuple(p.name for p in pages if verdicts[p.name].cleared),
         holding_pages=placement.holding_pages,
     )
+
+
+def _changed_pages(pages: Sequence[PageState], verdicts: Mapping[str, PageVerdict]) -> list[str]:
+    """The pages whose list changed this cycle: accepted, or cleared."""
+    return [p.name for p in pages if verdicts[p.name].accepted or verdicts[p.name].cleared]
+
+
+def _with_fields(
+    pages: Sequence[PageState], fields: Mapping[str, tuple[Entry | None, ...]]
+) -> list[PageState]:
+    return [replace(p, member_fields=fields[p.name]) if p.name in fields else p for p in pages]
+
+
+def _fields_where_standing(
+    pages: Sequence[PageState],
+    verdicts: Mapping[str, PageVerdict],
+    placement: Placement,
+    member_fields: FieldsLoader,
+) -> tuple[list[PageState], Placement]:
+    """The unchanged pages on which an entry of a changed page also stands, with their
+    fields: `entry_outcomes` takes an entry's fields from the first page it stands on."""
+    changed = set(_changed_pages(pages, verdicts))
+    relevant = _relevant_entries(pages, changed, placement)
+    sharing = [
+        p.name
+        for p in pages
+        if p.name not in changed and any(entry_id in relevant for entry_id in p.members)
+    ]
+    if not sharing:
+        return list(pages), placement
+    pages = _with_fields(pages, member_fields(sharing))
+    lists = dict(placement.lists)
+    for page in pages:
+        if page.name in sharing:  # an unchanged page's list is its members, as they were
+            lists[page.name] = tuple(zip(page.members, _padded(page), strict=True))
+    return pages, replace(placement, lists=lists)
+
+
+def _relevant_entries(
+    pages: Sequence[PageState], changed: set[str], placement: Placement
+) -> set[str]:
+    """Entries on a page whose list changed, before or after this cycle."""
+    relevant = {i for p in pages if p.name in changed for i in p.members}
+    relevant.update(i for name in changed for i, _ in placement.lists[name])
+    return relevant
 
 
 def active_first(pages: Sequence[PageState]) -> list[PageState]:
@@ -206,9 +261,7 @@ def entry_outcomes(
     # entry stands where it stood, so its state and fields are as recorded. An entry
     # that stood only on a page since dropped from the config is left as it was:
     # no longer watching a page is not evidence that its entries went away.
-    changed = [p for p in pages if verdicts[p.name].accepted or verdicts[p.name].cleared]
-    relevant = {i for p in changed for i in p.members}
-    relevant.update(i for p in changed for i, _ in placement.lists[p.name])
+    relevant = _relevant_entries(pages, set(_changed_pages(pages, verdicts)), placement)
     standing: dict[str, list[PageState]] = {}  # of the relevant entries: where they stand
     shows: dict[str, dict[str, Entry | None]] = {}
     for page in active_first(pages):

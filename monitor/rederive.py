@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from monitor.config import Config, PageConfig
@@ -97,9 +98,11 @@ def rederive_stale(config: Config, store: Store, state: CycleState) -> CycleStat
     if not stale:
         return state
     warc = DataDir(config.monitor.data_dir).warc
+    fields = store.member_fields([page.name for page in stale])
     done = []
     for page in stale:
         memory = state.pages[page.name]
+        memory = replace(memory, state=replace(memory.state, member_fields=fields[page.name]))
         try:
             bodies = [_archived_body(store, warc, c, config.monitor.max_bytes)
                       for c in memory.accepted_captures]  # fmt: skip

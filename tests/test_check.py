@@ -527,3 +527,31 @@ def test_a_database_from_a_newer_monitor_is_refused_and_left_unchanged(imls, tmp
         (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     db.close()
     assert version == "99"
+
+
+def test_the_store_reads_members_alone_and_their_fields_on_demand(imls, tmp_path):
+    """A cycle's state carries each page's members; `member_fields` reads each member's
+    fields as that page shows them, in page order (None where a v2 database left none)."""
+    from monitor.models import PageState
+    from monitor.store import SqliteStore
+
+    db_path = tmp_path / "data" / "monitor.db"
+    store = SqliteStore(db_path)
+    try:
+        state = store.read_cycle_state(
+            [PageState("active", "active"), PageState("archived", "archived")]
+        )
+        members = state.pages["active"].state.members
+        fields = store.member_fields(["active", "archived", "no such page"])
+        assert len(fields["active"]) == len(members) == 23
+        assert len(fields["archived"]) == len(state.pages["archived"].state.members) == 16
+        assert fields["no such page"] == ()
+        pairs = zip(members, fields["active"], strict=True)
+        shown = {store.entry(m).title: f.title for m, f in pairs}
+        assert shown["Let’s Move! Museums & Gardens"] == "Let’s Move! Museums & Gardens"
+        assert all(title == shown_title for title, shown_title in shown.items())
+        store.conn.execute("UPDATE placements SET title = NULL WHERE page = 'archived'")
+        store.conn.commit()
+        assert set(store.member_fields(["archived"])["archived"]) == {None}
+    finally:
+        store.close()

@@ -375,6 +375,7 @@ def test_judge_page_not_checked_changes_nothing():
 
 # -- properties -------------------------------------------------------------------
 
+
 def _title_key(slug: str) -> str:
     return " ".join(slug.replace("-", " ").split()).title()
 
@@ -509,3 +510,123 @@ def test_canonical_link_variants_never_produce_events(slugs, data):
     varied = [replace(e, link=link_variant(e.link, data.draw)) for e in items]
     assert world.check(active=varied, archived=[E]).events == ()
     assert world.check(active=items, archived=[E]).events == ()
+
+
+# -- member fields read on demand ---------------------------------------------------
+
+
+class StoreWorld(World):
+    """World as the store runs it: pages carry their members alone, and classification
+    reads the fields of the pages it asks for (placements are rewritten only for pages
+    whose list changed, as `write_placements` does)."""
+
+    def __init__(self, pages: list[PageState], **kwargs):
+        super().__init__(**kwargs)
+        self.pages = pages
+        self.fields: dict[str, tuple[Entry | None, ...]] = {}
+        self.asked: list[list[str]] = []
+
+    def member_fields(self, names):
+        self.asked.append(list(names))
+        return {name: self.fields.get(name, ()) for name in names}
+
+    def check(self, **observed) -> CycleResult:
+        observations = {}
+        for name, value in observed.items():
+            if isinstance(value, str):
+                observations[name] = PageObservation(name, value, detail=f"{name} {value}")
+            else:
+                observations[name] = PageObservation(name, "ok", entries=tuple(value))
+        result = classify_cycle(
+            self.known,
+            [replace(p, member_fields=()) for p in self.pages],
+            observations,
+            now=NOW,
+            confirm_checks=self.confirm_checks,
+            anomaly_ratio=self.anomaly_ratio,
+            new_id=lambda: next(self.ids),
+            member_fields=self.member_fields,
+        )
+        for update in result.entries:
+            self.known[update.entry_id] = KnownEntry(
+                update.entry_id, update.title, update.link, update.description,
+                update.state, update.page,
+            )  # fmt: skip
+        for page in result.pages:
+            if page.name in result.accepted_pages + result.cleared_pages:
+                self.fields[page.name] = page.member_fields
+        self.pages = list(result.pages)
+        return result
+
+
+THREE_PAGES = [
+    PageState("active", "active"),
+    PageState("news", "active"),
+    PageState("archived", "archived"),
+]
+
+
+def _decisions(result: CycleResult):
+    events = [(e.kind, e.page, e.entry_id, e.title, e.link, e.description, e.changes)
+              for e in result.events]  # fmt: skip
+    written = result.accepted_pages + result.cleared_pages  # the placements a store rewrites
+    lists = [(p.name, p.status, p.members, p.member_fields if p.name in written else None)
+             for p in result.pages]  # fmt: skip
+    return events, result.entries, lists
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_fields_read_on_demand_decide_as_fields_read_for_every_page(data):
+    """A cycle that reads member fields only for the pages it decides on gives the same
+    events, versions and lists as one given every page's fields: entries standing on
+    several pages, edited on one, with pages unchanged, failing or cleared between."""
+    pool = [
+        entry(slug, description=text)
+        for slug in ("film-forward", "museums-for-all", "let-s-move")
+        for text in (None, "An edited description of it.")
+    ] + [entry("film-forward", archived=True)]
+    page_value = st.one_of(
+        st.sampled_from(["unchanged", "unchanged", "error"]),
+        st.lists(st.sampled_from(pool), max_size=4),
+    )
+    eager = World(anomaly_ratio=0.0)
+    eager.pages = list(THREE_PAGES)
+    lazy = StoreWorld(list(THREE_PAGES), anomaly_ratio=0.0)
+    first = {name: data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=4))
+             for name in ("active", "news", "archived")}  # fmt: skip
+    assert _decisions(eager.check(**first)) == _decisions(lazy.check(**first))
+    for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
+        observed = {name: data.draw(page_value) for name in ("active", "news", "archived")}
+        assert _decisions(eager.check(**observed)) == _decisions(lazy.check(**observed))
+
+
+def test_fields_are_read_only_for_pages_whose_entries_are_decided_on():
+    """A 10%-changed cycle at 1,000 pages must not read 25,000 rows of fields: only the
+    changed page's, and those of pages an entry of it also stands on."""
+    film, museums, moves = entry("film-forward"), entry("museums-for-all"), entry("let-s-move")
+    world = StoreWorld(list(THREE_PAGES))
+    world.check(active=[film, museums], news=[moves], archived=[E])
+    world.asked.clear()
+    assert world.check(active="unchanged", news="unchanged", archived="unchanged").events == ()
+    assert world.asked == []  # nothing changed: no fields read at all
+
+    edited = replace(museums, description="Museums for All, now with a new description.")
+    result = world.check(active=[film, edited], news="unchanged", archived="unchanged")
+    assert kinds(result) == Counter({("changed", "Museums For All"): 1})
+    assert sorted(name for asked in world.asked for name in asked) == ["active"]
+
+
+def test_an_entry_takes_its_fields_from_the_unchanged_active_page_it_stands_on():
+    """An entry on an unchanged active page and an edited archived page keeps the active
+    page's fields: they are read for that page even though it did not change."""
+    film = entry("film-forward")
+    world = StoreWorld(list(THREE_PAGES), anomaly_ratio=0.0)
+    world.check(active=[film], news=[entry("let-s-move")], archived=[film, E])
+    world.asked.clear()
+    edited = replace(film, description="A description only the archive shows.")
+    result = world.check(active="unchanged", news="unchanged", archived=[edited, E])
+    assert result.events == ()
+    (film_id,) = [i for i, e in world.known.items() if e.title == film.title]
+    assert world.known[film_id].description == film.description
+    assert sorted(name for asked in world.asked for name in asked) == ["active", "archived"]

@@ -98,6 +98,7 @@ def read_everything(store: Any) -> dict[str, Any]:
         "counts": [store.count(t) for t in ("entries", "events", "captures", "checks")],
         "known entries": store.known_entries(),
         "cycle state": store.read_cycle_state(PAGES),
+        "member fields": store.member_fields([p.name for p in PAGES] + ["no such page"]),
     }
 
 
@@ -113,6 +114,8 @@ def test_sqlite_and_postgres_record_and_read_back_the_same_rows(
     try:
         for record in records:
             assert sqlite.read_cycle_state(PAGES) == postgres.read_cycle_state(PAGES)
+            names = [p.name for p in PAGES]
+            assert sqlite.member_fields(names) == postgres.member_fields(names)
             assert sqlite.record_cycle(record) == postgres.record_cycle(record)
         on_sqlite, on_postgres = read_everything(sqlite), read_everything(postgres)
         for what, value in on_sqlite.items():

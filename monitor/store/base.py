@@ -229,6 +229,12 @@ class CycleStore(Protocol):
         """Every entry ever seen, removed ones included, oldest first."""
         ...
 
+    def member_fields(self, pages: Sequence[str]) -> dict[str, tuple[Entry | None, ...]]:
+        """Each named page's members' fields as it shows them, in page order (None: not
+        recorded). `read_cycle_state` reads the members alone: a cycle asks for the fields
+        of the few pages whose entries it decides on."""
+        ...
+
     def record_cycle(self, record: CycleRecord) -> RecordedCycle:
         """Write one cycle in one transaction: all of it, or nothing."""
         ...

@@ -211,23 +211,18 @@ class PostgresStore(PostgresDetail):
         stored = {
             r["name"]: r for r in self._rows("SELECT * FROM pages WHERE name = ANY(%s)", [names])
         }
-        placed: dict[str, list[tuple[str, Entry | None]]] = {}
-        for r in self._rows(
-            "SELECT page, entry_id, title, link, description FROM placements "
-            "WHERE page = ANY(%s) ORDER BY page, position",
+        members: dict[str, list[str]] = {}
+        for r in self._rows(  # ids alone: fields are read for the pages a cycle decides on
+            "SELECT page, entry_id FROM placements WHERE page = ANY(%s) ORDER BY page, position",
             [names],
         ):
-            fields = None
-            if r["title"] is not None and r["description"] is not None:
-                fields = Entry(r["title"], r["link"], r["description"])
-            placed.setdefault(r["page"], []).append((r["entry_id"], fields))
+            members.setdefault(r["page"], []).append(r["entry_id"])
         memories = {}
         for page in pages:
             row = stored.get(page.name)
             if row is None:
                 memories[page.name] = PageMemory(page)
                 continue
-            members = placed.get(page.name, [])
             state = PageState(
                 name=page.name,
                 role=page.role,
@@ -235,8 +230,7 @@ class PostgresStore(PostgresDetail):
                 streak=row["streak"],
                 normal_count=row["normal_count"],
                 baselined=bool(row["baselined"]),
-                members=tuple(m for m, _ in members),
-                member_fields=tuple(f for _, f in members),
+                members=tuple(members.get(page.name, ())),
             )
             memories[page.name] = PageMemory(
                 state, row["etag"], row["last_modified"], row["accepted_key"], row["body_key"],
@@ -244,6 +238,20 @@ class PostgresStore(PostgresDetail):
                 accepted_captures=tuple(json.loads(row["accepted_captures"] or "[]")),
             )  # fmt: skip
         return CycleState(memories, self._last_responses(names))
+
+    def member_fields(self, pages: Sequence[str]) -> dict[str, tuple[Entry | None, ...]]:
+        """Each named page's members' fields as it shows them, in page order."""
+        fields: dict[str, list[Entry | None]] = {name: [] for name in pages}
+        for r in self._rows(
+            "SELECT page, title, link, description FROM placements "
+            "WHERE page = ANY(%s) ORDER BY page, position",
+            [list(pages)],
+        ):
+            recorded = r["title"] is not None and r["description"] is not None
+            fields[r["page"]].append(
+                Entry(r["title"], r["link"], r["description"]) if recorded else None
+            )
+        return {name: tuple(shown) for name, shown in fields.items()}
 
     def _last_responses(self, pages: Sequence[str]) -> dict[str, LastResponse]:
         """The last whole 2xx (or 304) response of every URL the pages were fetched at."""

@@ -182,23 +182,22 @@ class SqliteStore(SqliteDetail):
         stored = {
             r["name"]: r for r in self._rows(f"SELECT * FROM pages WHERE name IN ({marks})", names)
         }
-        placed: dict[str, list[tuple[str, Entry | None]]] = {}
-        for r in self._rows(
-            f"SELECT page, entry_id, title, link, description FROM placements "
-            f"WHERE page IN ({marks}) ORDER BY page, position",
-            names,
-        ):
-            fields = None
-            if r["title"] is not None and r["description"] is not None:
-                fields = Entry(r["title"], r["link"], r["description"])
-            placed.setdefault(r["page"], []).append((r["entry_id"], fields))
+        members: dict[str, list[str]] = {}
+        try:  # ids alone: fields are read for the pages a cycle decides on (member_fields)
+            for page, entry_id in self.conn.execute(
+                f"SELECT page, entry_id FROM placements WHERE page IN ({marks}) "
+                f"ORDER BY page, position",
+                names,
+            ):
+                members.setdefault(page, []).append(entry_id)
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: {error}") from error
         memories = {}
         for page in pages:
             row = stored.get(page.name)
             if row is None:
                 memories[page.name] = PageMemory(page)
                 continue
-            members = placed.get(page.name, [])
             state = PageState(
                 name=page.name,
                 role=page.role,
@@ -206,8 +205,7 @@ class SqliteStore(SqliteDetail):
                 streak=row["streak"],
                 normal_count=row["normal_count"],
                 baselined=bool(row["baselined"]),
-                members=tuple(m for m, _ in members),
-                member_fields=tuple(f for _, f in members),
+                members=tuple(members.get(page.name, ())),
             )
             memories[page.name] = PageMemory(
                 state, row["etag"], row["last_modified"], row["accepted_key"], row["body_key"],
@@ -215,6 +213,24 @@ class SqliteStore(SqliteDetail):
                 accepted_captures=tuple(json.loads(row["accepted_captures"] or "[]")),
             )  # fmt: skip
         return CycleState(memories, self._last_responses(names))
+
+    def member_fields(self, pages: Sequence[str]) -> dict[str, tuple[Entry | None, ...]]:
+        """Each named page's members' fields as it shows them, in page order."""
+        fields: dict[str, list[Entry | None]] = {name: [] for name in pages}
+        if not pages:
+            return {}
+        marks = ", ".join("?" for _ in pages)
+        sql = (
+            f"SELECT page, title, link, description FROM placements "
+            f"WHERE page IN ({marks}) ORDER BY page, position"
+        )
+        try:
+            for page, title, link, description in self.conn.execute(sql, list(pages)):
+                recorded = title is not None and description is not None
+                fields[page].append(Entry(title, link, description) if recorded else None)
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: {error}") from error
+        return {name: tuple(shown) for name, shown in fields.items()}
 
     def _last_responses(self, pages: Sequence[str]) -> dict[str, LastResponse]:
         """The last whole 2xx (or 304) response of every URL the pages were fetched at."""
