@@ -113,23 +113,33 @@ TIERS: tuple[Callable[[Entry | Candidate], object], ...] = (
 
 
 class _Index:
-    """Candidates by tier key, in preference order once a page is known."""
+    """Candidates by tier key, in preference order once a page is known.
 
-    def __init__(self, candidates: Iterable[Candidate]) -> None:
+    With `wanted` (the keys of the items to match), only the candidates that share a key
+    with some item are indexed: a cycle looks up a few thousand items' keys, and indexing
+    all 25,000 entries ever seen cost ~15 MB of lists and tuples at 1,000 pages. A
+    candidate left out could not have been found by any lookup of those items.
+    """
+
+    def __init__(self, candidates: Iterable[Candidate], wanted: _Wanted | None = None) -> None:
         self.order: dict[str, int] = {}
         self.by_id: dict[str, Candidate] = {}
         self.keys: list[dict[object, list[str]]] = [defaultdict(list) for _ in TIERS]
         # Identical fields, found through the link and title keys the tiers compute anyway:
         # a description's comparable form is then computed for the few candidates a lookup
-        # finds, not for every entry ever seen (25,000 a cycle on a large config).
+        # finds, not for every entry ever seen.
         self.by_link_and_title: dict[object, list[str]] = defaultdict(list)
-        for candidate in candidates:
-            self.add(candidate)
+        for position, candidate in enumerate(candidates):
+            keys = [key_of(candidate) for key_of in TIERS]
+            if wanted is None or wanted.admits(keys):
+                self._add(candidate, keys, position)
 
     def add(self, candidate: Candidate) -> None:
-        self.order[candidate.entry_id] = len(self.order)
+        self._add(candidate, [key_of(candidate) for key_of in TIERS], len(self.order))
+
+    def _add(self, candidate: Candidate, keys: list[object], position: int) -> None:
+        self.order[candidate.entry_id] = position
         self.by_id[candidate.entry_id] = candidate
-        keys = [key_of(candidate) for key_of in TIERS]
         for tier, key in enumerate(keys):
             if key is not None:
                 self.keys[tier][key].append(candidate.entry_id)
@@ -145,6 +155,32 @@ class _Index:
         """Lower is better: already on this page, then not removed, then oldest."""
         candidate = self.by_id[entry_id]
         return (entry_id not in members, candidate.removed, self.order[entry_id])
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """The tier keys of the items to match: what a candidate must share to be looked up."""
+
+    keys: tuple[frozenset[object], ...]  # one set per tier
+    bare: bool  # some item has neither link nor title: found by its description alone
+
+    @classmethod
+    def of(cls, items: Iterable[Entry]) -> _Wanted:
+        keys: list[set[object]] = [set() for _ in TIERS]
+        bare = False
+        for item in items:
+            item_keys = [key_of(item) for key_of in TIERS]
+            for tier, key in enumerate(item_keys):
+                keys[tier].add(key)
+            bare = bare or (item_keys[0] is None and item_keys[2] is None)
+        for tier_keys in keys:
+            tier_keys.discard(None)
+        return cls(tuple(frozenset(k) for k in keys), bare)
+
+    def admits(self, keys: Sequence[object]) -> bool:
+        if any(key in wanted for key, wanted in zip(keys, self.keys, strict=True)):
+            return True
+        return self.bare and keys[0] is None and keys[2] is None
 
 
 def distinct_items(items: Sequence[Entry]) -> list[Entry]:
@@ -170,8 +206,9 @@ def match_cycle(
     Unknown items become new entries (ids from `new_id`); copies of one entry on a
     page (same canonical link, or without a link the same fields) count once.
     """
-    index = _Index(candidates)
     distinct = {page: distinct_items(items) for page, items in page_items.items()}
+    candidates = list(candidates)  # the strong tiers' index, then similarity's pool
+    index = _Index(candidates, _Wanted.of(i for items in distinct.values() for i in items))
     result: dict[str, list[str | None]] = {}
     claimed: dict[str, set[str]] = {}
     for page, items in distinct.items():
@@ -179,11 +216,11 @@ def match_cycle(
         claimed[page] = set()
         if index.by_id:
             result[page] = _match_strong(items, index, members, claimed[page])
-        else:  # nothing seen yet (a first check): every item is new
+        else:  # nothing seen yet (a first check), or nothing shares a key: no strong match
             result[page] = [None] * len(items)
 
     taken = set().union(*claimed.values()) if claimed else set()
-    _match_similar(distinct, result, index, taken | unavailable, claimed)
+    _match_similar(distinct, result, candidates, taken | unavailable, claimed)
     _match_new(distinct, result, claimed, new_id)
     matched: dict[str, list[tuple[str, Entry]]] = {}
     for page, ids in result.items():
@@ -266,7 +303,7 @@ def _best(pool: list[str], index: _Index, members: frozenset[str], *, strict: bo
 def _match_similar(
     page_items: Mapping[str, Sequence[Entry]],
     result: dict[str, list[str | None]],
-    index: _Index,
+    candidates: Sequence[Candidate],
     excluded: set[str],
     claimed: dict[str, set[str]],
 ) -> None:
@@ -284,7 +321,7 @@ def _match_similar(
     ]
     pool = [
         c
-        for c in index.by_id.values()
+        for c in candidates
         if c.entry_id not in excluded and len(c.description) >= SIMILARITY_MIN_CHARS
     ]
     if not items or not pool:

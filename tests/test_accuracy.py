@@ -26,7 +26,17 @@ from monitor.canonical import (
 )
 from monitor.check import run_check
 from monitor.cluster.settings import load_setup
-from monitor.match import Candidate, _similarities, _similarity, _slug_parsed, slug_key
+from monitor.match import (
+    TIERS,
+    Candidate,
+    _Index,
+    _similarities,
+    _similarity,
+    _slug_parsed,
+    _Wanted,
+    slug_key,
+)
+from monitor.models import Entry
 
 SITE = "https://www.imls.gov/issues/national-initiatives"
 LETS_MOVE = "Let’s Move! Museums & Gardens"
@@ -286,6 +296,32 @@ def test_batched_similarity_scores_each_pair_as_alone(items, descriptions):
     pairs = [(i, j) for j in range(len(pool)) for i in range(len(items))][::-1]
     scores = _similarities(pairs, items, pool)
     assert scores == {(i, j): _similarity(items[i], pool[j].description) for i, j in pairs}
+
+
+FIELD_LINKS = st.sampled_from(
+    [None, "", "https://a.org/x", "http://a.org/x/", "https://b.org/y/x", "https://a.org/x?id=3",
+     "https://A.org/X#top", "/archives/x", "view.php?id=3"]
+)  # fmt: skip
+FIELD_TITLES = st.sampled_from(["", " ", "Film Forward", "film  forward", "Museums", "\u200b"])
+ITEMS = st.builds(Entry, FIELD_TITLES, FIELD_LINKS, st.sampled_from(["", "About it.", "x"]))
+
+
+@given(st.lists(ITEMS, max_size=6), st.lists(ITEMS, max_size=12), st.booleans())
+def test_the_index_of_a_cycle_finds_what_indexing_every_entry_finds(items, fields, removed):
+    """Only entries sharing a key with some item are indexed (not all 25,000 ever seen):
+    every lookup the strong tiers and identical fields make gives the same candidates,
+    in the same preference order."""
+    pool = [Candidate(f"e{j}", e.title, e.link, e.description, removed=removed and j % 2 == 0)
+            for j, e in enumerate(fields)]  # fmt: skip
+    every, wanted = _Index(pool), _Index(pool, _Wanted.of(items))
+    members = frozenset(c.entry_id for c in pool[::3])
+    for item in items:
+        for tier, key_of in enumerate(TIERS):
+            found = wanted.keys[tier].get(key_of(item), [])
+            assert found == every.keys[tier].get(key_of(item), [])
+            ranks = [wanted.rank(c, members) for c in found]
+            assert ranks == [every.rank(c, members) for c in found]
+        assert wanted.identical(item) == every.identical(item)
 
 
 # -- 4. the slug tier keeps the query ----------------------------------------------------------
