@@ -23,6 +23,7 @@ from monitor.models import (
     CaptureRow,
     Entry,
     EntryRow,
+    EntryState,
     Event,
     KnownEntry,
     PageState,
@@ -198,10 +199,14 @@ class PostgresStore(PostgresDetail):
         rows = self._rows(
             "SELECT id, title, link, description, state, page FROM entries ORDER BY seq"
         )
+        # one string per state and page name, not one per row (25,000 rows a cycle)
+        states: dict[str, EntryState] = {}
+        pages: dict[str, str] = {}
         return {
             r["id"]: KnownEntry(
-                r["id"], r["title"], r["link"], r["description"], r["state"], r["page"]
-            )
+                r["id"], r["title"], r["link"], r["description"],
+                states.setdefault(r["state"], r["state"]), pages.setdefault(r["page"], r["page"]),
+            )  # fmt: skip
             for r in rows
         }
 
