@@ -146,8 +146,10 @@ class _Index:
             elif wanted.admits(keys := _uncached_keys(candidate)):
                 self._add(candidate, keys, position)
 
-    def add(self, candidate: Candidate) -> None:
-        self._add(candidate, [key_of(candidate) for key_of in TIERS], len(self.order))
+    def add(self, candidate: Candidate, wanted: _Wanted | None = None) -> None:
+        keys = [key_of(candidate) for key_of in TIERS]
+        if wanted is None or wanted.admits(keys):
+            self._add(candidate, keys, len(self.order))
 
     def _add(self, candidate: Candidate, keys: list[object], position: int) -> None:
         self.order[candidate.entry_id] = position
@@ -189,6 +191,17 @@ class _Wanted:
             tier_keys.discard(None)
         return cls(tuple(frozenset(k) for k in keys), bare)
 
+    @classmethod
+    def shared(cls, groups: Iterable[Iterable[Entry]]) -> _Wanted:
+        """The keys found in two groups or more (an item's keys counted once per group)."""
+        wanted = [cls.of(items) for items in groups]
+        counts: list[Counter[object]] = [Counter() for _ in TIERS]
+        for group in wanted:
+            for tier, keys in enumerate(group.keys):
+                counts[tier].update(keys)
+        twice = tuple(frozenset(k for k, n in count.items() if n > 1) for count in counts)
+        return cls(twice, sum(group.bare for group in wanted) > 1)
+
     def admits(self, keys: Sequence[object]) -> bool:
         if any(key in wanted for key, wanted in zip(keys, self.keys, strict=True)):
             return True
@@ -220,7 +233,9 @@ def match_cycle(
     """
     distinct = {page: distinct_items(items) for page, items in page_items.items()}
     candidates = list(candidates)  # the strong tiers' index, then similarity's pool
-    index = _Index(candidates, _Wanted.of(i for items in distinct.values() for i in items))
+    index = _Index(())  # a first check: nothing to look up
+    if candidates:
+        index = _Index(candidates, _Wanted.of(i for items in distinct.values() for i in items))
     result: dict[str, list[str | None]] = {}
     claimed: dict[str, set[str]] = {}
     for page, items in distinct.items():
@@ -249,20 +264,28 @@ def _match_new(
     claimed: dict[str, set[str]],
     new_id: Callable[[], str],
 ) -> None:
-    """New entries for the items still unknown; one new entry may stand on several pages."""
+    """New entries for the items still unknown; one new entry may stand on several pages.
+
+    An item on a later page may be the same new entry as one on an earlier page: only
+    new entries with a key found on the leftovers of two pages or more are indexed for
+    that (a first check of 1,000 pages indexed all 25,000 for none).
+    """
+    leftovers = {
+        page: [i for i, entry_id in enumerate(result[page]) if entry_id is None]
+        for page in distinct
+    }
+    shared = _Wanted.shared([distinct[page][i] for i in left] for page, left in leftovers.items())
     fresh = _Index(())
     for page, items in distinct.items():
-        ids = result[page]
-        leftovers = [i for i, entry_id in enumerate(ids) if entry_id is None]
-        if not leftovers:
+        ids, left = result[page], leftovers[page]
+        if not left:
             continue
-        # An item on a later page may be the same new entry as one on an earlier page.
-        found = _match_strong([items[i] for i in leftovers], fresh, frozenset(), claimed[page])
-        for i, entry_id in zip(leftovers, found, strict=True):
+        found = _match_strong([items[i] for i in left], fresh, frozenset(), claimed[page])
+        for i, entry_id in zip(left, found, strict=True):
             if entry_id is None:
                 entry_id = new_id().replace("-", "")[-12:]  # 48 random bits: short to type
                 item = items[i]
-                fresh.add(Candidate(entry_id, item.title, item.link, item.description))
+                fresh.add(Candidate(entry_id, item.title, item.link, item.description), shared)
                 claimed[page].add(entry_id)
             ids[i] = entry_id
 

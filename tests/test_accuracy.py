@@ -7,6 +7,7 @@ see SPEC.md "Entries, identity and states" and "Events".
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import unicodedata
 from collections import Counter
@@ -34,6 +35,7 @@ from monitor.match import (
     _similarity,
     _slug_parsed,
     _Wanted,
+    match_cycle,
     slug_key,
 )
 from monitor.models import Entry
@@ -322,6 +324,24 @@ def test_the_index_of_a_cycle_finds_what_indexing_every_entry_finds(items, field
             ranks = [wanted.rank(c, members) for c in found]
             assert ranks == [every.rank(c, members) for c in found]
         assert wanted.identical(item) == every.identical(item)
+
+
+@given(st.lists(st.lists(ITEMS, max_size=5), min_size=1, max_size=4))
+def test_new_entries_on_several_pages_are_matched_as_when_all_are_indexed(pages):
+    """A first check indexes only new entries whose keys two pages share; the entries
+    each page gets (one new entry standing on several pages) are those indexing every
+    new entry gives."""
+
+    def first_check():
+        ids = itertools.count()
+        return match_cycle({f"p{n}": items for n, items in enumerate(pages)}, {}, [],
+                           unavailable=set(), new_id=lambda: f"{next(ids):012d}")  # fmt: skip
+
+    indexed_alone = first_check()
+    with pytest.MonkeyPatch.context() as patch:
+        every = _Index.add
+        patch.setattr(_Index, "add", lambda self, candidate, wanted=None: every(self, candidate))
+        assert first_check() == indexed_alone
 
 
 # -- 4. the slug tier keeps the query ----------------------------------------------------------
