@@ -1,7 +1,8 @@
 """What runs in a parse worker process (`parsing.py`): small imports, so a worker starts fast.
 
-A worker imports this module and `monitor.extract` only (no asyncio, no config, no httpx):
-the job carries the selectors as plain `Layout` values, the body as bytes.
+A worker imports this module and `monitor.extract` only (no asyncio, no config, no httpx,
+no multiprocessing): the job carries the selectors as plain `Layout` values, the body as
+bytes. `serve` is its loop: frames of pickles on stdin and stdout (`workerpool.py`).
 
 Test hook: with the environment variable MONITOR_TEST_CRASH_ON set, a worker kills itself
 with SIGSEGV when a body contains its value. Only workers read it (never the main process),
@@ -11,15 +12,20 @@ and no page can set it: it exists so tests can crash a real worker.
 from __future__ import annotations
 
 import os
+import pickle
 import signal
+import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import IO, Any
 
 from monitor.extract import Extraction, extract_page
 
 CRASH_HOOK_ENV = "MONITOR_TEST_CRASH_ON"  # test hook: see the module docstring
 PARENT_POLL_S = 1.0  # how often a worker checks that the process that started it lives
+FRAME = struct.Struct("!Q")  # each pickle on the pipes is preceded by its length
 
 
 @dataclass(frozen=True)
@@ -72,3 +78,46 @@ def parse_job(job: ParseJob) -> Extraction:
         os.kill(os.getpid(), signal.SIGSEGV)  # test hook: see the module docstring
     return extract_page(job.data, content_type=job.content_type, base_url=job.url,
                         layouts=job.layouts)  # fmt: skip
+
+
+def serve() -> None:
+    """A worker's life: answer each job from stdin on stdout until stdin closes.
+
+    The parent's pid is argv[1]. The protocol has stdout to itself: anything else that
+    would print there (a library, C code) goes to stderr instead.
+    """
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    worker_setup(int(sys.argv[1]))
+    jobs = sys.stdin.buffer
+    while (frame := receive_frame(jobs)) is not None:
+        try:
+            fn, args = pickle.loads(frame)
+            answer: tuple[bool, Any] = (True, fn(*args))
+        except Exception as error:  # the job's failure is its answer, not the worker's end
+            answer = (False, error)
+        try:
+            payload = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+        except Exception as error:  # an answer that cannot cross: say what it was
+            payload = pickle.dumps((False, RuntimeError(f"unpicklable answer: {error!r}")))
+        send_frame(answers, payload)
+
+
+def send_frame(stream: IO[bytes], payload: bytes) -> None:
+    stream.write(FRAME.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def receive_frame(stream: IO[bytes]) -> bytes | None:
+    """The next frame's payload; None at a clean end of stream; EOFError if cut short."""
+    header = stream.read(FRAME.size)
+    if not header:
+        return None
+    if len(header) < FRAME.size:
+        raise EOFError("a frame cut short")
+    (size,) = FRAME.unpack(header)
+    payload = stream.read(size)
+    if len(payload) < size:
+        raise EOFError("a frame cut short")
+    return payload

@@ -1,9 +1,10 @@
 """Where listing bodies are parsed: in the event loop's thread, or in a small process pool.
 
 Extraction (Lexbor, C code) holds the core it runs on, so a cycle of many pages parses its
-bodies in worker processes (`parse_worker.py`), fed as each body arrives, while the event
-loop goes on fetching and archiving on the other core. The pool is worth its start (a fresh
-interpreter importing selectolax per worker, ~0.3 s of CPU and ~25 MB each) only for a cycle
+bodies in worker processes (`workerpool.py` runs them, `parse_worker.py` is what they run),
+fed as each body arrives, while the event loop goes on fetching and archiving on the other
+core. The pool is worth its start (a fresh interpreter importing selectolax per worker,
+~0.1-0.2 s of CPU and ~17 MB each) only for a cycle
 of more than POOL_MIN_PAGES pages with many bodies still to parse: the first
 POOL_START_BODIES are parsed in process, and the pool starts only if, at the rate bodies
 came so far (bodies per page answered), at least POOL_MIN_EXPECTED more are to come. So a
@@ -11,12 +12,13 @@ first check of 200 pages parses on both cores (-34% wall here), while a cycle of
 of 10% changed pages (100 bodies of 1000 pages: no faster with a pool, +15 MB), starts none.
 Bodies are parsed in process until a worker has answered, so none waits for the start.
 
-A crash of the parser (a segfault in C kills the worker, and every parse in flight with it:
-`BrokenProcessPool`) is not the end of the cycle: the pool is replaced, and each body that
-was in flight is parsed again alone in a one-worker quarantine pool, so only the body that
-crashes it again becomes an error ("the parser crashed on this page"). With the test hook
-MONITOR_TEST_CRASH_ON set (`parse_worker.py`), a pooled cycle starts its pool at the first
-body and every body waits for it, so the hook's body is sure to reach a worker.
+A crash of the parser (a segfault in C kills the worker and the parse it ran; that one and
+every body still queued fail with `BrokenExecutor`) is not the end of the cycle: the pool is
+replaced, and each of those bodies is parsed again alone in a one-worker quarantine pool, so
+only the body that crashes it again becomes an error ("the parser crashed on this page").
+With the test hook MONITOR_TEST_CRASH_ON set (`parse_worker.py`), a pooled cycle starts its
+pool at the first body and every body waits for it, so the hook's body is sure to reach a
+worker.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ from monitor.config import PageConfig
 from monitor.extract import Extraction
 from monitor.models import PageObservation
 from monitor.observe import Body, extract_listing_page, extraction_failed
-from monitor.parse_worker import CRASH_HOOK_ENV, Layout, ParseJob, parse_job, ready, worker_setup
+from monitor.parse_worker import CRASH_HOOK_ENV, Layout, ParseJob, parse_job, ready
 
-if TYPE_CHECKING:  # imported when a pool starts: ~10 ms no small cycle should pay
-    from concurrent.futures import ProcessPoolExecutor
+if TYPE_CHECKING:  # imported when a pool starts: no small cycle should pay for it
+    from monitor.workerpool import WorkerPool
 
 log = logging.getLogger("monitor")
 
@@ -62,9 +64,9 @@ class Parser:
         self.pages = pages  # in the cycle: with those answered, how many bodies are to come
         self.workers = workers or parse_workers()
         self.wait_for_pool = bool(os.environ.get(CRASH_HOOK_ENV))  # test hook: see above
-        self._main: ProcessPoolExecutor | None = None
+        self._main: WorkerPool | None = None
         self._ready: Future[bool] | None = None  # the main pool's first answer
-        self._quarantine: ProcessPoolExecutor | None = None
+        self._quarantine: WorkerPool | None = None
         self._alone = asyncio.Lock()  # quarantine parses run one at a time
         self._closed = False
         self._parsed = 0  # bodies this cycle, in process or not
@@ -80,7 +82,7 @@ class Parser:
         job = ParseJob(body.data, body.content_type, body.url, _layouts(page))
         try:
             return await _run(pool, job, page, body)
-        except BrokenExecutor:  # BrokenProcessPool: a worker died
+        except BrokenExecutor:  # a worker died
             self._drop_main(pool)  # the first coroutine to see it replaces the pool
         async with self._alone:  # which body crashed it? each in flight is tried alone
             return await self._alone_in_quarantine(job, page, body)
@@ -104,14 +106,14 @@ class Parser:
         pool = self._quarantine
         try:
             return await _run(pool, job, page, body)
-        except BrokenExecutor:  # BrokenProcessPool: a worker died
+        except BrokenExecutor:  # a worker died
             self._quarantine = None
             _shutdown(pool)
             log.error("the parser crashed on %s (page %s)", body.url, page.name)
             detail = f"{body.url}: the parser crashed on this page"
             return PageObservation(page.name, "error", detail=detail)
 
-    def _main_pool(self) -> ProcessPoolExecutor | None:
+    def _main_pool(self) -> WorkerPool | None:
         """The pool to send a body to; None: parse in process (it is starting, or cannot)."""
         if self._main is None:
             try:
@@ -152,7 +154,7 @@ class Parser:
     ) -> None:
         self.close()
 
-    def _drop_main(self, broken: ProcessPoolExecutor) -> None:
+    def _drop_main(self, broken: WorkerPool) -> None:
         if self._main is broken:
             self._main = self._ready = None
             _shutdown(broken)
@@ -169,30 +171,25 @@ def parser_for(pages: Sequence[PageConfig]) -> Parser:
 
 
 async def _run(
-    pool: ProcessPoolExecutor, job: ParseJob, page: PageConfig, body: Body
+    pool: WorkerPool, job: ParseJob, page: PageConfig, body: Body
 ) -> Extraction | PageObservation:
     """Parse `job` in `pool`; BrokenExecutor passes through, any other error is the page's."""
     loop = asyncio.get_running_loop()
     try:
         return await loop.run_in_executor(pool, parse_job, job)
-    except BrokenExecutor:  # BrokenProcessPool: a worker died
+    except BrokenExecutor:  # a worker died
         raise
     except Exception as error:  # a bug in extraction must not stop the other pages
         return extraction_failed(page, body, error)
 
 
-def _start(workers: int) -> ProcessPoolExecutor:
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+def _start(workers: int) -> WorkerPool:
+    from monitor.workerpool import WorkerPool
 
-    # spawn: forking a process with threads running (the daemon's) can copy a held lock.
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=get_context("spawn"),
-        initializer=worker_setup,
-        initargs=(os.getpid(),),
-    )
+    # Fresh interpreters, not forks: forking a process with threads running (the daemon's)
+    # can copy a held lock.
+    return WorkerPool(workers)
 
 
-def _shutdown(pool: ProcessPoolExecutor) -> None:
+def _shutdown(pool: WorkerPool) -> None:
     pool.shutdown(wait=True, cancel_futures=True)

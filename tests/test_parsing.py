@@ -69,11 +69,8 @@ def many_listings(
 
 
 def child_pids() -> list[int]:
-    """This process's live children but multiprocessing's resource tracker, from /proc.
-
-    The tracker (one per process, started with the first pool, ending with the process)
-    is not a worker: it outlives a cycle in the daemon but never multiplies.
-    """
+    """This process's live children, from /proc (but a multiprocessing resource tracker,
+    which some other test's library may start: one per process, never a parse worker)."""
     children = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
