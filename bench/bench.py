@@ -26,9 +26,11 @@ import json
 import os
 import platform
 import shutil
+import site
 import sqlite3
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -57,7 +59,10 @@ from report import (
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-PYTHON = sys.executable
+PYTHON = sys.executable  # runs the bench and its page server
+# What the measured processes run (monitor, the floors, steady.py): main() points it at a
+# venv over this interpreter's packages without the editable install (`_runtime_venv`).
+RUN_PYTHON = sys.executable
 SRC = REPO  # the directory whose monitor/ package is measured (--git-ref changes it)
 SRC_LABEL = ""
 PROFILER = Path(shutil.which("py-spy") or Path(sys.executable).parent / "py-spy")
@@ -136,6 +141,24 @@ def measure(cmd: Sequence[str], tool: str, cycle: str, env: dict[str, str] | Non
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
         )
+
+
+def _runtime_venv(work: Path) -> str:
+    """The interpreter of a venv whose only content is a .pth line naming this interpreter's
+    site-packages: the measured processes start as an installed monitor's do.
+
+    The project's own venv has monitor installed editable (`pip install -e`, as the tests
+    need), and its import hook costs every process started there ~10 ms (`python -X
+    importtime -c pass`: site 12.5 ms, against 2 ms in urlwatch's venv); a site directory
+    named by a .pth line has its own .pth files ignored, so the hook is not loaded here.
+    monitor itself comes from PYTHONPATH (`_env`): the working tree or --git-ref's copy.
+    """
+    venv = work / "venv"
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    paths = sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})
+    Path(paths["purelib"], "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return str(venv / "bin" / "python")
 
 
 def _env() -> dict[str, str]:
@@ -248,7 +271,7 @@ def monitor_cycle(server: Server, config: Path, cycle: str, *, profile: Path | N
     data = config.parent / "data"
     warc_before = _tree_bytes(data / "warc")
     served_before = server.stats()
-    cmd = [PYTHON, "-m", "monitor", "--config", str(config), "check", "--json"]
+    cmd = [RUN_PYTHON, "-m", "monitor", "--config", str(config), "check", "--json"]
     if profile is not None:
         spy = [str(PROFILER), "record", "--rate", str(PROFILE_RATE), "--function", "--idle",
                "--format", "raw", "--output", str(profile), "--"]
@@ -267,7 +290,7 @@ def floor_cycle(server: Server, mode: str, urls_file: Path, state: Path, concurr
                 cycle: str) -> Run:
     """One floor run (download or parse) in a fresh process."""
     served_before = server.stats()
-    cmd = [PYTHON, str(BENCH / "floor.py"), mode, "--urls", str(urls_file),
+    cmd = [RUN_PYTHON, str(BENCH / "floor.py"), mode, "--urls", str(urls_file),
            "--concurrency", str(concurrency), "--state", str(state)]
     run = measure(cmd, f"{mode} floor", cycle, _env())
     if run.exit_code != 0:
@@ -316,7 +339,7 @@ def steady_cycles(server: Server, work: Path, urls: Sequence[str], k: int,
     """bench/steady.py: a first check, then cycles of `k` changed pages, in one process."""
     server.reset()
     config = write_config(work / "steady", urls, args.concurrency)
-    cmd = [PYTHON, str(BENCH / "steady.py"), "--config", str(config), "--server", server.base,
+    cmd = [RUN_PYTHON, str(BENCH / "steady.py"), "--config", str(config), "--server", server.base,
            "--pages", str(len(urls)), "--changed", str(k / len(urls)),
            "--cycles", str(args.steady_cycles)]
     run = measure(cmd, "monitor daemon", "steady", _env())
@@ -335,8 +358,8 @@ def one_off(work: Path, tries: int = 5) -> tuple[Run, Run]:
         urls_file = work / "one-off" / "urls.txt"
         urls_file.write_text("\n".join(urls) + "\n")
         state = work / "one-off" / "floor-state.json"
-        cmd = [PYTHON, "-m", "monitor", "--config", str(config), "check"]
-        floor = [PYTHON, str(BENCH / "floor.py"), "download", "--urls", str(urls_file),
+        cmd = [RUN_PYTHON, "-m", "monitor", "--config", str(config), "check"]
+        floor = [RUN_PYTHON, str(BENCH / "floor.py"), "download", "--urls", str(urls_file),
                  "--state", str(state)]
         measure(cmd, "monitor", "first"), measure(floor, "download floor", "first")
         runs = [measure(cmd, "monitor", "one-off") for _ in range(tries)]
@@ -513,7 +536,8 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="monitor-bench-"))
-    global SRC, SRC_LABEL
+    global SRC, SRC_LABEL, RUN_PYTHON
+    RUN_PYTHON = _runtime_venv(work)
     if args.git_ref:
         SRC, SRC_LABEL = _extract_ref(args.git_ref, work / "src")
 
@@ -525,9 +549,9 @@ def main() -> None:
     load_before = os.getloadavg()
     imports = "import monitor, monitor.cli, monitor.check; print(monitor.__file__)"
     # the first run writes monitor's bytecode cache; the fastest of the rest is the fixed cost
-    startup = min((measure([PYTHON, "-c", imports], "monitor", "imports", _env())
+    startup = min((measure([RUN_PYTHON, "-c", imports], "monitor", "imports", _env())
                    for _ in range(4)), key=lambda r: r.wall_s)
-    floor_startup = min((measure([PYTHON, str(BENCH / "floor.py"), "imports"], "floor",
+    floor_startup = min((measure([RUN_PYTHON, str(BENCH / "floor.py"), "imports"], "floor",
                                  "imports", _env()) for _ in range(3)), key=lambda r: r.wall_s)
     _log("one-off check of two pages")
     oneoff, oneoff_floor = one_off(work)
@@ -548,6 +572,8 @@ def main() -> None:
     print(f"- pages: ~40 KB IMLS-style, {args.entries} entries each, served "
           f"{'gzip' if args.gzip else 'identity'} from a separate process on 127.0.0.1")
     print(f"- code measured: {_code_version()}; imported from {startup.stdout.strip()}")
+    print(f"- interpreter of the measured processes: {RUN_PYTHON} (a venv over the project's "
+          "packages without its editable install's import hook, as an installed monitor runs)")
     print(f"- concurrency = {args.concurrency} for the monitor (config) and both floors")
     print(f"- fixed cost: monitor imports {startup.wall_s:.2f} s wall / {startup.cpu_s:.2f} s CPU"
           f" / {startup.peak_mb:.0f} MB; floor imports {floor_startup.wall_s:.2f} s / "
