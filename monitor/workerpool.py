@@ -24,6 +24,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, Future
 from typing import IO, Any
@@ -36,7 +37,10 @@ BOOTSTRAP = (
     "import json, sys; sys.path[:] = json.loads(sys.stdin.buffer.readline()); "
     "from monitor.parse_worker import serve; serve()"
 )
-STOP_WAIT_S = 10.0  # a worker that does not exit this long after its stdin closed is killed
+# How long shutdown waits for the running jobs, then for the workers to exit: a job still
+# running then (a parse that never ends on a hostile page) is killed with its worker, so a
+# cycle, or the daemon, can always stop.
+STOP_WAIT_S = 10.0
 
 Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
 
@@ -44,7 +48,8 @@ Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
 class WorkerPool(Executor):
     """`workers` child processes, each fed one job at a time by a thread of this process."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, stop_wait_s: float = STOP_WAIT_S) -> None:
+        self._stop_wait_s = stop_wait_s
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._broken: str | None = None
@@ -76,7 +81,8 @@ class WorkerPool(Executor):
             return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """No more jobs; with `wait`, the running ones end and every worker has exited."""
+        """No more jobs; with `wait`, the running ones end (or are killed after the stop
+        wait, failing with BrokenExecutor) and every worker has exited."""
         with self._lock:
             self._closing = True
             if cancel_futures:
@@ -85,6 +91,12 @@ class WorkerPool(Executor):
         for _ in self._feeders:
             self._jobs.put(None)  # each feeder stops after its current job
         if wait:
+            deadline = time.monotonic() + self._stop_wait_s
+            for feeder in self._feeders:
+                feeder.join(max(0.0, deadline - time.monotonic()))
+            for process, feeder in zip(self._processes, self._feeders, strict=True):
+                if feeder.is_alive():  # its job outlived the wait: it goes with its worker
+                    process.kill()
             for feeder in self._feeders:
                 feeder.join()
             self._stop_processes()
@@ -144,7 +156,7 @@ class WorkerPool(Executor):
                         pass
         for process in self._processes:
             try:
-                process.wait(STOP_WAIT_S)
+                process.wait(self._stop_wait_s)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()

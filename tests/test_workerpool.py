@@ -105,6 +105,21 @@ def test_shutdown_cancels_the_jobs_not_started_and_waits_for_the_running_one():
             future.result(0)
 
 
+def test_a_job_that_never_ends_is_killed_with_its_worker_at_shutdown():
+    """A parse that never returns (a hostile page, a bug in C) cannot keep a cycle, or the
+    daemon, from stopping: after the stop wait its worker is killed, its job is broken."""
+    pool = WorkerPool(1, stop_wait_s=0.5)
+    (worker,) = (p.pid for p in pool._processes)
+    stuck = pool.submit(nap, 600)
+    time.sleep(0.3)  # the job is on its way to the worker
+    started = time.monotonic()
+    pool.shutdown(wait=True)
+    assert time.monotonic() - started < 5
+    with pytest.raises(BrokenExecutor):
+        stuck.result(0)
+    assert not alive(worker)
+
+
 def test_a_worker_imports_what_the_parent_can_import(tmp_path, monkeypatch):
     """The parent's sys.path, changed at run time, is the worker's (bench --git-ref, tests)."""
     (tmp_path / "only_here.py").write_text("def answer():\n    return 42\n")
