@@ -27,6 +27,7 @@ from monitor.canonical import (
 )
 from monitor.check import run_check
 from monitor.cluster.settings import load_setup
+from monitor.extract.links import _joined, absolute_link, cleaned_href
 from monitor.match import (
     TIERS,
     Candidate,
@@ -273,6 +274,31 @@ def test_canonical_link_shortcut_agrees_with_parsing(link):
         if candidate:
             assert canonical_link(candidate) == _canonical_parsed(candidate)
             assert slug_key(candidate) == _slug_parsed(candidate)
+
+
+HREF_PARTS = st.sampled_from(
+    ["/", "//", ".", "..", "./", "../", "?", "#", ";", "%2F", ":", "@", "=", "a", "Z9", "-", "~",
+     "_", "é", " ", "\\", "http://", "https://", "HTTP://", "a.org", ":8080", ":99999", "[",
+     "!$&'()*+,", "x.html"]
+)  # fmt: skip
+BASES = st.sampled_from(
+    ["http://127.0.0.1:8080/x/y", "https://www.imls.gov/issues/national-initiatives",
+     "http://a.org", "https://B.org/p/?q=1#f", "HTTP://a.org/x", "file:///tmp/x", "http:///x"]
+)  # fmt: skip
+
+
+@given(st.lists(HREF_PARTS, max_size=10).map("".join), BASES)
+@example("/issues/national-initiatives/film-forward", "http://127.0.0.1:8080/x/y")
+@example("/a//b", "http://a.org")  # urljoin drops the empty segment: no shortcut
+@example("/a/./b/../c", "http://a.org")
+@example("https://a.org:8080/x/", "http://a.org")
+@example("http://a.org/x?", "http://a.org")  # urljoin drops an empty query
+@example("http://a.org/x[", "http://a.org")  # urlsplit refuses it: no link
+def test_absolute_link_shortcut_agrees_with_urljoin(href, base):
+    """Plain links (a path from the root, an http(s) URL) resolved without urljoin give
+    the link urljoin gives, and the same refusals."""
+    href = cleaned_href(href)
+    assert absolute_link(href, base) == (_joined(href, base) if href else None)
 
 
 @given(st.text(alphabet=st.sampled_from("aZ é\u0065\u0301\u00ad\u200b\ufeff\t\n\x0b\u2003\u3000.")))

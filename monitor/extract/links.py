@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 from monitor.extract.text import CONTROLS
 
 _URL_TAB_OR_NEWLINE = re.compile("[\t\n\r]")
 _URL_EDGE = "".join(chr(c) for c in range(0x21))  # C0 controls and space
+# Links as most pages write them, resolved without urljoin (~40% of extraction's time):
+# a path from the root, or an http(s) URL, of plain characters, with no query, no
+# fragment, no parameters, and no empty or dot segment (urljoin drops and resolves those).
+# test_absolute_link_shortcut_agrees_with_urljoin holds both ways equal.
+_SEGMENT = r"[\w\-~%!$&'()*+,=:@][\w\-.~%!$&'()*+,=:@]*"
+_ROOTED_PATH = re.compile(rf"(?:/{_SEGMENT})+/?", re.ASCII)
+_PLAIN_URL = re.compile(
+    r"(?P<scheme>https?)://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?(?:/[\w\-.~%!$&'()*+,=:@/]*)?",
+    re.ASCII,
+)
 
 
 def absolute_link(href: str, base_url: str) -> str | None:
@@ -17,11 +28,36 @@ def absolute_link(href: str, base_url: str) -> str | None:
     Only http and https links are kept: a hostile page must not inject a javascript:, data: or
     mailto: URL into the feed or the web page, where a reader would click it.
     """
-    # As a browser's URL parser does: tabs and newlines vanish anywhere (so "java\nscript:" is
-    # javascript:), leading and trailing controls and spaces are stripped.
-    href = _URL_TAB_OR_NEWLINE.sub("", CONTROLS.sub("", href)).strip(_URL_EDGE)
+    href = cleaned_href(href)
     if not href:
         return None
+    if _PLAIN_URL.fullmatch(href):  # urljoin gives an absolute URL with a host back as is
+        return href
+    if _ROOTED_PATH.fullmatch(href) and (origin := _origin(base_url)) is not None:
+        return origin + href
+    return _joined(href, base_url)
+
+
+def cleaned_href(href: str) -> str:
+    """As a browser's URL parser does: tabs and newlines vanish anywhere (so "java\nscript:"
+    is javascript:), leading and trailing controls and spaces are stripped."""
+    return _URL_TAB_OR_NEWLINE.sub("", CONTROLS.sub("", href)).strip(_URL_EDGE)
+
+
+@lru_cache(maxsize=64)
+def _origin(base_url: str) -> str | None:
+    """`scheme://netloc` of an http(s) base URL with a host, as urljoin keeps them; else None."""
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _joined(href: str, base_url: str) -> str | None:
+    """The general case: urljoin, then only http(s) URLs with a host."""
     try:
         url = urljoin(base_url, href)
         parts = urlsplit(url)
