@@ -41,6 +41,11 @@ class World:
         self.anomaly_ratio = anomaly_ratio
         self.ids = (f"{i:032x}" for i in itertools.count(1))
 
+    member_fields = None  # the pages carry their fields; StoreWorld reads them as a store does
+
+    def given_pages(self) -> list[PageState]:
+        return self.pages
+
     def check(self, **observed) -> CycleResult:
         """observed: page name -> list of entries, or "error", "gone", "unchanged"."""
         observations = {}
@@ -51,12 +56,13 @@ class World:
                 observations[name] = PageObservation(name, "ok", entries=tuple(value))
         result = classify_cycle(
             self.known,
-            self.pages,
+            self.given_pages(),
             observations,
             now=NOW,
             confirm_checks=self.confirm_checks,
             anomaly_ratio=self.anomaly_ratio,
             new_id=lambda: next(self.ids),
+            member_fields=self.member_fields,
         )
         for update in result.entries:
             self.known[update.entry_id] = KnownEntry(
@@ -530,32 +536,14 @@ class StoreWorld(World):
         self.asked.append(list(names))
         return {name: self.fields.get(name, ()) for name in names}
 
+    def given_pages(self) -> list[PageState]:
+        return [replace(p, member_fields=()) for p in self.pages]
+
     def check(self, **observed) -> CycleResult:
-        observations = {}
-        for name, value in observed.items():
-            if isinstance(value, str):
-                observations[name] = PageObservation(name, value, detail=f"{name} {value}")
-            else:
-                observations[name] = PageObservation(name, "ok", entries=tuple(value))
-        result = classify_cycle(
-            self.known,
-            [replace(p, member_fields=()) for p in self.pages],
-            observations,
-            now=NOW,
-            confirm_checks=self.confirm_checks,
-            anomaly_ratio=self.anomaly_ratio,
-            new_id=lambda: next(self.ids),
-            member_fields=self.member_fields,
-        )
-        for update in result.entries:
-            self.known[update.entry_id] = KnownEntry(
-                update.entry_id, update.title, update.link, update.description,
-                update.state, update.page,
-            )  # fmt: skip
+        result = super().check(**observed)
         for page in result.pages:
             if page.name in result.accepted_pages + result.cleared_pages:
                 self.fields[page.name] = page.member_fields
-        self.pages = list(result.pages)
         return result
 
 
