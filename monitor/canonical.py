@@ -29,8 +29,10 @@ PLAIN_LINK = re.compile(
 )
 # A cycle compares each entry's fields several times (copies, every identity tier, the
 # new-entry index, the outcome): the forms are computed once per distinct value. 8,192
-# holds a 10%-changed cycle of 1,000 pages (2,500 items) many times over; a first check
-# of 25,000 items recomputes some forms rather than keep them all (~10 MB of its peak).
+# holds the link forms of a 10%-changed cycle of 1,000 pages (~5,000: its 2,500 items and
+# the entries they were) and most of its text forms (~10,000: titles and descriptions); a
+# first check of 25,000 items recomputes some forms rather than keep them all (~10 MB of
+# its peak). The daemon's pages/s did not move (bench/README.md, "speed 4").
 CACHED_FORMS = 1 << 13
 
 

@@ -17,7 +17,7 @@ _URL_EDGE = "".join(chr(c) for c in range(0x21))  # C0 controls and space
 _SEGMENT = r"[\w\-~%!$&'()*+,=:@][\w\-.~%!$&'()*+,=:@]*"
 _ROOTED_PATH = re.compile(rf"(?:/{_SEGMENT})+/?", re.ASCII)
 _PLAIN_URL = re.compile(
-    r"(?P<scheme>https?)://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?(?:/[\w\-.~%!$&'()*+,=:@/]*)?",
+    r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?(?:/[\w\-.~%!$&'()*+,=:@/]*)?",
     re.ASCII,
 )
 
