@@ -149,7 +149,7 @@ def main() -> None:
 
 
 def _render(events: list[Event], info: FeedInfo, fmt: str) -> None:
-    render_feed(events, info, fmt, max_entries=len(events), now=datetime.now(UTC))  # type: ignore[arg-type]
+    render_feed(events, info, fmt, max_entries=len(events))  # type: ignore[arg-type]
 
 
 def _clear_cache() -> None:

@@ -186,7 +186,7 @@ def _cycle(
     with _collector_paused():  # a first check writes a row or two per entry
         recorded = store.record_cycle(record)
 
-    feed_error = _publish(config, store, now)  # 5. publish
+    feed_error = _publish(config, store)  # 5. publish
     notified = None
     if config.notify:  # no targets: no outbox to read
         from monitor.notify.deliver import deliver_outbox
@@ -260,7 +260,7 @@ def _with_entry_pages(
         return report
     if not links.events:
         return replace(report, links=links)
-    feed_error = _publish(config, store, clock())
+    feed_error = _publish(config, store)
     return replace(report, events=report.events + links.events, links=links,
                    feed_error=feed_error)  # fmt: skip
 
@@ -341,7 +341,7 @@ async def _unless_stopped(
     raise CycleCancelled("stopped while fetching the pages: nothing of this cycle was recorded")
 
 
-def _publish(config: Config, store: Store, now: datetime) -> str | None:
+def _publish(config: Config, store: Store) -> str | None:
     """Rewrite the feed file if one is configured and its bytes would change; a failure is
     reported, not raised."""
     path = config.feed.path
@@ -353,8 +353,7 @@ def _publish(config: Config, store: Store, now: datetime) -> str | None:
         fingerprint = feed_fingerprint(config, events)
         if feed_is_current(path, state, fingerprint):
             return None
-        publish_feed(path, events, feed_info(config), max_entries=config.feed.max_entries,
-                     now=now)  # fmt: skip
+        publish_feed(path, events, feed_info(config), max_entries=config.feed.max_entries)
     except MonitorError as error:
         return str(error)
     remember_feed(path, state, fingerprint)

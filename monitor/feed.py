@@ -47,6 +47,9 @@ TAG_AUTHORITY = "monitor.invalid,2025"
 # A description longer than this is cut in the feed (the timeline and the capture keep it
 # whole): one 387 KB description must not make every feed reader download it 200 times.
 DESCRIPTION_CHARS = 10_000
+# An Atom feed must say when it was updated, even with no entry yet: a fixed time (the Unix
+# epoch), not the time of rendering, so that nothing new never reads as something new.
+EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)
 
 _FIELD_LABELS = {
     "title": "Title",
@@ -192,18 +195,17 @@ def render_feed(
     fmt: FeedFormat,
     *,
     max_entries: int,
-    now: datetime,
 ) -> bytes:
     """The feed as bytes (UTF-8): newest event first, at most `max_entries` entries.
 
     Events are sorted by time, newest first; the sort is stable, so events of the same
     time keep the order given (callers pass them newest first, as the store reads them).
-    The feed's updated time is the newest event's, or `now` when there is none.
+    The feed's updated time is the newest event's, or EMPTY_FEED_UPDATED when there is none:
+    the bytes depend on the events and `info` alone, so a rewritten file is the same file
+    and `monitor serve`'s ETag holds until an event comes.
     """
-    if now.tzinfo is None:
-        raise ValueError(f"render_feed: now must be timezone-aware, got {now!r}")
     chosen = sorted(events, key=lambda e: _utc(e.at), reverse=True)[: max(max_entries, 0)]
-    updated = _utc(chosen[0].at) if chosen else _utc(now)
+    updated = _utc(chosen[0].at) if chosen else EMPTY_FEED_UPDATED
     if fmt == "json":
         return _render_json(chosen, info)
     if fmt in ("atom", "rss"):

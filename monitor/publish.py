@@ -14,7 +14,6 @@ import json
 import os
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,12 +45,11 @@ def publish_feed(
     info: FeedInfo,
     *,
     max_entries: int,
-    now: datetime,
 ) -> None:
     """Render the feed in the format its suffix names and write it to `path` atomically."""
     from monitor.feed import render_feed
 
-    data = render_feed(events, info, format_for_path(path), max_entries=max_entries, now=now)
+    data = render_feed(events, info, format_for_path(path), max_entries=max_entries)
     write_atomically(path, data)
 
 

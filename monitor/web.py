@@ -22,7 +22,7 @@ from monitor.config import Config
 from monitor.errors import MonitorError, StoreError
 from monitor.feed import FeedFormat, render_feed
 from monitor.lookup import find_entry
-from monitor.models import ENTRY_STATES, EVENT_KINDS, format_time, utc_now
+from monitor.models import ENTRY_STATES, EVENT_KINDS, format_time
 from monitor.paths import warc_dir
 from monitor.publish import feed_info
 from monitor.records import archived_body
@@ -233,7 +233,7 @@ def feed_response(config: Config, path: str) -> Response:
     else:
         info = feed_info(config)
     with _FEED_LOCK:
-        data = render_feed(events, info, fmt, max_entries=config.feed.max_entries, now=utc_now())
+        data = render_feed(events, info, fmt, max_entries=config.feed.max_entries)
     return Response(200, data, content_type, DATA_CSP)
 
 

@@ -15,7 +15,6 @@ from monitor.cli.base import (
 )
 from monitor.durable import write_atomically
 from monitor.feed import FEED_FORMATS, FeedFormat, render_feed
-from monitor.models import utc_now
 from monitor.publish import feed_info
 from monitor.store import EventQuery
 
@@ -48,9 +47,7 @@ def feed(fmt: FeedFormat, output: Path | None) -> None:
     """
     config = get_config()
     events = open_store(config).events(EventQuery(limit=config.feed.max_entries))
-    data = render_feed(
-        events, feed_info(config), fmt, max_entries=config.feed.max_entries, now=utc_now()
-    )
+    data = render_feed(events, feed_info(config), fmt, max_entries=config.feed.max_entries)
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
