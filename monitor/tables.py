@@ -6,7 +6,6 @@ the stream. Colour goes through click.style, so `click.echo(color=False)` or a p
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import sys
@@ -74,6 +73,8 @@ def table_lines(
 
 def csv_text(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """CSV (RFC 4180, the csv module's quoting) with a header row; None is an empty cell."""
+    import csv  # only --csv needs it; `monitor check` prints its lines from this module
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(headers)

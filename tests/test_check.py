@@ -6,6 +6,8 @@ import gc
 import gzip
 import hashlib
 import sqlite3
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -335,6 +337,32 @@ def test_feed_file_is_rewritten_after_each_check(site, tmp_path):
         assert run(config, "check").exit_code == 0
     feed = (tmp_path / "changes.atom").read_text(encoding="utf-8")
     assert "Archived: IMLS Focus" in feed and "Added: Community Salute" in feed
+
+
+def test_an_unchanged_check_loads_neither_the_notifier_nor_the_feed_writer(site, tmp_path):
+    """A check of unchanged pages without [[notify]] (cron's one-off, most often) imports
+    no notification module (apprise or the outbox) and no feed writer (feedgen, lxml): each
+    would add tens of milliseconds to every start."""
+    config = write_config(tmp_path, imls_pages(site), feed={"path": "changes.atom"})
+    site.serve_file(ACTIVE_PATH, SCENARIO / "step1" / "active.html")
+    site.serve_file(ARCHIVED_PATH, SCENARIO / "step1" / "archived.html")
+    assert run(config, "check").exit_code == 0  # the first check writes the feed
+    code = (
+        "import sys\n"
+        "from monitor.cli import main\n"
+        f"sys.argv = ['monitor', '--config', {str(config)!r}, 'check']\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    heavy = ('apprise', 'monitor.notify', 'feedgen', 'lxml', 'monitor.feed')\n"
+        "    print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or\n"
+        "                 any(m.startswith(h + '.') or m == h for h in heavy)), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    summary, loaded = out.stderr.strip().splitlines()[-2:]
+    assert summary.endswith("0 events")
+    assert loaded == "[]"
 
 
 def test_feed_file_is_left_alone_when_nothing_in_it_would_change(site, tmp_path):

@@ -19,7 +19,7 @@ from monitor.notify.message import Message, probe_message
 from monitor.notify.outbox import SendResultLike, url_hash
 from monitor.notify.redact import redact_url
 from monitor.store import open_store
-from monitor.store.base import NotifyStatusRow
+from monitor.store.outbox import NotifyStatusRow
 
 PROBE_TIMEOUT_S = 20.0
 GONE = "(no longer in the config)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from monitor.models import (
     CaptureRow,
@@ -25,7 +25,10 @@ from monitor.models import (
     VersionRow,
     format_time,
 )
-from monitor.notify.outbox import NewDelivery, Outbox
+
+if TYPE_CHECKING:  # the outbox's side (store/outbox.py) loads only where it is used
+    from monitor.notify.outbox import NewDelivery
+    from monitor.store.outbox import OutboxStore
 
 
 @dataclass(frozen=True)
@@ -190,32 +193,6 @@ class WarcRef:
     warc_file: str
     offset: int
     record_id: str
-
-
-@dataclass(frozen=True)
-class NotifyStatusRow:
-    """The outbox's deliveries to one target (as queued: its index and URL hash), by state."""
-
-    target: int  # the index (0-based, config order) it was last queued under
-    target_url_hash: str  # sha256 of its URL: finds the target in a reordered config
-    pending: int
-    sent: int
-    failed: int
-    oldest_pending: datetime | None  # when the oldest pending delivery was queued
-    next_at: datetime | None  # the next attempt of a pending delivery
-    last_error: str | None  # the newest error of a delivery not sent (redacted)
-
-
-class OutboxStore(Outbox, Protocol):
-    """The notification outbox in a store: Outbox's due/mark_*/events, and its status.
-
-    Each mark_* is committed on its own, right after the target answered; the deliveries
-    themselves are written by record_cycle, in the cycle's transaction.
-    """
-
-    def notify_status(self) -> list[NotifyStatusRow]:
-        """One row per (target, URL hash) with deliveries, in target order."""
-        ...
 
 
 class CycleStore(Protocol):

@@ -25,8 +25,8 @@ from psycopg.rows import dict_row
 from monitor.errors import StoreError
 from monitor.models import Event, format_time
 from monitor.notify.outbox import Delivery, NewDelivery
+from monitor.store import outbox as O
 from monitor.store import rows as R
-from monitor.store.base import NotifyStatusRow
 
 __all__ = ["LEASE_S", "PostgresOutbox", "insert_deliveries"]
 
@@ -54,7 +54,7 @@ def insert_deliveries(conn: Conn, deliveries: Sequence[NewDelivery]) -> None:
     """Queue a cycle's deliveries; the caller holds the cycle's transaction."""
     if not deliveries:
         return
-    rows = [R.delivery_row(d) for d in deliveries]
+    rows = [O.delivery_row(d) for d in deliveries]
     names = ", ".join(rows[0])
     marks = ", ".join("%s" for _ in rows[0])
     conn.cursor().executemany(
@@ -80,7 +80,7 @@ class PostgresOutbox:
             "lease": format_time(now + timedelta(seconds=LEASE_S)),
         }
         rows = self._rows(CLAIM_SQL, params, "claim the due deliveries")
-        return sorted((R.delivery_from_row(r) for r in rows), key=lambda d: d.id)
+        return sorted((O.delivery_from_row(r) for r in rows), key=lambda d: d.id)
 
     def mark_sent(self, delivery_id: int, at: datetime) -> None:
         """Delivered: never due again. Committed at once."""
@@ -116,10 +116,10 @@ class PostgresOutbox:
         found = {r["id"]: R.event_from_row(r) for r in rows}
         return [found[i] for i in ids if i in found]
 
-    def notify_status(self) -> list[NotifyStatusRow]:
+    def notify_status(self) -> list[O.NotifyStatusRow]:
         """One row per (target, URL hash) with deliveries, in target order."""
-        rows = self._rows(R.NOTIFY_STATUS_SQL, (), "read the outbox")
-        return [R.notify_status_from_row(r) for r in rows]
+        rows = self._rows(O.NOTIFY_STATUS_SQL, (), "read the outbox")
+        return [O.notify_status_from_row(r) for r in rows]
 
     def _rows(self, sql: str, params: Any, what: str) -> list[dict[str, Any]]:
         """One statement, committed on its own (autocommit); its rows, if any."""

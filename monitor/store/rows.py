@@ -15,13 +15,11 @@ from monitor.models import (
     format_time,
     parse_time,
 )
-from monitor.notify.outbox import Delivery, NewDelivery
 from monitor.store.base import (
     CaptureRecord,
     CheckRow,
     EventQuery,
     LinkMemory,
-    NotifyStatusRow,
     PageRow,
     PageUpdate,
 )
@@ -277,63 +275,6 @@ def link_memory_row(memory: LinkMemory) -> dict[str, Any]:
         "last_detail": memory.last_detail,
         "removed_at": memory.removed_at and format_time(memory.removed_at),
     }
-
-
-def delivery_row(new: NewDelivery) -> dict[str, Any]:
-    """The outbox table's columns for one delivery a cycle queues (status pending)."""
-    return {
-        "target": new.target,
-        "target_hash": new.target_url_hash,
-        "event_ids": json.dumps(list(new.event_ids)),
-        "created_at": format_time(new.created_at),
-        "next_at": format_time(new.next_at),
-    }
-
-
-def delivery_from_row(row: Row) -> Delivery:
-    """A Delivery from an outbox row."""
-    return Delivery(
-        id=row["id"],
-        target=row["target"],
-        target_url_hash=row["target_hash"],
-        event_ids=tuple(json.loads(row["event_ids"])),
-        created_at=parse_time(row["created_at"]),
-        attempts=row["attempts"],
-        next_at=parse_time(row["next_at"]),
-    )
-
-
-def notify_status_from_row(row: Row) -> NotifyStatusRow:
-    """A NotifyStatusRow from a row of NOTIFY_STATUS_SQL (shared by both stores)."""
-    return NotifyStatusRow(
-        target=row["target"],
-        target_url_hash=row["target_hash"],
-        pending=int(row["pending"] or 0),
-        sent=int(row["sent"] or 0),
-        failed=int(row["failed"] or 0),
-        oldest_pending=_time(row["oldest_pending"]),
-        next_at=_time(row["next_at"]),
-        last_error=row["last_error"],
-    )
-
-
-# Per (target, URL hash): counts by state, the oldest pending, the next attempt, and the
-# newest error of a delivery not sent. Plain SQL that SQLite and PostgreSQL both run.
-NOTIFY_STATUS_SQL = """
-SELECT o.target, o.target_hash,
-       sum(CASE WHEN o.status = 'pending' THEN 1 ELSE 0 END) AS pending,
-       sum(CASE WHEN o.status = 'sent' THEN 1 ELSE 0 END) AS sent,
-       sum(CASE WHEN o.status = 'failed' THEN 1 ELSE 0 END) AS failed,
-       min(CASE WHEN o.status = 'pending' THEN o.created_at END) AS oldest_pending,
-       min(CASE WHEN o.status = 'pending' THEN o.next_at END) AS next_at,
-       (SELECT e.last_error FROM outbox e
-         WHERE e.target = o.target AND e.target_hash = o.target_hash
-           AND e.status <> 'sent' AND e.last_error IS NOT NULL
-         ORDER BY e.id DESC LIMIT 1) AS last_error
-FROM outbox o
-GROUP BY o.target, o.target_hash
-ORDER BY o.target, o.target_hash
-"""
 
 
 def events_sql(query: EventQuery, mark: str) -> tuple[str, list[Any]]:

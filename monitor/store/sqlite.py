@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.errors import SchemaTooNew, StoreError
 from monitor.models import (
@@ -42,8 +42,10 @@ from monitor.store.base import (
     WarcRef,
 )
 from monitor.store.sqlite_detail import SqliteDetail
-from monitor.store.sqlite_outbox import SqliteOutbox
 from monitor.store.sqlite_write import atomic, write_cycle, write_rederived
+
+if TYPE_CHECKING:
+    from monitor.store.sqlite_outbox import SqliteOutbox
 
 SCHEMA_VERSION = 4
 # version -> (table, column, SQL adding it): what upgrading to that version adds to the
@@ -284,6 +286,8 @@ class SqliteStore(SqliteDetail):
 
     def outbox(self) -> SqliteOutbox:
         """The notification outbox (sqlite_outbox.py), on this store's connection."""
+        from monitor.store.sqlite_outbox import SqliteOutbox  # loads the notify modules
+
         return SqliteOutbox(self.conn, self.path)
 
     # -- the readers' side --------------------------------------------------------------

@@ -17,8 +17,8 @@ from typing import Any
 from monitor.errors import StoreError
 from monitor.models import Event, format_time
 from monitor.notify.outbox import Delivery, NewDelivery
+from monitor.store import outbox as O
 from monitor.store import rows as R
-from monitor.store.base import NotifyStatusRow
 
 __all__ = ["SqliteOutbox", "insert_deliveries"]
 
@@ -27,7 +27,7 @@ def insert_deliveries(conn: sqlite3.Connection, deliveries: Sequence[NewDelivery
     """Queue a cycle's deliveries; the caller holds the cycle's transaction."""
     if not deliveries:
         return
-    rows = [R.delivery_row(d) for d in deliveries]
+    rows = [O.delivery_row(d) for d in deliveries]
     names = ", ".join(rows[0])
     marks = ", ".join("?" for _ in rows[0])
     conn.executemany(
@@ -48,7 +48,7 @@ class SqliteOutbox:
             "SELECT * FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?",
             (format_time(now), int(limit)),
         )
-        return [R.delivery_from_row(r) for r in rows]
+        return [O.delivery_from_row(r) for r in rows]
 
     def mark_sent(self, delivery_id: int, at: datetime) -> None:
         """Delivered: never due again. Committed at once."""
@@ -82,9 +82,9 @@ class SqliteOutbox:
         }
         return [found[i] for i in ids if i in found]
 
-    def notify_status(self) -> list[NotifyStatusRow]:
+    def notify_status(self) -> list[O.NotifyStatusRow]:
         """One row per (target, URL hash) with deliveries, in target order."""
-        return [R.notify_status_from_row(r) for r in self._rows(R.NOTIFY_STATUS_SQL)]
+        return [O.notify_status_from_row(r) for r in self._rows(O.NOTIFY_STATUS_SQL)]
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         try:

@@ -18,7 +18,6 @@ from monitor.store.base import (
     Rederived,
 )
 from monitor.store.rows import capture_row, event_row, page_fetch_columns
-from monitor.store.sqlite_outbox import insert_deliveries
 
 
 @contextmanager
@@ -60,7 +59,10 @@ def write_cycle(conn: sqlite3.Connection, record: CycleRecord) -> RecordedCycle:
     write_pages(conn, result.pages, record.updates, captures, bodies)
     events = tuple(_with_capture(e, captures) for e in result.events)
     insert_events(conn, check_id, events)
-    insert_deliveries(conn, record.deliveries)  # with the events: never one without the other
+    if record.deliveries:  # with the events: never one without the other
+        from monitor.store.sqlite_outbox import insert_deliveries  # loads the notify modules
+
+        insert_deliveries(conn, record.deliveries)
     failures = sum(1 for p in result.pages if p.status in ("error", "gone"))
     conn.execute(
         "UPDATE checks SET finished_at = ?, events = ?, failures = ?, warc_file = ? WHERE id = ?",
