@@ -455,6 +455,18 @@ def test_control_characters_do_not_break_xml(fmt: FeedFormat) -> None:
     assert "Tab\there\ufffdvt" in item_html(fmt, entry)
 
 
+@pytest.mark.parametrize("fmt", ["atom", "rss"])
+def test_exactly_the_characters_xml_forbids_are_replaced(fmt: FeedFormat) -> None:
+    """At each edge of XML 1.0's Char ranges, a character outside them becomes U+FFFD and
+    one inside is kept as it is."""
+    allowed = [0x9, 0xA, 0xD, 0x20, 0x7E, 0xD7FF, 0xE000, 0xFFFD, 0x10000, 0x10FFFF]
+    forbidden = [0x0, 0x8, 0xB, 0xC, 0xE, 0x1F, 0xD800, 0xDFFF, 0xFFFE, 0xFFFF]
+    title = "".join(f"[{chr(c)}]" for c in allowed + forbidden)
+    (entry,) = parse_xml_feed(render([hostile_event(title=title)], fmt)).entries
+    kept = "".join(f"[{chr(c)}]" for c in allowed)
+    assert entry.title == "Changed: " + kept + "[\ufffd]" * len(forbidden)
+
+
 def test_control_characters_survive_in_json() -> None:
     """JSON can carry control characters, so _monitor keeps the event's text exactly."""
     event = hostile_event(title="Bell\x07")
