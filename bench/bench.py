@@ -10,12 +10,14 @@ three cycles are run by two floors (bench/floor.py): a plain concurrent httpx do
 of the entries. Every sequence runs --repeat times and the fastest try counts. Then a
 single page of 100 / 1,000 / 10,000 entries shows entry scaling; bench/steady.py measures
 the daemon's steady state (back-to-back cycles in one process); and the largest N's three
-cycles are run again under py-spy to show where the time goes. See bench/README.md.
+cycles are run again under py-spy to show where the time goes. With valgrind installed, the
+one-off check's instructions are counted too (callgrind): a figure that does not drift.
+See bench/README.md.
 
 Usage: python bench/bench.py [--sizes 200,1000] [--changed 0.1] [--entries 25]
        [--concurrency 16] [--entry-scaling 100,1000,10000] [--repeat 2] [--drift 3]
        [--steady-cycles 3] [--no-profile] [--gzip] [--git-ref REF] [--workdir DIR]
-       [--json FILE]
+       [--no-instructions] [--json FILE]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import gc
 import json
 import os
 import platform
+import re
 import shutil
 import site
 import sqlite3
@@ -349,9 +352,10 @@ def steady_cycles(server: Server, work: Path, urls: Sequence[str], k: int,
     return cycles, run
 
 
-def one_off(work: Path, tries: int = 5) -> tuple[Run, Run]:
+def one_off(work: Path, tries: int = 5, *, count: bool = True) -> tuple[Run, Run, int | None]:
     """`monitor check` of two unchanged pages (cron's one-off), and the floor of the same:
-    a fresh Python importing httpx and downloading both; the median of `tries` runs each."""
+    a fresh Python importing httpx and downloading both; the median of `tries` runs each.
+    With `count`, also the instructions one such check executes (None without valgrind)."""
     with serving(2, 25) as server:
         urls = [server.url(i) for i in range(2)]
         config = write_config(work / "one-off", urls, 16)
@@ -361,14 +365,28 @@ def one_off(work: Path, tries: int = 5) -> tuple[Run, Run]:
         cmd = [RUN_PYTHON, "-m", "monitor", "--config", str(config), "check"]
         floor = [RUN_PYTHON, str(BENCH / "floor.py"), "download", "--urls", str(urls_file),
                  "--state", str(state)]
-        measure(cmd, "monitor", "first"), measure(floor, "download floor", "first")
-        runs = [measure(cmd, "monitor", "one-off") for _ in range(tries)]
+        measure(cmd, "monitor", "first", _env()), measure(floor, "download floor", "first")
+        runs = [measure(cmd, "monitor", "one-off", _env()) for _ in range(tries)]
         floors = [measure(floor, "download floor", "one-off") for _ in range(tries)]
+        counted = instructions(cmd) if count else None
 
     def median(these: list[Run]) -> Run:
         return sorted(these, key=lambda r: r.wall_s)[len(these) // 2]
 
-    return median(runs), median(floors)
+    return median(runs), median(floors), counted
+
+
+def instructions(cmd: Sequence[str]) -> int | None:
+    """The instructions one run of `cmd` executes, counted by callgrind (None without
+    valgrind). Repeatable to ~0.1% whatever else the machine does, where wall times here
+    drift by 10-30% between runs: the figure to compare two commits' fixed costs by."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    run = subprocess.run([valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+                         capture_output=True, text=True, cwd=SRC, env=_env())
+    found = re.search(r"Collected\s*:\s*(\d+)", run.stderr)
+    return int(found.group(1)) if found and run.returncode == 0 else None
 
 
 def _sequence(server: Server, k: int, one_cycle: Callable[[str], Run]) -> list[Run]:
@@ -533,6 +551,8 @@ def main() -> None:
     parser.add_argument("--json", dest="json_out", help="also write raw figures to this file")
     parser.add_argument("--git-ref", help="measure monitor/ as of this commit (extracted with "
                         "`git archive` into the work directory) instead of the working tree")
+    parser.add_argument("--no-instructions", action="store_true",
+                        help="skip counting the one-off check's instructions under callgrind")
     args = parser.parse_args()
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="monitor-bench-"))
@@ -554,7 +574,10 @@ def main() -> None:
     floor_startup = min((measure([RUN_PYTHON, str(BENCH / "floor.py"), "imports"], "floor",
                                  "imports", _env()) for _ in range(3)), key=lambda r: r.wall_s)
     _log("one-off check of two pages")
-    oneoff, oneoff_floor = one_off(work)
+    oneoff, oneoff_floor, oneoff_instructions = one_off(work, count=not args.no_instructions)
+    import_instructions = None
+    if not args.no_instructions:
+        import_instructions = instructions([RUN_PYTHON, "-c", imports])
     results = []
     for pages in sizes:
         largest = pages == max(sizes)
@@ -582,6 +605,10 @@ def main() -> None:
           f"{oneoff.wall_s:.2f} s wall / {oneoff.cpu_s:.2f} s CPU / {oneoff.peak_mb:.0f} MB; "
           f"a fresh Python importing httpx and downloading them: {oneoff_floor.wall_s:.2f} s "
           f"(the issue's goal: 0.25 s)")
+    if oneoff_instructions and import_instructions:
+        print(f"- instructions (callgrind; repeatable to ~0.1%, unlike the times): one-off check "
+              f"{oneoff_instructions / 1e6:,.1f} M, of which monitor's imports "
+              f"{import_instructions / 1e6:,.1f} M")
     print(f"- whole bench: {time.monotonic() - started:.0f} s; load average before "
           f"{load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (other work on the machine "
           f"adds noise: each figure is the fastest of {args.repeat} tries)\n")
