@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import unicodedata
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from monitor.extract import (
     extract_entries,
     extract_page,
     extract_text,
+    limits,
     normalise_text,
 )
 from monitor.extract.limits import MAX_DEPTH
@@ -233,3 +235,60 @@ def test_rows_never_closed_past_the_depth_limit_end_in_the_last_one() -> None:
     assert len(entries) == MAX_DEPTH
     assert entries[0] == Entry(title="", link="https://e.org/e0", description="e0")
     assert entries[-1].description.endswith("e19999")
+
+
+def _reference_bound_depth(text: str) -> str:
+    """limits.py's depth bound as its docstring states it, one match object per tag: the
+    oracle of its faster walk."""
+    stack: list[tuple[str, bool]] = []
+    cuts: list[tuple[int, int]] = []
+    for match in limits._TAG.finditer(text):
+        closing, name = match.group(1), match.group(2).lower()
+        if closing:
+            for index in range(len(stack) - 1, max(len(stack) - limits._NEAR, 0) - 1, -1):
+                if stack[index][0] == name:
+                    if stack[index][1]:
+                        cuts.append(match.span())
+                    del stack[index:]
+                    break
+            continue
+        if name in limits._VOID:
+            continue
+        while stack and stack[-1][0] in limits._CLOSES.get(name, frozenset()):
+            stack.pop()
+        stack.append((name, len(stack) >= MAX_DEPTH))
+        if stack[-1][1]:
+            cuts.append(match.span())
+    kept, position = [], 0
+    for start, end in cuts:
+        kept.append(text[position:start])
+        position = end
+    return "".join(kept) + text[position:]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_depth_bound_cuts_what_its_rules_say(seed: int) -> None:
+    """On deep, messy markup (end tags for the top, for elements a few levels down, strays;
+    implied closings; void elements; upper case), the bound cuts exactly the tags its rules
+    name: the same text as a walk written plainly from them."""
+    rnd = random.Random(seed)
+    names = ["div", "span", "section", "p", "li", "td", "tr", "option", "dd", "br", "img", "DIV"]
+    parts: list[str] = []
+    opened: list[str] = []
+    close_rate = rnd.choice([0.1, 0.2, 0.25])  # each seed nests past MAX_DEPTH
+    for _ in range(limits.DEPTH_GATE + 2_000):
+        if opened and rnd.random() < close_rate:
+            back = rnd.choice([1, 1, 1, 2, 3, 9, 12])
+            name = opened[-back] if back <= len(opened) else rnd.choice(names)
+            del opened[-back:]
+            parts.append(f"</{name}>")
+        else:
+            name = rnd.choice(names)
+            opened.append(name)
+            parts.append(f"<{name} id=x{len(parts)}>" if rnd.random() < 0.2 else f"<{name}>")
+        if rnd.random() < 0.05:
+            parts.append("text")
+    markup = "".join(parts)
+    bounded = limits.bound_markup(markup)
+    assert bounded != markup  # some tags were cut
+    assert bounded == _reference_bound_depth(markup)
