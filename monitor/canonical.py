@@ -100,7 +100,7 @@ def canonical_query(query: str) -> str:
 
 def same_link(a: str | None, b: str | None) -> bool:
     """True when two links are the same link once canonical."""
-    return canonical_link(a) == canonical_link(b)
+    return a == b or canonical_link(a) == canonical_link(b)  # most links did not change
 
 
 def same_text(a: str, b: str) -> bool:
