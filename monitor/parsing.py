@@ -44,7 +44,10 @@ log = logging.getLogger("monitor")
 
 POOL_MIN_PAGES = 16  # a cycle of more pages than this may parse in worker processes,
 POOL_START_BODIES = 32  # once it has parsed this many bodies in process (~0.1 s of CPU)
-POOL_MIN_EXPECTED = 96  # and expects at least this many more
+# and expects at least this many more: a 10%-changed cycle of 1,000 pages (~100 bodies,
+# no faster with a pool) must not reach it on an unlucky first sample (33 bodies in the
+# first 240 pages answered: 104 expected), a first check of 200 pages must (~167)
+POOL_MIN_EXPECTED = 150
 
 
 def parse_workers() -> int:
@@ -92,11 +95,7 @@ class Parser:
         self._answered += 1
 
     def _worth_a_pool(self) -> bool:
-        """Enough bodies parsed in process, and enough still expected at the rate so far."""
-        if self._parsed <= POOL_START_BODIES:
-            return False
-        per_page = self._parsed / max(self._answered, 1)
-        return (self.pages - self._answered) * per_page >= POOL_MIN_EXPECTED
+        return worth_a_pool(parsed=self._parsed, answered=self._answered, pages=self.pages)
 
     async def _alone_in_quarantine(
         self, job: ParseJob, page: PageConfig, body: Body
@@ -158,6 +157,14 @@ class Parser:
         if self._main is broken:
             self._main = self._ready = None
             _shutdown(broken)
+
+
+def worth_a_pool(*, parsed: int, answered: int, pages: int) -> bool:
+    """Enough bodies parsed in process, and enough still expected at the rate so far."""
+    if parsed <= POOL_START_BODIES:
+        return False
+    per_page = parsed / max(answered, 1)
+    return (pages - answered) * per_page >= POOL_MIN_EXPECTED
 
 
 def _layouts(page: PageConfig) -> tuple[Layout, ...]:

@@ -22,7 +22,12 @@ from werkzeug import Response
 from monitor.check import CycleCancelled, run_check
 from monitor.config import load_config
 from monitor.parse_worker import CRASH_HOOK_ENV
-from monitor.parsing import POOL_MIN_EXPECTED, POOL_MIN_PAGES, POOL_START_BODIES
+from monitor.parsing import (
+    POOL_MIN_EXPECTED,
+    POOL_MIN_PAGES,
+    POOL_START_BODIES,
+    worth_a_pool,
+)
 
 SELECT = {"item": "li.entry", "title": "h3", "link": "a[href]"}
 PAGES = 30
@@ -85,6 +90,23 @@ def child_pids() -> list[int]:
         if mine and b"resource_tracker" not in cmdline:
             children.append(int(entry.name))
     return children
+
+
+@pytest.mark.parametrize(
+    ("parsed", "answered", "pages", "starts"),
+    [
+        (33, 32, 200, True),  # a first check of 200 pages: ~167 more bodies to come
+        (33, 32, 1000, True),  # a first check of 1,000
+        (33, 330, 1000, False),  # one page in ten changed, as expected
+        (33, 242, 1000, False),  # one in ten, an unlucky first sample (seen in bench/steady.py)
+        (32, 32, 1000, False),  # not enough parsed yet to judge the rate
+        (33, 1000, 1000, False),  # every page answered: nothing left to parse
+    ],
+)
+def test_the_pool_starts_only_for_many_bodies_to_come(parsed, answered, pages, starts):
+    """Workers start when many bodies are still to come at the rate seen so far: a first
+    check of 200 pages or more, never a cycle where one page in ten changed."""
+    assert worth_a_pool(parsed=parsed, answered=answered, pages=pages) is starts
 
 
 def test_a_large_cycle_records_every_page_and_leaves_no_process(site, tmp_path):
