@@ -12,7 +12,6 @@ and no page can set it: it exists so tests can crash a real worker.
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import struct
 import sys
@@ -86,6 +85,8 @@ def serve() -> None:
     The parent's pid is argv[1]. The protocol has stdout to itself: anything else that
     would print there (a library, C code) goes to stderr instead.
     """
+    import pickle  # here: the main process imports this module for in-process parses too
+
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
