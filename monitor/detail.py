@@ -31,7 +31,8 @@ from monitor.models import Event, FetchResult, utc_now
 from monitor.observe import maybe_cut_short
 from monitor.paths import DataDir
 from monitor.politeness import HostLimits
-from monitor.store import DetailRecord, LastResponse, LinkCheck, Store, open_store
+from monitor.store import LastResponse, Store, open_store
+from monitor.store.detail_rows import DetailRecord, LinkCheck
 
 log = logging.getLogger("monitor")
 Clock = Callable[[], datetime]

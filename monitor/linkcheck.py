@@ -37,7 +37,7 @@ from publicsuffixlist import PublicSuffixList
 from monitor.config import DetailConfig, PageConfig
 from monitor.models import Change, Event, LinkEventKind
 from monitor.signs import read_answer
-from monitor.store.base import LinkCandidate, LinkMemory
+from monitor.store.detail_rows import LinkCandidate, LinkMemory
 
 LinkOutcome = Literal["ok", "unchanged", "gone", "error"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -20,7 +20,8 @@ from monitor.paths import DataDir
 from monitor.render import count as _count
 from monitor.schedule import describe_schedule
 from monitor.store import EventQuery, Store, open_store
-from monitor.store.base import CheckRow, LinkMemory, PageRow
+from monitor.store.detail_rows import LinkMemory
+from monitor.store.reading import CheckRow, PageRow
 
 
 def daemon_status(config: Config) -> dict[str, Any]:

@@ -11,14 +11,17 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from monitor.diff import diff_words
 from monitor.kinds import kind_info
-from monitor.models import CaptureRow, EntryRow, Event, VersionRow, format_time
+from monitor.models import Event, format_time
 from monitor.render import clip, event_what
+
+if TYPE_CHECKING:  # the readers' rows: `monitor check` prints its lines without them
+    from monitor.store.reading import CaptureRow, EntryRow, VersionRow
 
 TONE_COLOURS = {"good": "green", "bad": "red", "warn": "yellow", "info": "blue"}
 DIFF_CONTEXT_CHARS = 120  # unchanged text kept on each side of a change

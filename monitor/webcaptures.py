@@ -12,8 +12,8 @@ import re
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
-from monitor.models import CaptureRow, EntryRow
 from monitor.render import esc
+from monitor.store.reading import CaptureRow, EntryRow
 from monitor.webpages import (
     _entry_href,
     _entry_name,

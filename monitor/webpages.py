@@ -25,8 +25,8 @@ from monitor.render import diff_html as _diff_ops_html
 from monitor.render import esc as _esc
 
 if TYPE_CHECKING:  # the row types only: rendering never opens the database
-    from monitor.models import EntryRow, VersionRow
-    from monitor.store.base import CheckRow, LinkCheckRow, LinkMemory, PageRow
+    from monitor.store.detail_rows import LinkCheckRow, LinkMemory
+    from monitor.store.reading import CheckRow, EntryRow, PageRow, VersionRow
 
 _REL = 'rel="nofollow noopener noreferrer"'
 

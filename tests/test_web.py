@@ -38,8 +38,8 @@ from pytest_httpserver import HTTPServer
 
 from monitor import web, webpages, webserver
 from monitor.config import load_config
-from monitor.models import Change, EntryRow, Event, VersionRow
-from monitor.store.base import CheckRow, PageRow
+from monitor.models import Change, Event
+from monitor.store.reading import CheckRow, EntryRow, PageRow, VersionRow
 
 EXPECTED = json.loads((SCENARIO / "expected.json").read_text(encoding="utf-8"))
 HOSTILE_TITLE = '<script>alert(1)</script> & "co"'

@@ -20,7 +20,8 @@ from monitor.errors import MonitorError
 from monitor.models import ENTRY_STATES, EVENT_KINDS, format_time, parse_time
 from monitor.paths import warc_dir
 from monitor.render import clip
-from monitor.store import EventQuery, LinkMemory, Store
+from monitor.store import EventQuery, Store
+from monitor.store.detail_rows import LinkMemory
 
 # -- reading the record -------------------------------------------------------
 

@@ -11,25 +11,15 @@ from typing import TYPE_CHECKING
 from monitor.paths import DataDir
 from monitor.store.base import (
     CaptureRecord,
-    CheckRow,
     CycleRecord,
     CycleState,
-    DetailRecord,
-    DetailState,
     EventQuery,
     LastResponse,
-    LinkCandidate,
-    LinkCheck,
-    LinkCheckRow,
-    LinkMemory,
     PageMemory,
-    PageRow,
     PageUpdate,
     RecordedCycle,
-    RecordedDetail,
     Rederived,
     Store,
-    WarcRef,
 )
 from monitor.store.sqlite import SCHEMA_VERSION, SqliteStore
 
@@ -39,26 +29,16 @@ if TYPE_CHECKING:
 __all__ = [
     "SCHEMA_VERSION",
     "CaptureRecord",
-    "CheckRow",
     "CycleRecord",
     "CycleState",
-    "DetailRecord",
-    "DetailState",
     "EventQuery",
     "LastResponse",
-    "LinkCandidate",
-    "LinkCheck",
-    "LinkCheckRow",
-    "LinkMemory",
     "PageMemory",
-    "PageRow",
     "PageUpdate",
     "RecordedCycle",
     "Rederived",
-    "RecordedDetail",
     "SqliteStore",
     "Store",
-    "WarcRef",
     "open_store",
 ]
 

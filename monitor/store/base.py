@@ -12,23 +12,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from monitor.models import (
-    CaptureRow,
     CycleResult,
     Entry,
-    EntryRow,
     Event,
     KnownEntry,
     PageState,
-    VersionRow,
-    format_time,
 )
 
-if TYPE_CHECKING:  # the outbox's side (store/outbox.py) loads only where it is used
+if TYPE_CHECKING:  # loaded only where used: a check cycle reads none of these rows
     from monitor.notify.outbox import NewDelivery
+    from monitor.store.detail_rows import (
+        DetailRecord,
+        DetailState,
+        LinkCheckRow,
+        LinkMemory,
+        RecordedDetail,
+    )
     from monitor.store.outbox import OutboxStore
+    from monitor.store.reading import CaptureRow, CheckRow, EntryRow, PageRow, VersionRow, WarcRef
 
 
 @dataclass(frozen=True)
@@ -144,36 +148,6 @@ class RecordedCycle:
 
 
 @dataclass(frozen=True)
-class PageRow:
-    """A page as the store knows it (status, counts, last fetch), for status and the web page."""
-
-    name: str
-    url: str
-    role: str
-    status: str
-    streak: int
-    normal_count: int
-    entry_count: int
-    last_checked_at: datetime | None
-    last_ok_at: datetime | None
-    last_detail: str | None
-    last_capture_id: int | None
-
-
-@dataclass(frozen=True)
-class CheckRow:
-    """One check cycle as recorded."""
-
-    id: int
-    started_at: datetime
-    finished_at: datetime | None
-    pages: tuple[str, ...]
-    events: int
-    failures: int
-    warc_file: str | None
-
-
-@dataclass(frozen=True)
 class EventQuery:
     """Which events to read, newest first; `before_seq` pages through them (keyset)."""
 
@@ -183,16 +157,6 @@ class EventQuery:
     entry_id: str | None = None
     before_seq: int | None = None
     limit: int | None = None
-
-
-@dataclass(frozen=True)
-class WarcRef:
-    """Where the database says a capture's record is, for verify."""
-
-    capture_id: int
-    warc_file: str
-    offset: int
-    record_id: str
 
 
 class CycleStore(Protocol):
@@ -253,103 +217,6 @@ class ReadStore(Protocol):
     def check_integrity(self) -> list[str]: ...
 
     def count(self, table: str) -> int: ...
-
-
-# -- entry pages ([pages.detail]) ------------------------------------------------------
-
-LinkStatus = Literal["new", "ok", "gone", "error"]
-
-
-@dataclass(frozen=True)
-class LinkMemory:
-    """What the store remembers of one entry's own page between checks (entry_pages)."""
-
-    entry_id: str
-    url: str
-    page: str  # the listing page the entry is on (or was last on)
-    status: LinkStatus = "new"  # "gone" only once confirmed (link-gone emitted)
-    streak: int = 0  # consecutive gone checks (errors neither add nor reset)
-    etag: str | None = None
-    last_modified: str | None = None
-    content: str | None = None  # the `content` selector's text at the last good check
-    last_checked_at: datetime | None = None
-    next_due_at: datetime | None = None  # None: no longer checked
-    last_capture_id: int | None = None
-    last_detail: str | None = None
-    removed_at: datetime | None = None  # when its entry left every listing
-
-
-@dataclass(frozen=True)
-class LinkCandidate:
-    """An entry with a link, as a detail phase reads it: whose own page may be checked."""
-
-    entry_id: str
-    title: str
-    link: str
-    state: str  # active | archived | removed
-    page: str
-    removed_at: datetime | None  # a removed entry's last `removed` event (else last seen)
-
-
-@dataclass(frozen=True)
-class DetailState:
-    """Everything an entry-page phase reads before it fetches."""
-
-    candidates: tuple[LinkCandidate, ...]
-    memories: Mapping[str, LinkMemory]  # by entry id, every entry_pages row
-    last_responses: Mapping[str, LastResponse]  # by target URI, of the entry pages
-
-
-@dataclass(frozen=True)
-class LinkCheck:
-    """One entry page fetched: its new memory, the captures, the events (capture ids unset)."""
-
-    memory: LinkMemory
-    outcome: str  # ok | unchanged | gone | error: what this one check saw
-    captures: tuple[CaptureRecord, ...]
-    events: tuple[Event, ...] = ()
-
-
-@dataclass(frozen=True)
-class DetailRecord:
-    """Everything one entry-page phase writes, in one transaction."""
-
-    started_at: datetime
-    finished_at: datetime
-    pages: tuple[str, ...]  # the listing pages whose entries were checked
-    checks: tuple[LinkCheck, ...]
-    memories: tuple[LinkMemory, ...] = ()  # rows written without a fetch (new, retired)
-    warc_file: str | None = None
-
-
-@dataclass(frozen=True)
-class RecordedDetail:
-    """What writing a detail phase assigned: its check id (None: nothing fetched), its events."""
-
-    check_id: int | None
-    events: tuple[Event, ...]
-
-
-@dataclass(frozen=True)
-class LinkCheckRow:
-    """One check of an entry's page, as recorded (for history and the timeline)."""
-
-    at: datetime
-    url: str
-    outcome: str
-    status: str  # the page's status after this check
-    detail: str | None
-    capture_id: int | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "at": format_time(self.at),
-            "url": self.url,
-            "outcome": self.outcome,
-            "status": self.status,
-            "detail": self.detail,
-            "capture_id": self.capture_id,
-        }
 
 
 class DetailStore(Protocol):

@@ -20,31 +20,27 @@ from psycopg.rows import dict_row
 
 from monitor.errors import SchemaTooNew, StoreError
 from monitor.models import (
-    CaptureRow,
     Entry,
-    EntryRow,
     EntryState,
     Event,
     KnownEntry,
     PageState,
-    VersionRow,
 )
+from monitor.store import reading
 from monitor.store import rows as R
 from monitor.store.base import (
-    CheckRow,
     CycleRecord,
     CycleState,
     EventQuery,
     LastResponse,
     PageMemory,
-    PageRow,
     RecordedCycle,
     Rederived,
-    WarcRef,
 )
 from monitor.store.postgres_detail import PostgresDetail
 from monitor.store.postgres_outbox import PostgresOutbox
 from monitor.store.postgres_write import write_cycle, write_rederived
+from monitor.store.reading import CaptureRow, CheckRow, EntryRow, PageRow, VersionRow, WarcRef
 from monitor.store.sqlite import SCHEMA_VERSION
 
 KEY = "cluster.database"  # the config key every connection error names
@@ -333,11 +329,11 @@ class PostgresStore(PostgresDetail):
             sql += " WHERE state = %s"
             params.append(state)
         sql += f" ORDER BY {R.STATE_ORDER}, seq"
-        return [R.entry_from_row(r) for r in self._rows(sql, params)]
+        return [reading.entry_from_row(r) for r in self._rows(sql, params)]
 
     def entry(self, entry_id: str) -> EntryRow | None:
         rows = self._rows("SELECT * FROM entries WHERE id = %s", (entry_id,))
-        return R.entry_from_row(rows[0]) if rows else None
+        return reading.entry_from_row(rows[0]) if rows else None
 
     def entry_ids(self, prefix: str, limit: int = 10) -> list[str]:
         """Entry ids starting with `prefix` (at most `limit`), for ids typed by hand."""
@@ -353,7 +349,7 @@ class PostgresStore(PostgresDetail):
         rows = self._rows(
             "SELECT * FROM entry_versions WHERE entry_id = %s ORDER BY version", (entry_id,)
         )
-        return [R.version_from_row(r) for r in rows]
+        return [reading.version_from_row(r) for r in rows]
 
     def captures(self, pages: Sequence[str] = (), limit: int | None = None) -> list[CaptureRow]:
         sql, params = "SELECT * FROM captures", []
@@ -363,19 +359,19 @@ class PostgresStore(PostgresDetail):
         sql += " ORDER BY id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [R.capture_from_row(r) for r in self._rows(sql, params)]
+        return [reading.capture_from_row(r) for r in self._rows(sql, params)]
 
     def capture(self, capture_id: int) -> CaptureRow | None:
         rows = self._rows("SELECT * FROM captures WHERE id = %s", (capture_id,))
-        return R.capture_from_row(rows[0]) if rows else None
+        return reading.capture_from_row(rows[0]) if rows else None
 
     def page_rows(self) -> list[PageRow]:
-        return [R.page_from_row(r) for r in self._rows("SELECT * FROM pages ORDER BY seq")]
+        return [reading.page_from_row(r) for r in self._rows("SELECT * FROM pages ORDER BY seq")]
 
     def last_check(self) -> CheckRow | None:
         # an entry-page phase ("detail") or a backfill run is not a check cycle of the pages
         rows = self._rows("SELECT * FROM checks WHERE kind = 'check' ORDER BY id DESC LIMIT 1")
-        return R.check_from_row(rows[0]) if rows else None
+        return reading.check_from_row(rows[0]) if rows else None
 
     def warc_refs(self) -> list[WarcRef]:
         rows = self._rows(

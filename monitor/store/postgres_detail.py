@@ -17,18 +17,18 @@ import psycopg
 
 from monitor.errors import StoreError
 from monitor.models import Event, format_time, parse_time
-from monitor.store.base import (
+from monitor.store.base import LastResponse
+from monitor.store.detail_rows import (
     DetailRecord,
     DetailState,
-    LastResponse,
     LinkCandidate,
     LinkCheckRow,
     LinkMemory,
     RecordedDetail,
 )
+from monitor.store.detail_rows import link_memory_from_row as memory_from_row
+from monitor.store.detail_rows import link_memory_row as memory_row
 from monitor.store.postgres_write import Conn, insert_captures, insert_events
-from monitor.store.rows import link_memory_from_row as memory_from_row
-from monitor.store.rows import link_memory_row as memory_row
 from monitor.store.rows import optional_time as _time
 
 

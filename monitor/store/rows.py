@@ -1,4 +1,8 @@
-"""Typed rows <-> database rows: one place for every column name, shared by both stores."""
+"""Typed rows <-> database rows of a check cycle, shared by both stores.
+
+The readers' rows are in reading.py, the entry pages' in detail_rows.py, the outbox's in
+outbox.py: each loaded only where it is used.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +10,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from monitor.models import (
-    CaptureRow,
-    Change,
-    EntryRow,
-    Event,
-    VersionRow,
-    format_time,
-    parse_time,
-)
-from monitor.store.base import (
-    CaptureRecord,
-    CheckRow,
-    EventQuery,
-    LinkMemory,
-    PageRow,
-    PageUpdate,
-)
+from monitor.models import Change, Event, format_time, parse_time
+from monitor.store.base import CaptureRecord, EventQuery, PageUpdate
 
 Row = Mapping[str, Any]
 
@@ -158,123 +147,9 @@ def page_fetch_columns(
     return columns
 
 
-def entry_from_row(r: Row) -> EntryRow:
-    """An EntryRow from an entries row."""
-    return EntryRow(
-        r["id"],
-        r["title"],
-        r["link"],
-        r["description"],
-        r["state"],
-        r["page"],
-        parse_time(r["first_seen"]),
-        parse_time(r["last_seen"]),
-        parse_time(r["last_changed"]),
-        r["versions"],
-    )
-
-
-def version_from_row(r: Row) -> VersionRow:
-    """A VersionRow from an entry_versions row."""
-    return VersionRow(
-        r["version"],
-        parse_time(r["at"]),
-        r["state"],
-        r["page"],
-        r["title"],
-        r["link"],
-        r["description"],
-        r["capture_id"],
-    )
-
-
-def capture_from_row(r: Row) -> CaptureRow:
-    """A CaptureRow from a captures row."""
-    return CaptureRow(
-        id=r["id"],
-        check_id=r["check_id"],
-        page=r["page"],
-        url=r["url"],
-        target_uri=r["target_uri"],
-        final=bool(r["final"]),
-        at=parse_time(r["at"]),
-        status=r["status"],
-        error=r["error"],
-        content_type=r["content_type"],
-        body_bytes=r["body_bytes"],
-        payload_digest=r["payload_digest"],
-        record_type=r["record_type"],
-        record_id=r["record_id"],
-        original_capture_id=r["original_capture_id"],
-        warc_file=r["warc_file"],
-        warc_offset=r["warc_offset"],
-        truncated=r["truncated"],
-    )
-
-
-def page_from_row(r: Row) -> PageRow:
-    """A PageRow from a pages row."""
-    return PageRow(
-        name=r["name"],
-        url=r["url"],
-        role=r["role"],
-        status=r["status"],
-        streak=r["streak"],
-        normal_count=r["normal_count"],
-        entry_count=r["entry_count"] or 0,
-        last_checked_at=_time(r["last_checked_at"]),
-        last_ok_at=_time(r["last_ok_at"]),
-        last_detail=r["last_detail"],
-        last_capture_id=r["last_capture_id"],
-    )
-
-
-def check_from_row(r: Row) -> CheckRow:
-    """A CheckRow from a checks row."""
-    return CheckRow(
-        id=r["id"],
-        started_at=parse_time(r["started_at"]),
-        finished_at=_time(r["finished_at"]),
-        pages=tuple(json.loads(r["pages"])),
-        events=r["events"],
-        failures=r["failures"],
-        warc_file=r["warc_file"],
-    )
-
-
 def optional_time(value: str | None) -> Any:
     """A stored time read back, None for NULL."""
     return parse_time(value) if value else None
-
-
-def link_memory_from_row(r: Mapping[str, Any]) -> LinkMemory:
-    """A LinkMemory from an entry_pages row."""
-    return LinkMemory(
-        entry_id=r["entry_id"], url=r["url"], page=r["page"], status=r["status"],
-        streak=r["streak"], etag=r["etag"], last_modified=r["last_modified"],
-        content=r["content"], last_checked_at=optional_time(r["last_checked_at"]),
-        next_due_at=optional_time(r["next_due_at"]), last_capture_id=r["last_capture_id"],
-        last_detail=r["last_detail"], removed_at=optional_time(r["removed_at"]),
-    )  # fmt: skip
-
-
-def link_memory_row(memory: LinkMemory) -> dict[str, Any]:
-    """The entry_pages columns of one LinkMemory."""
-    return {
-        "entry_id": memory.entry_id,
-        "url": memory.url,
-        "page": memory.page,
-        "status": memory.status,
-        "streak": memory.streak,
-        "etag": memory.etag,
-        "last_modified": memory.last_modified,
-        "content": memory.content,
-        "last_checked_at": memory.last_checked_at and format_time(memory.last_checked_at),
-        "next_due_at": memory.next_due_at and format_time(memory.next_due_at),
-        "last_capture_id": memory.last_capture_id,
-        "last_detail": memory.last_detail,
-        "removed_at": memory.removed_at and format_time(memory.removed_at),
-    }
 
 
 def events_sql(query: EventQuery, mark: str) -> tuple[str, list[Any]]:

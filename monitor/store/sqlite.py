@@ -19,32 +19,34 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.errors import SchemaTooNew, StoreError
 from monitor.models import (
-    CaptureRow,
     Entry,
-    EntryRow,
     EntryState,
     Event,
     KnownEntry,
     PageState,
-    VersionRow,
 )
 from monitor.store import rows as R
 from monitor.store.base import (
-    CheckRow,
     CycleRecord,
     CycleState,
     EventQuery,
     LastResponse,
     PageMemory,
-    PageRow,
     RecordedCycle,
     Rederived,
-    WarcRef,
 )
-from monitor.store.sqlite_detail import SqliteDetail
 from monitor.store.sqlite_write import atomic, write_cycle, write_rederived
 
 if TYPE_CHECKING:
+    from monitor.store.detail_rows import (
+        DetailRecord,
+        DetailState,
+        LinkCheckRow,
+        LinkMemory,
+        RecordedDetail,
+    )
+    from monitor.store.reading import CaptureRow, CheckRow, EntryRow, PageRow, VersionRow, WarcRef
+    from monitor.store.sqlite_detail import SqliteDetail
     from monitor.store.sqlite_outbox import SqliteOutbox
 
 SCHEMA_VERSION = 4
@@ -87,7 +89,7 @@ MIGRATION_FILLS: dict[int, tuple[str, ...]] = {
 SCHEMA = Path(__file__).with_name("schema.sql").read_text(encoding="utf-8")
 
 
-class SqliteStore(SqliteDetail):
+class SqliteStore:
     """monitor.db: open it, read the last state, record cycles, answer queries."""
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
@@ -284,6 +286,28 @@ class SqliteStore(SqliteDetail):
         with self.transaction() as conn:
             write_rederived(conn, pages)
 
+    # Entry pages ([pages.detail]): sqlite_detail.py, loaded at the first use.
+
+    def _detail(self) -> SqliteDetail:
+        from monitor.store.sqlite_detail import SqliteDetail
+
+        return SqliteDetail(self)
+
+    def read_detail_state(self, pages: Sequence[str]) -> DetailState:
+        return self._detail().read_detail_state(pages)
+
+    def record_detail(self, record: DetailRecord) -> RecordedDetail:
+        return self._detail().record_detail(record)
+
+    def entry_pages(self) -> list[LinkMemory]:
+        return self._detail().entry_pages()
+
+    def entry_page(self, entry_id: str) -> LinkMemory | None:
+        return self._detail().entry_page(entry_id)
+
+    def entry_page_checks(self, entry_id: str) -> list[LinkCheckRow]:
+        return self._detail().entry_page_checks(entry_id)
+
     def outbox(self) -> SqliteOutbox:
         """The notification outbox (sqlite_outbox.py), on this store's connection."""
         from monitor.store.sqlite_outbox import SqliteOutbox  # loads the notify modules
@@ -308,17 +332,23 @@ class SqliteStore(SqliteDetail):
             raise ValueError(f"not a countable table: {table!r}")
         return int(self._rows(f"SELECT count(*) AS n FROM {table}")[0]["n"])
 
+    # The readers' rows (reading.py) load at the first read: a check cycle reads none.
+
     def entries(self, state: str | None = None) -> list[EntryRow]:
+        from monitor.store.reading import entry_from_row
+
         sql, params = "SELECT * FROM entries", []
         if state:
             sql += " WHERE state = ?"
             params.append(state)
         sql += f" ORDER BY {R.STATE_ORDER}, rowid"
-        return [R.entry_from_row(r) for r in self._rows(sql, params)]
+        return [entry_from_row(r) for r in self._rows(sql, params)]
 
     def entry(self, entry_id: str) -> EntryRow | None:
+        from monitor.store.reading import entry_from_row
+
         rows = self._rows("SELECT * FROM entries WHERE id = ?", (entry_id,))
-        return R.entry_from_row(rows[0]) if rows else None
+        return entry_from_row(rows[0]) if rows else None
 
     def entry_ids(self, prefix: str, limit: int = 10) -> list[str]:
         """Entry ids starting with `prefix` (at most `limit`), for ids typed by hand."""
@@ -330,33 +360,45 @@ class SqliteStore(SqliteDetail):
         return [r["id"] for r in rows]
 
     def versions(self, entry_id: str) -> list[VersionRow]:
+        from monitor.store.reading import version_from_row
+
         rows = self._rows(
             "SELECT * FROM entry_versions WHERE entry_id = ? ORDER BY version", (entry_id,)
         )
-        return [R.version_from_row(r) for r in rows]
+        return [version_from_row(r) for r in rows]
 
     def captures(self, pages: Sequence[str] = (), limit: int | None = None) -> list[CaptureRow]:
+        from monitor.store.reading import capture_from_row
+
         sql, params = "SELECT * FROM captures", list(pages)
         if pages:
             sql += f" WHERE page IN ({', '.join('?' for _ in pages)})"
         sql += " ORDER BY id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [R.capture_from_row(r) for r in self._rows(sql, params)]
+        return [capture_from_row(r) for r in self._rows(sql, params)]
 
     def capture(self, capture_id: int) -> CaptureRow | None:
+        from monitor.store.reading import capture_from_row
+
         rows = self._rows("SELECT * FROM captures WHERE id = ?", (capture_id,))
-        return R.capture_from_row(rows[0]) if rows else None
+        return capture_from_row(rows[0]) if rows else None
 
     def page_rows(self) -> list[PageRow]:
-        return [R.page_from_row(r) for r in self._rows("SELECT * FROM pages ORDER BY rowid")]
+        from monitor.store.reading import page_from_row
+
+        return [page_from_row(r) for r in self._rows("SELECT * FROM pages ORDER BY rowid")]
 
     def last_check(self) -> CheckRow | None:
+        from monitor.store.reading import check_from_row
+
         # an entry-page phase ("detail") or a backfill run is not a check cycle of the pages
         rows = self._rows("SELECT * FROM checks WHERE kind = 'check' ORDER BY id DESC LIMIT 1")
-        return R.check_from_row(rows[0]) if rows else None
+        return check_from_row(rows[0]) if rows else None
 
     def warc_refs(self) -> list[WarcRef]:
+        from monitor.store.reading import WarcRef
+
         rows = self._rows(
             "SELECT id, warc_file, warc_offset, record_id FROM captures "
             "WHERE warc_file IS NOT NULL ORDER BY id"

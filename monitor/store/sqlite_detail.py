@@ -1,6 +1,7 @@
 """Entry pages ([pages.detail]) in monitor.db: their memory, each check of them, their events.
 
-A mixin of SqliteStore: a detail phase reads once before it fetches
+SqliteStore's entry-page side, which it loads at the first use (a check of listings
+without entry pages never does): a detail phase reads once before it fetches
 (`read_detail_state`) and writes once after (`record_detail`, one transaction: a
 `checks` row of kind `detail`, the captures, the entry_pages rows, an entry_page_checks
 row per fetch, the events).
@@ -12,43 +13,40 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from monitor.errors import StoreError
 from monitor.models import Event, format_time, parse_time
-from monitor.store.base import (
+from monitor.store.detail_rows import (
     DetailRecord,
     DetailState,
-    LastResponse,
     LinkCandidate,
     LinkCheckRow,
     LinkMemory,
     RecordedDetail,
 )
-from monitor.store.rows import link_memory_from_row as memory_from_row
-from monitor.store.rows import link_memory_row as memory_row
+from monitor.store.detail_rows import link_memory_from_row as memory_from_row
+from monitor.store.detail_rows import link_memory_row as memory_row
 from monitor.store.rows import optional_time as _time
 from monitor.store.sqlite_write import atomic, insert_captures, insert_events
 
+if TYPE_CHECKING:
+    from monitor.store.sqlite import SqliteStore
+
 
 class SqliteDetail:
-    """The entry-page side of SqliteStore (DetailStore in base.py)."""
+    """The entry-page side of a SqliteStore (DetailStore in base.py), on its connection."""
 
-    conn: sqlite3.Connection
-    path: Path
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError  # SqliteStore's
-
-    def _last_responses(self, pages: Sequence[str]) -> dict[str, LastResponse]:
-        raise NotImplementedError  # SqliteStore's
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self.conn = store.conn
+        self.path = store.path
 
     def read_detail_state(self, pages: Sequence[str]) -> DetailState:
         """Entries with a link on `pages` (removed ones too), every entry_pages row, and the
         last responses of those pages' URLs (entry pages are captured under their page)."""
         marks = ", ".join("?" for _ in pages)
-        rows = self._rows(
+        rows = self.store._rows(
             f"""SELECT id, title, link, state, page, CASE WHEN state = 'removed' THEN
                    coalesce((SELECT max(at) FROM events v WHERE v.entry_id = e.id
                              AND v.kind = 'removed'), last_seen) END AS removed_at
@@ -61,9 +59,9 @@ class SqliteDetail:
             )
             for r in rows
         )
-        stored = self._rows("SELECT * FROM entry_pages")
+        stored = self.store._rows("SELECT * FROM entry_pages")
         memories = {r["entry_id"]: memory_from_row(r) for r in stored}
-        return DetailState(candidates, memories, self._last_responses(list(pages)))
+        return DetailState(candidates, memories, self.store._last_responses(list(pages)))
 
     def record_detail(self, record: DetailRecord) -> RecordedDetail:
         """Write one entry-page phase in one transaction."""
@@ -75,15 +73,16 @@ class SqliteDetail:
 
     def entry_pages(self) -> list[LinkMemory]:
         """Every entry page's memory, in the order first seen."""
-        return [memory_from_row(r) for r in self._rows("SELECT * FROM entry_pages ORDER BY rowid")]
+        rows = self.store._rows("SELECT * FROM entry_pages ORDER BY rowid")
+        return [memory_from_row(r) for r in rows]
 
     def entry_page(self, entry_id: str) -> LinkMemory | None:
-        rows = self._rows("SELECT * FROM entry_pages WHERE entry_id = ?", (entry_id,))
+        rows = self.store._rows("SELECT * FROM entry_pages WHERE entry_id = ?", (entry_id,))
         return memory_from_row(rows[0]) if rows else None
 
     def entry_page_checks(self, entry_id: str) -> list[LinkCheckRow]:
         """Every check of one entry's page, oldest first."""
-        rows = self._rows(
+        rows = self.store._rows(
             "SELECT * FROM entry_page_checks WHERE entry_id = ? ORDER BY id", (entry_id,)
         )
         return [

@@ -1,0 +1,237 @@
+"""The readers' side of the store: the rows `entries`, `history`, `snapshots`, `status`,
+`verify` and the web pages read, and their rows <-> database rows (both stores).
+
+Apart from base.py and rows.py so that a check cycle, which reads none of them, does not
+build their classes: each dataclass costs a start ~0.5 ms on Python 3.11 (bench/README.md,
+"speed 5"). The stores import this module in their read methods.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from monitor.models import format_time, parse_time
+from monitor.store.rows import optional_time as _time
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CaptureRow:
+    id: int
+    check_id: int
+    page: str
+    url: str
+    target_uri: str
+    final: bool
+    at: datetime
+    status: int | None
+    error: str | None
+    content_type: str | None
+    body_bytes: int | None
+    payload_digest: str | None
+    record_type: str | None
+    record_id: str | None
+    original_capture_id: int | None
+    warc_file: str | None
+    warc_offset: int | None
+    truncated: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "page": self.page,
+            "at": format_time(self.at),
+            "url": self.target_uri,
+            "status": self.status,
+            "error": self.error,
+            "content_type": self.content_type,
+            "bytes": self.body_bytes,
+            "payload_digest": self.payload_digest,
+            "record_type": self.record_type,
+            "record_id": self.record_id,
+            "same_as_capture": self.original_capture_id,
+            "warc_file": self.warc_file,
+            "warc_offset": self.warc_offset,
+            "truncated": self.truncated,
+        }
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    id: str
+    title: str
+    link: str | None
+    description: str
+    state: str
+    page: str
+    first_seen: datetime
+    last_seen: datetime
+    last_changed: datetime
+    versions: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.id,
+            "state": self.state,
+            "page": self.page,
+            "title": self.title,
+            "link": self.link,
+            "description": self.description,
+            "first_seen": format_time(self.first_seen),
+            "last_seen": format_time(self.last_seen),
+            "last_changed": format_time(self.last_changed),
+            "versions": self.versions,
+        }
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: int
+    at: datetime
+    state: str
+    page: str
+    title: str
+    link: str | None
+    description: str
+    capture_id: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "at": format_time(self.at),
+            "state": self.state,
+            "page": self.page,
+            "title": self.title,
+            "link": self.link,
+            "description": self.description,
+            "capture_id": self.capture_id,
+        }
+
+
+@dataclass(frozen=True)
+class PageRow:
+    """A page as the store knows it (status, counts, last fetch), for status and the web page."""
+
+    name: str
+    url: str
+    role: str
+    status: str
+    streak: int
+    normal_count: int
+    entry_count: int
+    last_checked_at: datetime | None
+    last_ok_at: datetime | None
+    last_detail: str | None
+    last_capture_id: int | None
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One check cycle as recorded."""
+
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    pages: tuple[str, ...]
+    events: int
+    failures: int
+    warc_file: str | None
+
+
+@dataclass(frozen=True)
+class WarcRef:
+    """Where the database says a capture's record is, for verify."""
+
+    capture_id: int
+    warc_file: str
+    offset: int
+    record_id: str
+
+
+def entry_from_row(r: Row) -> EntryRow:
+    """An EntryRow from an entries row."""
+    return EntryRow(
+        r["id"],
+        r["title"],
+        r["link"],
+        r["description"],
+        r["state"],
+        r["page"],
+        parse_time(r["first_seen"]),
+        parse_time(r["last_seen"]),
+        parse_time(r["last_changed"]),
+        r["versions"],
+    )
+
+
+def version_from_row(r: Row) -> VersionRow:
+    """A VersionRow from an entry_versions row."""
+    return VersionRow(
+        r["version"],
+        parse_time(r["at"]),
+        r["state"],
+        r["page"],
+        r["title"],
+        r["link"],
+        r["description"],
+        r["capture_id"],
+    )
+
+
+def capture_from_row(r: Row) -> CaptureRow:
+    """A CaptureRow from a captures row."""
+    return CaptureRow(
+        id=r["id"],
+        check_id=r["check_id"],
+        page=r["page"],
+        url=r["url"],
+        target_uri=r["target_uri"],
+        final=bool(r["final"]),
+        at=parse_time(r["at"]),
+        status=r["status"],
+        error=r["error"],
+        content_type=r["content_type"],
+        body_bytes=r["body_bytes"],
+        payload_digest=r["payload_digest"],
+        record_type=r["record_type"],
+        record_id=r["record_id"],
+        original_capture_id=r["original_capture_id"],
+        warc_file=r["warc_file"],
+        warc_offset=r["warc_offset"],
+        truncated=r["truncated"],
+    )
+
+
+def page_from_row(r: Row) -> PageRow:
+    """A PageRow from a pages row."""
+    return PageRow(
+        name=r["name"],
+        url=r["url"],
+        role=r["role"],
+        status=r["status"],
+        streak=r["streak"],
+        normal_count=r["normal_count"],
+        entry_count=r["entry_count"] or 0,
+        last_checked_at=_time(r["last_checked_at"]),
+        last_ok_at=_time(r["last_ok_at"]),
+        last_detail=r["last_detail"],
+        last_capture_id=r["last_capture_id"],
+    )
+
+
+def check_from_row(r: Row) -> CheckRow:
+    """A CheckRow from a checks row."""
+    return CheckRow(
+        id=r["id"],
+        started_at=parse_time(r["started_at"]),
+        finished_at=_time(r["finished_at"]),
+        pages=tuple(json.loads(r["pages"])),
+        events=r["events"],
+        failures=r["failures"],
+        warc_file=r["warc_file"],
+    )
