@@ -65,6 +65,7 @@ class CheckReport:
     checks: tuple[PageCheck, ...]
     duration_s: float
     feed_error: str | None = None
+    first_checked: frozenset[str] = frozenset()  # checked pages no cycle had recorded before
     links: DetailReport | None = None  # the entry pages checked after the cycle, if any
     notify: DeliveryReport | None = None  # never part of exit_code: a report on stderr
 
@@ -197,6 +198,7 @@ def _cycle(
         check_id=recorded.check_id,
         events=recorded.events,
         pages=tuple(p for p in result.pages if p.name in checked),
+        first_checked=frozenset(p.name for p in pages if state.pages[p.name].state.status == "new"),
         checks=tuple(checks),
         duration_s=time.monotonic() - started,
         feed_error=feed_error,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -197,7 +197,7 @@ def version_changes(
     return changes
 
 
-def baseline_lines(pages: Sequence[tuple[str, str, int]], new: set[str]) -> list[str]:
+def baseline_lines(pages: Sequence[tuple[str, str, int]], new: Set[str]) -> list[str]:
     """For each (name, status, entries) page checked for the first time: what it recorded."""
     lines = []
     for name, status, entries in pages:

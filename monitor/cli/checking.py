@@ -15,10 +15,8 @@ from monitor.cli.base import (
     get_config,
     json_option,
 )
-from monitor.config import Config
 from monitor.errors import MonitorError
 from monitor.render import count
-from monitor.store import open_store as _open_store
 
 # -- check --------------------------------------------------------------------
 
@@ -58,7 +56,6 @@ def check(pages: tuple[str, ...], wait: float, strict: bool, as_json: bool) -> N
     from monitor.tables import baseline_lines, colour_on, event_line
 
     config = get_config()
-    new_pages = _unchecked_pages(config)
     names = [p.name for p in config.pages if not pages or p.name in pages]
     with ProgressLine(names, enabled=sys.stderr.isatty()) as progress:
         report = run_check(config, page_names=pages, wait_s=wait, progress=progress)
@@ -67,7 +64,7 @@ def check(pages: tuple[str, ...], wait: float, strict: bool, as_json: bool) -> N
         click.echo(json.dumps(event.to_json(), ensure_ascii=False) if as_json
                    else event_line(event, colour=colour), color=colour)  # fmt: skip
     states = [(p.name, p.status, len(p.members)) for p in report.pages]
-    for line in baseline_lines(states, new_pages):
+    for line in baseline_lines(states, report.first_checked):
         click.echo(line, err=True)
     summary = (
         f"{len(report.pages)} page{'s' if len(report.pages) != 1 else ''} checked "
@@ -84,22 +81,6 @@ def check(pages: tuple[str, ...], wait: float, strict: bool, as_json: bool) -> N
         click.echo(line, err=True)  # a failed delivery is retried later: no exit status
     code = report.exit_code
     sys.exit(4 if strict and code == 0 and report.anomalous_pages else code)
-
-
-def _unchecked_pages(config: Config) -> set[str]:
-    """The configured pages no check has recorded yet (all of them before the first check)."""
-    from monitor.errors import StoreError
-
-    try:
-        store = _open_store(config, write=False)
-    except StoreError:
-        return {p.name for p in config.pages}
-    try:
-        known = {row.name for row in store.page_rows() if row.status != "new"}
-    finally:
-        store.close()
-    return {p.name for p in config.pages} - known
-
 
 
 @cli.command("try")
