@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 # The kinds live in kinds.py with their labels; re-exported here, where they always were.
+from monitor.entry import Entry as Entry
 from monitor.kinds import ENTRY_EVENT_KINDS as ENTRY_EVENT_KINDS
 from monitor.kinds import EVENT_KINDS as EVENT_KINDS
 from monitor.kinds import LINK_EVENT_KINDS as LINK_EVENT_KINDS
@@ -26,15 +27,6 @@ ENTRY_STATES: tuple[EntryState, ...] = ("active", "archived", "removed")
 PageStatus = Literal["new", "ok", "error", "gone", "anomaly"]
 FIELDS: tuple[str, ...] = ("title", "link", "description")
 EventSource = Literal["check", "backfill"]
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One item extracted from a page: text already decoded and whitespace-normalised."""
-
-    title: str
-    link: str | None
-    description: str
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import IO, Any
 
 from monitor.extract import Extraction, extract_page
+
+TYPE_CHECKING = False  # typing's, without importing typing: a parse worker never needs it
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 CRASH_HOOK_ENV = "MONITOR_TEST_CRASH_ON"  # test hook: see the module docstring
 PARENT_POLL_S = 1.0  # how often a worker checks that the process that started it lives

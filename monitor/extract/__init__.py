@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from selectolax.lexbor import LexborHTMLParser
 
+from monitor.entry import Entry
 from monitor.extract import engine
 from monitor.extract.charset import decode_html, is_html
 from monitor.extract.text import normalise_space, normalise_text
-from monitor.models import Entry
 
 __all__ = [
     "EXTRACTOR_VERSION",
@@ -39,17 +38,21 @@ EXTRACTOR_VERSION = "lexbor-1"
 TEXT_CHARS = 4000
 
 
-class Selectors(Protocol):
-    """What extraction reads of monitor.config.Selectors (`next` is optional)."""
+TYPE_CHECKING = False  # typing's, without importing typing: a parse worker never needs it
+if TYPE_CHECKING:
+    from typing import Protocol
 
-    @property
-    def item(self) -> str: ...
-    @property
-    def title(self) -> str | None: ...
-    @property
-    def link(self) -> str | None: ...
-    @property
-    def description(self) -> str | None: ...
+    class Selectors(Protocol):
+        """What extraction reads of monitor.config.Selectors (`next` is optional)."""
+
+        @property
+        def item(self) -> str: ...
+        @property
+        def title(self) -> str | None: ...
+        @property
+        def link(self) -> str | None: ...
+        @property
+        def description(self) -> str | None: ...
 
 
 @dataclass(frozen=True)

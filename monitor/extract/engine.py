@@ -13,10 +13,10 @@ from functools import lru_cache
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
+from monitor.entry import Entry
 from monitor.extract.limits import bound_markup
 from monitor.extract.links import absolute_link
 from monitor.extract.text import normalise_text
-from monitor.models import Entry
 
 # Elements whose text runs on with the text around them; every other element (p, div, li, td,
 # h1, unknown custom elements...) and <br> separate words, as a browser lays them out.
