@@ -29,7 +29,7 @@ from monitor.listing import archive_fetch
 from monitor.lock import data_dir_lock
 from monitor.models import Event, FetchResult, utc_now
 from monitor.observe import maybe_cut_short
-from monitor.paths import DataDir
+from monitor.paths import warc_dir
 from monitor.politeness import HostLimits
 from monitor.store import LastResponse, Store, open_store
 from monitor.store.detail_rows import DetailRecord, LinkCheck
@@ -95,8 +95,8 @@ def check_entry_pages(
     checks: list[LinkCheck] = []
     warc_file = None
     if plan.due:
-        writer = CycleWriter(DataDir(config.monitor.data_dir).warc, uuid.uuid4().hex[:8],
-                             started_at)  # fmt: skip
+        writer = CycleWriter(warc_dir(config), uuid.uuid4().hex[:8], started_at,
+                             max_bytes=config.monitor.warc_max_bytes)  # fmt: skip
         try:  # 2. fetch, archive, judge
             work = _fetch_all(config, plan.due, dict(state.last_responses), writer, clock)
             checks = asyncio.run(_unless_stopped(work, stop))

@@ -22,7 +22,7 @@ from monitor.errors import MonitorError
 from monitor.extract import EXTRACTOR_VERSION
 from monitor.models import Entry, PageObservation, PageState
 from monitor.observe import Body, extract_listing_page, listing_entries, listing_key
-from monitor.paths import DataDir
+from monitor.paths import warc_dir
 from monitor.store import CycleState, PageMemory, Rederived, Store
 
 __all__ = ["rederive_page", "rederive_stale", "stale_pages"]
@@ -97,7 +97,7 @@ def rederive_stale(config: Config, store: Store, state: CycleState) -> CycleStat
     stale = stale_pages(config.pages, state)
     if not stale:
         return state
-    warc = DataDir(config.monitor.data_dir).warc
+    warc = warc_dir(config)  # [cluster].archive with a cluster
     fields = store.member_fields([page.name for page in stale])
     done = []
     for page in stale:
