@@ -28,6 +28,7 @@ from monitor.canonical import (
 from monitor.check import run_check
 from monitor.cluster.settings import load_setup
 from monitor.extract.links import _joined, absolute_link, cleaned_href
+from monitor.extract.text import CONTROLS
 from monitor.match import (
     TIERS,
     Candidate,
@@ -299,6 +300,15 @@ def test_absolute_link_shortcut_agrees_with_urljoin(href, base):
     the link urljoin gives, and the same refusals."""
     href = cleaned_href(href)
     assert absolute_link(href, base) == (_joined(href, base) if href else None)
+
+
+@given(st.text(st.characters(max_codepoint=0x7F)) | st.text())
+@example(" \x00java\n\tscript:x\x7f\x0b")
+def test_cleaned_href_shortcut_agrees_with_the_rule(href):
+    """Controls, tabs and newlines dropped anywhere, C0 and spaces stripped at the ends:
+    the same for an ASCII href (bytes.translate) as by the rule's regexes."""
+    expected = re.sub("[\t\n\r]", "", CONTROLS.sub("", href)).strip("".join(map(chr, range(33))))
+    assert cleaned_href(href) == expected
 
 
 @given(st.text(alphabet=st.sampled_from("aZ é\u0065\u0301\u00ad\u200b\ufeff\t\n\x0b\u2003\u3000.")))

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import monitor.extract.engine
+import monitor.extract.text
 from monitor.config import Selectors
 from monitor.extract import decode_html, extract_entries, is_html, normalise_space
 from monitor.models import Entry
@@ -211,6 +212,22 @@ def test_normalise_space(text: str, expected: str) -> None:
     (Changed with SPEC's text rules: U+200B used to be kept as it is.)
     """
     assert normalise_space(text) == expected
+
+
+def _text_rule(text: str) -> str:
+    """SPEC's text rule as written, one step at a time, for any text."""
+    text = monitor.extract.text._INVISIBLE.sub("", text)
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.characters(max_codepoint=0x7F)) | st.text())
+def test_ascii_text_is_normalised_by_the_same_rule(text: str) -> None:
+    """ASCII text takes a faster path (bytes.translate): every control character, the
+    separators U+001C..U+001F that str.split() would take for white space among them, is
+    dropped exactly as the rule drops it, and any other text follows the rule itself."""
+    assert normalise_space(text) == _text_rule(text)
+    assert normalise_space("a\x1cb\x00c\x7fd\te\x0bf") == "abcd e f"
 
 
 def one(markup: str, select: Selectors | None = None, base_url: str = "https://e.org/p") -> Entry:

@@ -6,10 +6,11 @@ import re
 from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
-from monitor.extract.text import CONTROLS
+from monitor.extract.text import ASCII_CONTROLS, CONTROLS
 
 _URL_TAB_OR_NEWLINE = re.compile("[\t\n\r]")
 _URL_EDGE = "".join(chr(c) for c in range(0x21))  # C0 controls and space
+_ASCII_DROPPED = ASCII_CONTROLS + b"\t\n\r"  # what both regexes remove of ASCII
 # Links as most pages write them, resolved without urljoin (~40% of extraction's time):
 # a path from the root, or an http(s) URL, of plain characters, with no query, no
 # fragment, no parameters, and no empty or dot segment (urljoin drops and resolves those).
@@ -41,6 +42,8 @@ def absolute_link(href: str, base_url: str) -> str | None:
 def cleaned_href(href: str) -> str:
     """As a browser's URL parser does: tabs and newlines vanish anywhere (so "java\nscript:"
     is javascript:), leading and trailing controls and spaces are stripped."""
+    if href.isascii():  # most links: the same deletions at C speed
+        return href.encode("ascii").translate(None, _ASCII_DROPPED).decode("ascii").strip(_URL_EDGE)
     return _URL_TAB_OR_NEWLINE.sub("", CONTROLS.sub("", href)).strip(_URL_EDGE)
 
 
