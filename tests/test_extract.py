@@ -848,5 +848,5 @@ def test_property_selection_inside_rows_matches_selection_over_the_page(
     entries = extract_entries(body, base_url="https://e.org/", select=select)
     with pytest.MonkeyPatch.context() as patch:
         # As if rows were always nested: every page takes the whole-page selection.
-        patch.setattr(monitor.extract.engine, "items_nest", lambda items, selector: True)
+        patch.setattr(monitor.extract.engine, "items_nest", lambda items, owners: True)
         assert extract_entries(body, base_url="https://e.org/", select=select) == entries
