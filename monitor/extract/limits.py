@@ -57,10 +57,12 @@ def _keep_first(match: re.Match[str]) -> str:
 
 def bound_markup(text: str) -> str:
     """`text` with over-long runs of identical tags cut and, on big pages, nesting bounded."""
-    if text.count("<") > MAX_RUN:
+    tags = text.count("<")  # an upper bound of the tags: one pass of memchr's speed
+    if tags > MAX_RUN:
         text = _START_RUN.sub(_keep_first, text)
         text = _END_RUN.sub(_keep_first, text)
-    if text.count("<") <= DEPTH_GATE:
+        tags = text.count("<")
+    if tags <= DEPTH_GATE:
         return text
     return _bound_depth(text)
 
