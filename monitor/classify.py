@@ -289,10 +289,23 @@ def entry_outcomes(
             assert old is not None
             fields = Entry(old.title, old.link, old.description)
         capture_id = _capture(observations, page_name)
-        kind, changes, update = _outcome(old, _state_of(places), fields, baseline=baseline)
-        if old is not None and not update.new_version and old.page == page_name:
+        state = _state_of(places)
+        kind, changes, new_version = _outcome(old, state, fields, baseline=baseline)
+        if old is not None and not new_version and old.page == page_name:
             continue
-        updates.append(replace(update, entry_id=entry_id, page=page_name, capture_id=capture_id))
+        updates.append(
+            EntryUpdate(
+                entry_id=entry_id,
+                title=fields.title,
+                link=fields.link,
+                description=fields.description,
+                state=state,
+                page=page_name,
+                capture_id=capture_id,
+                is_new=old is None,
+                new_version=new_version,
+            )
+        )
         if kind is not None:
             events.append(
                 Event(
@@ -313,28 +326,18 @@ def entry_outcomes(
 
 def _outcome(
     old: KnownEntry | None, state: EntryState, fields: Entry, *, baseline: bool
-) -> tuple[EventKind | None, dict[str, Change], EntryUpdate]:
-    """The event kind (None: no event), field changes and new version of one entry."""
-    update = EntryUpdate(
-        entry_id="",
-        title=fields.title,
-        link=fields.link,
-        description=fields.description,
-        state=state,
-        page="",
-        capture_id=None,
-        is_new=old is None,
-        new_version=True,
-    )
+) -> tuple[EventKind | None, dict[str, Change], bool]:
+    """The event kind (None: no event) and field changes of one entry, and whether its
+    fields or state differ from the version stored (a new entry's always do)."""
     if old is None:
-        return (None if baseline else "added"), {}, update
+        return (None if baseline else "added"), {}, True
     changes = _changes(old, fields)
     kind = _transition(old.state, state, bool(changes))
     if baseline and state != "removed":
         kind = None  # a page's baseline records what it finds; it reports nothing
     # Fields that differ only in canonical form are stored as found, without an event.
     new_version = old.fields != (fields.title, fields.link, fields.description)
-    return kind, changes, replace(update, new_version=new_version or old.state != state)
+    return kind, changes, new_version or old.state != state
 
 
 def _state_of(places: Sequence[PageState]) -> EntryState:
