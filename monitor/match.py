@@ -44,6 +44,10 @@ SIMILARITY_WINDOW = 2000
 SIMILARITY_MAX_PAIRS = 50_000
 # A word in more candidates' descriptions than this says nothing about identity.
 SIMILARITY_COMMON_WORD = 200
+# A pair whose score cannot reach this can be neither the best nor a runner-up close
+# enough to block it (best >= SIMILARITY_MIN, lead >= SIMILARITY_MARGIN): it is not scored.
+# The 1e-9 keeps the float subtraction of the margin test on the safe side.
+SIMILARITY_RELEVANT = SIMILARITY_MIN - SIMILARITY_MARGIN - 1e-9
 WORD = re.compile(r"\w{3,}")  # words that count as evidence when finding pairs
 ANY_WORD = re.compile(r"\w+")
 
@@ -101,7 +105,11 @@ def fields_key(entry: Entry | Candidate) -> tuple[str, str | None, str]:
 
 def copy_key(entry: Entry) -> object:
     """Items of one page with the same key are copies of one entry (a "featured" copy)."""
-    link = link_key(entry.link)
+    return _copy_key(entry, link_key(entry.link))
+
+
+def _copy_key(entry: Entry, link: object) -> object:
+    """copy_key, given the entry's link key."""
     return ("link", link) if link is not None else ("fields", fields_key(entry))
 
 
@@ -110,6 +118,32 @@ TIERS: tuple[Callable[[Entry | Candidate], object], ...] = (
     lambda e: slug_key(e.link),
     lambda e: title_key(e.title),
 )
+
+
+def tier_keys(entry: Entry | Candidate) -> list[object]:
+    """TIERS' keys of one entry, link first."""
+    return [key_of(entry) for key_of in TIERS]
+
+
+class KeysOnce:
+    """TIERS' keys of each item, computed once a cycle.
+
+    A cycle's passes (copies, the keys wanted, each tier, the new entries) each read an
+    item's keys; the forms' lru caches hold 8,192 values, so from 10,000 items a page (or a
+    first check of 1,000 pages) no pass found the last one's: each key was computed 3-4
+    times. The items are kept alive here, so that an id stays theirs while it is a key.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[int, list[object]] = {}
+        self._items: list[Entry | Candidate] = []
+
+    def __call__(self, item: Entry | Candidate) -> list[object]:
+        keys = self._keys.get(id(item))
+        if keys is None:
+            keys = self._keys[id(item)] = tier_keys(item)
+            self._items.append(item)
+        return keys
 
 
 def _uncached_keys(candidate: Candidate) -> list[object]:
@@ -142,12 +176,14 @@ class _Index:
         self.by_link_and_title: dict[object, list[str]] = defaultdict(list)
         for position, candidate in enumerate(candidates):
             if wanted is None:
-                self._add(candidate, [key_of(candidate) for key_of in TIERS], position)
+                self._add(candidate, tier_keys(candidate), position)
             elif wanted.admits(keys := _uncached_keys(candidate)):
                 self._add(candidate, keys, position)
 
-    def add(self, candidate: Candidate, wanted: _Wanted | None = None) -> None:
-        keys = [key_of(candidate) for key_of in TIERS]
+    def add(
+        self, candidate: Candidate, wanted: _Wanted | None = None, keys: list[object] | None = None
+    ) -> None:
+        keys = keys if keys is not None else tier_keys(candidate)
         if wanted is None or wanted.admits(keys):
             self._add(candidate, keys, len(self.order))
 
@@ -159,9 +195,12 @@ class _Index:
                 self.keys[tier][key].append(candidate.entry_id)
         self.by_link_and_title[(keys[0], keys[2])].append(candidate.entry_id)
 
-    def identical(self, item: Entry) -> list[str]:
+    def identical(
+        self, item: Entry, keys_of: Callable[[Entry], list[object]] = tier_keys
+    ) -> list[str]:
         """Candidates whose three fields compare equal to the item's, oldest first."""
-        bucket = self.by_link_and_title.get((link_key(item.link), title_key(item.title)), ())
+        keys = keys_of(item)
+        bucket = self.by_link_and_title.get((keys[0], keys[2]), ())
         fields = fields_key(item)  # equal fields have equal link and title keys: one bucket
         return [c for c in bucket if fields_key(self.by_id[c]) == fields]
 
@@ -179,11 +218,13 @@ class _Wanted:
     bare: bool  # some item has neither link nor title: found by its description alone
 
     @classmethod
-    def of(cls, items: Iterable[Entry]) -> _Wanted:
+    def of(
+        cls, items: Iterable[Entry], keys_of: Callable[[Entry], list[object]] = tier_keys
+    ) -> _Wanted:
         keys: list[set[object]] = [set() for _ in TIERS]
         bare = False
         for item in items:
-            item_keys = [key_of(item) for key_of in TIERS]
+            item_keys = keys_of(item)
             for tier, key in enumerate(item_keys):
                 keys[tier].add(key)
             bare = bare or (item_keys[0] is None and item_keys[2] is None)
@@ -192,9 +233,11 @@ class _Wanted:
         return cls(tuple(frozenset(k) for k in keys), bare)
 
     @classmethod
-    def shared(cls, groups: Iterable[Iterable[Entry]]) -> _Wanted:
+    def shared(
+        cls, groups: Iterable[Iterable[Entry]], keys_of: Callable[[Entry], list[object]] = tier_keys
+    ) -> _Wanted:
         """The keys found in two groups or more (an item's keys counted once per group)."""
-        wanted = [cls.of(items) for items in groups]
+        wanted = [cls.of(items, keys_of) for items in groups]
         counts: list[Counter[object]] = [Counter() for _ in TIERS]
         for group in wanted:
             for tier, keys in enumerate(group.keys):
@@ -208,11 +251,14 @@ class _Wanted:
         return self.bare and keys[0] is None and keys[2] is None
 
 
-def distinct_items(items: Sequence[Entry]) -> list[Entry]:
+def distinct_items(
+    items: Sequence[Entry], keys_of: Callable[[Entry], list[object]] | None = None
+) -> list[Entry]:
     """The page's items without copies, each at its first occurrence, in page order."""
     first: dict[object, Entry] = {}
     for item in items:
-        first.setdefault(copy_key(item), item)
+        key = copy_key(item) if keys_of is None else _copy_key(item, keys_of(item)[0])
+        first.setdefault(key, item)
     return list(first.values())
 
 
@@ -231,24 +277,26 @@ def match_cycle(
     Unknown items become new entries (ids from `new_id`); copies of one entry on a
     page (same canonical link, or without a link the same fields) count once.
     """
-    distinct = {page: distinct_items(items) for page, items in page_items.items()}
+    keys_of = KeysOnce()
+    distinct = {page: distinct_items(items, keys_of) for page, items in page_items.items()}
     candidates = list(candidates)  # the strong tiers' index, then similarity's pool
     index = _Index(())  # a first check: nothing to look up
     if candidates:
-        index = _Index(candidates, _Wanted.of(i for items in distinct.values() for i in items))
+        wanted = _Wanted.of((i for items in distinct.values() for i in items), keys_of)
+        index = _Index(candidates, wanted)
     result: dict[str, list[str | None]] = {}
     claimed: dict[str, set[str]] = {}
     for page, items in distinct.items():
         members = frozenset(previous_members.get(page, ()))
         claimed[page] = set()
         if index.by_id:
-            result[page] = _match_strong(items, index, members, claimed[page])
+            result[page] = _match_strong(items, index, members, claimed[page], keys_of)
         else:  # nothing seen yet (a first check), or nothing shares a key: no strong match
             result[page] = [None] * len(items)
 
     taken = set().union(*claimed.values()) if claimed else set()
     _match_similar(distinct, result, candidates, taken | unavailable, claimed)
-    _match_new(distinct, result, claimed, new_id)
+    _match_new(distinct, result, claimed, new_id, keys_of)
     matched: dict[str, list[tuple[str, Entry]]] = {}
     for page, ids in result.items():
         first: dict[str, Entry] = {}
@@ -263,6 +311,7 @@ def _match_new(
     result: dict[str, list[str | None]],
     claimed: dict[str, set[str]],
     new_id: Callable[[], str],
+    keys_of: Callable[[Entry], list[object]] = tier_keys,
 ) -> None:
     """New entries for the items still unknown; one new entry may stand on several pages.
 
@@ -274,18 +323,21 @@ def _match_new(
         page: [i for i, entry_id in enumerate(result[page]) if entry_id is None]
         for page in distinct
     }
-    shared = _Wanted.shared([distinct[page][i] for i in left] for page, left in leftovers.items())
+    shared = _Wanted.shared(
+        ([distinct[page][i] for i in left] for page, left in leftovers.items()), keys_of
+    )
     fresh = _Index(())
     for page, items in distinct.items():
         ids, left = result[page], leftovers[page]
         if not left:
             continue
-        found = _match_strong([items[i] for i in left], fresh, frozenset(), claimed[page])
+        found = _match_strong([items[i] for i in left], fresh, frozenset(), claimed[page], keys_of)
         for i, entry_id in zip(left, found, strict=True):
             if entry_id is None:
                 entry_id = new_id().replace("-", "")[-12:]  # 48 random bits: short to type
                 item = items[i]
-                fresh.add(Candidate(entry_id, item.title, item.link, item.description), shared)
+                candidate = Candidate(entry_id, item.title, item.link, item.description)
+                fresh.add(candidate, shared, keys_of(item))  # its keys are the item's
                 claimed[page].add(entry_id)
             ids[i] = entry_id
 
@@ -295,14 +347,15 @@ def _match_strong(
     index: _Index,
     members: frozenset[str],
     claimed: set[str],
+    keys_of: Callable[[Entry], list[object]] = tier_keys,
 ) -> list[str | None]:
     """Link, slug and title tiers, then identical fields (items of a page without copies)."""
     ids: list[str | None] = [None] * len(items)
-    for tier, key_of in enumerate(TIERS):
+    for tier in range(len(TIERS)):
         by_key: dict[object, list[int]] = defaultdict(list)
         for i, item in enumerate(items):
             if ids[i] is None:
-                key = key_of(item)
+                key = keys_of(item)[tier]
                 if key is not None:
                     by_key[key].append(i)
         for key, positions in by_key.items():
@@ -315,7 +368,7 @@ def _match_strong(
                 claimed.add(choice)
     for i, item in enumerate(items):
         if ids[i] is None:
-            pool = [c for c in index.identical(item) if c not in claimed]
+            pool = [c for c in index.identical(item, keys_of) if c not in claimed]
             choice = _best(pool, index, members, strict=False)
             if choice is not None:
                 ids[i] = choice
@@ -347,6 +400,8 @@ def _match_similar(
     Only pairs that share at least half of their words are scored (an inverted
     index finds them), so the cost follows the number of plausible pairs, not
     leftovers x candidates; a pair sharing fewer words is far below SIMILARITY_MIN.
+    Of those, a pair whose word counts alone bound its score below SIMILARITY_RELEVANT
+    (_may_matter) is not scored either: it could change no choice.
     """
     items = [
         (page, i, page_items[page][i])
@@ -362,6 +417,8 @@ def _match_similar(
     if not items or not pool:
         return
     pool_words = [_words(c.description) for c in pool]
+    pool_lists: dict[int, list[str]] = {}  # each candidate's words in order, when needed
+    item_lists: list[list[str]] = []
     postings: dict[str, list[int]] = defaultdict(list)
     for j, words in enumerate(pool_words):
         for word in words:
@@ -369,6 +426,7 @@ def _match_similar(
     pairs: list[tuple[int, int]] = []  # (item, candidate), item by item, at most the cap
     for i, (*_, item) in enumerate(items):
         words = _words(item.description)
+        item_list: list[str] | None = None
         shared: Counter[int] = Counter()
         for word in words:
             hits = postings.get(word, ())
@@ -376,13 +434,19 @@ def _match_similar(
                 shared.update(hits)
         for j, count in shared.items():
             if 2 * count >= min(len(words), len(pool_words[j])):
-                pairs.append((i, j))
+                if item_list is None:
+                    item_list = _word_list(item.description)
+                if j not in pool_lists:
+                    pool_lists[j] = _word_list(pool[j].description)
+                if _may_matter(count, (words, item_list), (pool_words[j], pool_lists[j])):
+                    pairs.append((i, j))
+        item_lists.append(item_list or [])
         if len(pairs) >= SIMILARITY_MAX_PAIRS:  # a bound on hostile input, as found so far
             del pairs[SIMILARITY_MAX_PAIRS:]
             break
     by_item: list[dict[int, float]] = [{} for _ in items]
     by_candidate: dict[int, dict[int, float]] = defaultdict(dict)
-    scores = _similarities(pairs, [item.description for *_, item in items], pool)
+    scores = _similarities(pairs, item_lists, pool_lists)
     for (i, j), score in scores.items():
         by_item[i][j] = by_candidate[j][i] = score
     for i, row in enumerate(by_item):
@@ -396,6 +460,22 @@ def _match_similar(
 
 def _words(text: str) -> set[str]:
     return set(WORD.findall(comparable_text(text[:SIMILARITY_WINDOW]).casefold()))
+
+
+def _may_matter(
+    shared: int, a: tuple[set[str], list[str]], b: tuple[set[str], list[str]]
+) -> bool:
+    """Whether a pair's score may reach SIMILARITY_RELEVANT, from its texts' word counts.
+
+    `a` and `b` are each text's distinct words of three letters or more (_words) and its
+    words in order (_word_list); `shared` is how many distinct words the two sets share.
+    The score, 2 x matched words / (len(a) + len(b)), matches at most the words of a
+    text less one occurrence of each of its distinct words the other lacks: a bound
+    never below quick_ratio(), hence never below the score.
+    """
+    (set_a, list_a), (set_b, list_b) = a, b
+    matched = min(len(list_a) - len(set_a), len(list_b) - len(set_b)) + shared
+    return 2 * matched >= SIMILARITY_RELEVANT * (len(list_a) + len(list_b))
 
 
 def _clear_best(row: Mapping[int, float]) -> int | None:
@@ -420,26 +500,24 @@ def _similarity(a: str, b: str) -> float:
 
 
 def _similarities(
-    pairs: Sequence[tuple[int, int]], items: Sequence[str], pool: Sequence[Candidate]
+    pairs: Sequence[tuple[int, int]],
+    items: Sequence[list[str]],
+    pool: Mapping[int, list[str]],
 ) -> dict[tuple[int, int], float]:
-    """_similarity(items[i], pool[j].description) for each pair (i, j).
+    """The score of each pair (i, j) of items[i] and pool[j], texts given as _word_list's.
 
-    Each text is split into words once and each candidate's word index built once
-    (SequenceMatcher keeps its second sequence's index), not once per pair: a pair
-    then costs ~4 us instead of ~20.
+    Each candidate's word index is built once (SequenceMatcher keeps its second sequence's
+    index), not once per pair: a pair then costs ~4 us instead of ~20.
     """
     items_of: dict[int, list[int]] = defaultdict(list)
     for i, j in pairs:
         items_of[j].append(i)
-    item_words: dict[int, list[str]] = {}
     matcher = SequenceMatcher(None, autojunk=False)
     scores: dict[tuple[int, int], float] = {}
     for j, members in items_of.items():
-        matcher.set_seq2(_word_list(pool[j].description))
+        matcher.set_seq2(pool[j])
         for i in members:
-            if i not in item_words:
-                item_words[i] = _word_list(items[i])
-            matcher.set_seq1(item_words[i])
+            matcher.set_seq1(items[i])
             scores[i, j] = _bounded_ratio(matcher)
     return scores
 

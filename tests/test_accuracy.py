@@ -19,6 +19,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from werkzeug import Request, Response
 
+import monitor.match
 from monitor.canonical import (
     INVISIBLE,
     _canonical_parsed,
@@ -37,6 +38,7 @@ from monitor.match import (
     _similarity,
     _slug_parsed,
     _Wanted,
+    _word_list,
     match_cycle,
     slug_key,
 )
@@ -330,10 +332,61 @@ DESCRIPTIONS = st.lists(SIMILAR_WORDS, max_size=14).map(" ".join)
 def test_batched_similarity_scores_each_pair_as_alone(items, descriptions):
     """Scoring a cycle's pairs candidate by candidate (each text split once) gives each
     pair the score it gets alone, item first: the pairing cannot depend on batching."""
-    pool = [Candidate(f"e{j}", "", None, text) for j, text in enumerate(descriptions)]
-    pairs = [(i, j) for j in range(len(pool)) for i in range(len(items))][::-1]
-    scores = _similarities(pairs, items, pool)
-    assert scores == {(i, j): _similarity(items[i], pool[j].description) for i, j in pairs}
+    pairs = [(i, j) for j in range(len(descriptions)) for i in range(len(items))][::-1]
+    pool = {j: _word_list(text) for j, text in enumerate(descriptions)}
+    scores = _similarities(pairs, [_word_list(text) for text in items], pool)
+    assert scores == {(i, j): _similarity(items[i], descriptions[j]) for i, j in pairs}
+
+
+@st.composite
+def near_descriptions(draw: st.DrawFn) -> tuple[list[str], list[str]]:
+    """Items and entries' descriptions, each a base text with a few words replaced, added
+    or dropped: pairs near the similarity thresholds."""
+
+    def variant() -> str:
+        words = list(base)
+        for _ in range(draw(st.integers(0, 5))):
+            at = draw(st.integers(0, len(words)))
+            edit = draw(st.sampled_from(["replace", "add", "drop"]))
+            if edit == "add" or at == len(words):
+                words.insert(at, draw(SIMILAR_WORDS))
+            elif edit == "replace":
+                words[at] = draw(SIMILAR_WORDS)
+            else:
+                del words[at]
+        return " ".join(words)
+
+    base = draw(st.lists(SIMILAR_WORDS, min_size=6, max_size=14))
+    items = [variant() for _ in range(draw(st.integers(1, 4)))]
+    return items, [variant() for _ in range(draw(st.integers(1, 5)))]
+
+
+@given(near_descriptions())
+@example((  # the best pair (0.74) is blocked by a runner-up at 0.67: both must be scored
+    ["the Iowa library library 2017 the é 2017 2017"],
+    ["the Iowa é library library 2017 the Ohio 2017 Iowa", "the Iowa library library grant 2017"],
+))
+@example((  # 0.71, blocked by a runner-up at 0.615, a hair inside the margin
+    ["the the museum museum Ohio 2017 of museum"],
+    ["the museum grant 2017 of museum", "the museum Ohio library museum"],
+))
+def test_pairs_left_unscored_change_no_match(texts):
+    """Pairs whose word counts bound their score below what could win or block a match are
+    not scored: items and removed entries known only by their descriptions are paired as
+    when every pair sharing half its words is scored."""
+    items, descriptions = texts
+    pool = [Candidate(f"e{j}", "", None, text, removed=True) for j, text in enumerate(descriptions)]
+    page = [Entry("", None, text) for text in items]
+
+    def cycle():
+        ids = itertools.count()
+        return match_cycle({"p": page}, {"p": []}, pool, unavailable=set(),
+                           new_id=lambda: f"n{next(ids):011d}")  # fmt: skip
+
+    pruned = cycle()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(monitor.match, "_may_matter", lambda *args: True)
+        assert cycle() == pruned
 
 
 FIELD_LINKS = st.sampled_from(
@@ -376,8 +429,29 @@ def test_new_entries_on_several_pages_are_matched_as_when_all_are_indexed(pages)
     indexed_alone = first_check()
     with pytest.MonkeyPatch.context() as patch:
         every = _Index.add
-        patch.setattr(_Index, "add", lambda self, candidate, wanted=None: every(self, candidate))
+        patch.setattr(_Index, "add", lambda self, candidate, wanted=None, keys=None: every(
+            self, candidate, None, keys))
         assert first_check() == indexed_alone
+
+
+@given(st.lists(st.lists(ITEMS, max_size=5), min_size=1, max_size=4),
+       st.lists(ITEMS, max_size=8), st.booleans())  # fmt: skip
+def test_keys_computed_once_a_cycle_match_as_keys_computed_each_time(pages, fields, removed):
+    """A cycle keys each item once (KeysOnce) and reads the keys again on every pass: every
+    page gets the entries computing each key on each use gives."""
+    pool = [Candidate(f"e{j}", e.title, e.link, e.description, removed=removed and j % 2 == 0)
+            for j, e in enumerate(fields)]  # fmt: skip
+
+    def cycle():
+        ids = itertools.count()
+        return match_cycle({f"p{n}": items for n, items in enumerate(pages)},
+                           {"p0": [c.entry_id for c in pool[::2]]}, pool,
+                           unavailable=set(), new_id=lambda: f"{next(ids):012d}")  # fmt: skip
+
+    once = cycle()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(monitor.match, "KeysOnce", lambda: monitor.match.tier_keys)
+        assert cycle() == once
 
 
 # -- 4. the slug tier keeps the query ----------------------------------------------------------
