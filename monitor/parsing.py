@@ -8,8 +8,9 @@ core. The pool is worth its start (a fresh interpreter importing selectolax per 
 of more than POOL_MIN_PAGES pages with many bodies still to parse: the first
 POOL_START_BODIES are parsed in process, and the pool starts only if, at the rate bodies
 came so far (bodies per page answered), at least POOL_MIN_EXPECTED more are to come. So a
-first check of 200 pages parses on both cores (-34% wall here), while a cycle of 304s, or
-of 10% changed pages (100 bodies of 1000 pages: no faster with a pool, +15 MB), starts none.
+first check of 1,000 pages parses on both cores (~10% less wall here), while one of 200
+pages (as fast without, 8 MB less), a cycle of 304s, or of 10% changed pages (100 bodies
+of 1,000 pages: no faster with a pool, +15 MB), starts none.
 Bodies are parsed in process until a worker has answered, so none waits for the start.
 
 A crash of the parser (a segfault in C kills the worker and the parse it ran; that one and
@@ -46,8 +47,10 @@ POOL_MIN_PAGES = 16  # a cycle of more pages than this may parse in worker proce
 POOL_START_BODIES = 32  # once it has parsed this many bodies in process (~0.1 s of CPU)
 # and expects at least this many more: a 10%-changed cycle of 1,000 pages (~100 bodies,
 # no faster with a pool) must not reach it on an unlucky first sample (33 bodies in the
-# first 240 pages answered: 104 expected), a first check of 200 pages must (~167)
-POOL_MIN_EXPECTED = 150
+# first 240 pages answered: 104 expected), nor a first check of 200 pages (~167: even on
+# wall with a pool since extraction got ~35% cheaper, and 63 MB against 55), a first check
+# of 1,000 pages must (~970: 10.2-11.5 s against 12.0-12.4 s without)
+POOL_MIN_EXPECTED = 400
 
 
 def parse_workers() -> int:
