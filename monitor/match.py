@@ -125,6 +125,9 @@ def tier_keys(entry: Entry | Candidate) -> list[object]:
     return [key_of(entry) for key_of in TIERS]
 
 
+KeysOf = Callable[[Entry], list[object]]  # tier_keys, or a cycle's KeysOnce
+
+
 class KeysOnce:
     """TIERS' keys of each item, computed once a cycle.
 
@@ -195,9 +198,7 @@ class _Index:
                 self.keys[tier][key].append(candidate.entry_id)
         self.by_link_and_title[(keys[0], keys[2])].append(candidate.entry_id)
 
-    def identical(
-        self, item: Entry, keys_of: Callable[[Entry], list[object]] = tier_keys
-    ) -> list[str]:
+    def identical(self, item: Entry, keys_of: KeysOf = tier_keys) -> list[str]:
         """Candidates whose three fields compare equal to the item's, oldest first."""
         keys = keys_of(item)
         bucket = self.by_link_and_title.get((keys[0], keys[2]), ())
@@ -218,9 +219,7 @@ class _Wanted:
     bare: bool  # some item has neither link nor title: found by its description alone
 
     @classmethod
-    def of(
-        cls, items: Iterable[Entry], keys_of: Callable[[Entry], list[object]] = tier_keys
-    ) -> _Wanted:
+    def of(cls, items: Iterable[Entry], keys_of: KeysOf = tier_keys) -> _Wanted:
         keys: list[set[object]] = [set() for _ in TIERS]
         bare = False
         for item in items:
@@ -233,9 +232,7 @@ class _Wanted:
         return cls(tuple(frozenset(k) for k in keys), bare)
 
     @classmethod
-    def shared(
-        cls, groups: Iterable[Iterable[Entry]], keys_of: Callable[[Entry], list[object]] = tier_keys
-    ) -> _Wanted:
+    def shared(cls, groups: Iterable[Iterable[Entry]], keys_of: KeysOf = tier_keys) -> _Wanted:
         """The keys found in two groups or more (an item's keys counted once per group)."""
         wanted = [cls.of(items, keys_of) for items in groups]
         counts: list[Counter[object]] = [Counter() for _ in TIERS]
@@ -251,9 +248,7 @@ class _Wanted:
         return self.bare and keys[0] is None and keys[2] is None
 
 
-def distinct_items(
-    items: Sequence[Entry], keys_of: Callable[[Entry], list[object]] | None = None
-) -> list[Entry]:
+def distinct_items(items: Sequence[Entry], keys_of: KeysOf | None = None) -> list[Entry]:
     """The page's items without copies, each at its first occurrence, in page order."""
     first: dict[object, Entry] = {}
     for item in items:
@@ -311,7 +306,7 @@ def _match_new(
     result: dict[str, list[str | None]],
     claimed: dict[str, set[str]],
     new_id: Callable[[], str],
-    keys_of: Callable[[Entry], list[object]] = tier_keys,
+    keys_of: KeysOf = tier_keys,
 ) -> None:
     """New entries for the items still unknown; one new entry may stand on several pages.
 
@@ -347,7 +342,7 @@ def _match_strong(
     index: _Index,
     members: frozenset[str],
     claimed: set[str],
-    keys_of: Callable[[Entry], list[object]] = tier_keys,
+    keys_of: KeysOf = tier_keys,
 ) -> list[str | None]:
     """Link, slug and title tiers, then identical fields (items of a page without copies)."""
     ids: list[str | None] = [None] * len(items)
@@ -462,9 +457,7 @@ def _words(text: str) -> set[str]:
     return set(WORD.findall(comparable_text(text[:SIMILARITY_WINDOW]).casefold()))
 
 
-def _may_matter(
-    shared: int, a: tuple[set[str], list[str]], b: tuple[set[str], list[str]]
-) -> bool:
+def _may_matter(shared: int, a: tuple[set[str], list[str]], b: tuple[set[str], list[str]]) -> bool:
     """Whether a pair's score may reach SIMILARITY_RELEVANT, from its texts' word counts.
 
     `a` and `b` are each text's distinct words of three letters or more (_words) and its
