@@ -1,8 +1,9 @@
 """Lexbor (selectolax): decoded text -> the HTML5 tree a browser builds -> items and their fields.
 
 One parse per page, script, style and template elements removed. The subtrees whose text is
-read (the items) get a space before and after each block element (mark_blocks), so that
-Lexbor's own text() (C, fast) separates words where a browser's layout does.
+read (each item's title and description elements, or the item when its description is its
+whole text) get a space before and after each block element (mark_blocks), so that Lexbor's
+own text() (C, fast) separates words where a browser's layout does.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ def mark_blocks(node: LexborNode) -> None:
     """Put a space before and after each block element under `node` (and after each <br>).
 
     Then Lexbor's own text() (C, fast) separates words exactly where a browser's layout does,
-    and inline elements (<b>Fo</b>o) run on. Done once per subtree that is read: the items, or
-    an entry page's selected elements (a third of the cost of a parse for a whole page).
+    and inline elements (<b>Fo</b>o) run on. Done on the subtrees that are read: an item's
+    title and description elements (or the item), an entry page's selected elements (a third
+    of the cost of a parse for a whole page). A space marked twice reads as one.
     """
     for element in node.traverse():
         tag = element.tag
@@ -214,10 +216,7 @@ def read_items(
     """One Entry per item, in document order; skeletons (no title, link nor text) left out."""
     owners = Owners({item.mem_id for item in items})
     nested = items_nest(items, owners)
-    if not nested:
-        for item in items:
-            mark_blocks(item)
-    elif tree.root is not None:  # items inside items: mark each element once
+    if nested and tree.root is not None:  # items inside items: mark each element once
         mark_blocks(tree.root)
     scope = (None if nested else _common_parent(items)) or tree
     found = {
@@ -240,11 +239,17 @@ def read_items(
         item_id = item.mem_id
         inside = inner.get(item_id, [])
         title_element = found["title"].get(item_id)
+        description_element = found["description"].get(item_id)
+        if not nested:  # only the subtrees read are marked (the item's: when it is read whole)
+            read = (title_element, description_element) if fields.description else (item,)
+            for top in read:
+                if top is not None:
+                    mark_blocks(top)
         title = _text_of(title_element, item_id, inside)
         link_element = found["link"].get(item_id)
         link = href_of(link_element, base_url) if link_element is not None else None
         if fields.description:
-            description = _text_of(found["description"].get(item_id), item_id, inside)
+            description = _text_of(description_element, item_id, inside)
         else:
             # The item's text less the title element's own text (not a string replace, which
             # would also cut the title's words out of a sentence that quotes them).
