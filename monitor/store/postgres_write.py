@@ -100,25 +100,22 @@ def write_entries(
     ids = [u.entry_id for u in updates]
     found = conn.execute("SELECT id, versions FROM entries WHERE id = ANY(%s)", (ids,)).fetchall()
     versions = {row[0]: row[1] for row in found}
+    # Each statement sent once for all its rows (executemany, pipelined by psycopg), as
+    # sqlite_write does: an execute() a row was a round trip to the server a row.
+    new_rows: list[tuple[Any, ...]] = []
+    changed_rows: list[tuple[Any, ...]] = []
     version_rows: list[tuple[Any, ...]] = []
     for update in updates:
         version = versions.get(update.entry_id, 0) + (1 if update.new_version else 0)
         if update.is_new:
-            conn.execute(
-                "INSERT INTO entries (id, title, link, description, state, page, first_seen, "
-                "last_seen, last_changed, versions) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            new_rows.append(
                 (update.entry_id, update.title, update.link, update.description, update.state,
-                 update.page, at, at, at, version),
+                 update.page, at, at, at, version)
             )  # fmt: skip
         else:
-            conn.execute(
-                """UPDATE entries SET title = %s, link = %s, description = %s, state = %s,
-                   page = %s, versions = %s,
-                   last_changed = CASE WHEN %s THEN %s ELSE last_changed END
-                   WHERE id = %s""",
+            changed_rows.append(
                 (update.title, update.link, update.description, update.state, update.page,
-                 version, update.new_version, at, update.entry_id),
+                 version, update.new_version, at, update.entry_id)
             )  # fmt: skip
         if update.new_version:
             version_rows.append(
@@ -126,12 +123,22 @@ def write_entries(
                  update.title, update.link, update.description,
                  update.capture_id or captures.get(update.page))
             )  # fmt: skip
-    if version_rows:
-        conn.cursor().executemany(
-            "INSERT INTO entry_versions (entry_id, version, at, check_id, state, page, title, "
-            "link, description, capture_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            version_rows,
-        )
+    statements = (
+        ("INSERT INTO entries (id, title, link, description, state, page, first_seen, "
+         "last_seen, last_changed, versions) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+         new_rows),
+        ("""UPDATE entries SET title = %s, link = %s, description = %s, state = %s,
+            page = %s, versions = %s,
+            last_changed = CASE WHEN %s THEN %s ELSE last_changed END
+            WHERE id = %s""",
+         changed_rows),
+        ("INSERT INTO entry_versions (entry_id, version, at, check_id, state, page, title, "
+         "link, description, capture_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+         version_rows),
+    )  # fmt: skip
+    for statement, rows in statements:
+        if rows:
+            conn.cursor().executemany(statement, rows)
 
 
 def touch_seen(conn: Conn, seen: Sequence[str], at: str) -> None:
