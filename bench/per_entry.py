@@ -99,19 +99,6 @@ def _instructions(src: Path, stage: str, bodies: Path) -> int:
     return int(found.group(1))
 
 
-def _source(ref: str | None, work: Path) -> tuple[Path, str]:
-    """The directory whose monitor/ is measured: the working tree, or `ref` archived."""
-    if ref is None:
-        return REPO, "the working tree"
-    dest = work / "src"
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "monitor"],
-                             capture_output=True, check=True)  # fmt: skip
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    return dest, f"commit {ref}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", default="100,1000,10000")
@@ -126,7 +113,11 @@ def main() -> None:
         raise SystemExit("valgrind is needed (Debian: apt-get install valgrind)")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="monitor-per-entry-"))
     work.mkdir(parents=True, exist_ok=True)
-    src, label = _source(args.git_ref, work)
+    src, label = REPO, "the working tree"
+    if args.git_ref:
+        from bench import _extract_ref  # bench.py's: the same `git archive` of monitor/
+
+        src, label = _extract_ref(args.git_ref, work / "src")
     print(f"monitor/ of {label}; K instructions an entry (callgrind, PYTHONHASHSEED=0)\n")
     print("| entries | extract | classify |")
     print("|---:|---:|---:|")
