@@ -14,6 +14,9 @@ asyncio reads the socket as data arrives, so the socket itself says nothing.
 
 The TLS context is httpx's verifying one with its CA bundle loaded at the first TLS
 connection (`DeferredTLSContext`): a one-off check of http:// pages never pays for it.
+
+httpcore's own locks and events go through anyio too, whatever the network backend:
+`use_asyncio_primitives` puts asyncio's in their place (see there why that is sound).
 """
 
 from __future__ import annotations
@@ -24,10 +27,15 @@ import os
 import ssl
 import sys
 import threading
+import types
 import typing
 from collections.abc import Iterable
 
 import httpcore
+import httpcore._async.connection
+import httpcore._async.connection_pool
+import httpcore._async.http11
+import httpcore._synchronization
 import httpx
 
 READ_LIMIT = 1 << 16  # the stream's buffer; httpcore reads 64 KiB at a time
@@ -284,3 +292,87 @@ class AsyncioTransport(httpx.AsyncHTTPTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=AsyncioBackend(),
         )
+
+
+# --- httpcore's synchronization, on asyncio's own primitives ------------------------------
+
+
+class AsyncioLock:
+    """httpcore's AsyncLock (an async context manager) as an asyncio.Lock."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> AsyncioLock:
+        await self._lock.acquire()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
+class AsyncioEvent:
+    """httpcore's AsyncEvent (a request waiting for a connection) as an asyncio.Event; the
+    pool's timeout raises httpcore's PoolTimeout, as there."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float | None = None) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
+        except TimeoutError as error:
+            raise httpcore.PoolTimeout("timed out waiting for a connection") from error
+
+
+class NoShield:
+    """httpcore's AsyncShieldCancellation where no anyio cancel scope exists: a no-op."""
+
+    def __enter__(self) -> NoShield:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+# httpcore's modules -> the names each uses, and what replaces them
+_HTTPCORE_PRIMITIVES: dict[types.ModuleType, dict[str, type]] = {
+    httpcore._async.connection: {"AsyncLock": AsyncioLock},
+    httpcore._async.connection_pool: {"AsyncEvent": AsyncioEvent,
+                                      "AsyncShieldCancellation": NoShield},
+    httpcore._async.http11: {"AsyncLock": AsyncioLock, "AsyncShieldCancellation": NoShield},
+}  # fmt: skip
+
+
+def use_asyncio_primitives() -> bool:
+    """Give httpcore's HTTP/1.1 connections and pool asyncio's Lock and Event, in place of
+    anyio's; True once they have them, False (nothing changed) on an httpcore whose modules
+    no longer name httpcore 1.0's primitives.
+
+    httpcore picks trio's or anyio's primitives for its async locks and events, so under
+    asyncio every request creates an anyio Event and takes an anyio Lock, and the first
+    one imports anyio's asyncio backend: ~100 M instructions, 9% of a one-off check of two
+    pages (bench/README.md, "speed 7"), and ~0.3 M a request. The swap is sound for the
+    monitor's processes, which run httpcore on asyncio alone and open no anyio cancel
+    scope: the lock and event behave as anyio's do there, and the shield has nothing to
+    shield from (anyio's shield does not hold back asyncio's own `Task.cancel`). The same
+    change is proposed upstream (encode/httpcore#922). HTTP/2 (never enabled here) keeps
+    anyio's.
+    """
+    original = httpcore._synchronization
+    for module, names in _HTTPCORE_PRIMITIVES.items():
+        for name, replacement in names.items():
+            current = getattr(module, name, None)
+            if current is None or current not in (replacement, getattr(original, name, None)):
+                return False
+    for module, names in _HTTPCORE_PRIMITIVES.items():
+        for name, replacement in names.items():
+            setattr(module, name, replacement)
+    return True
+
+
+use_asyncio_primitives()

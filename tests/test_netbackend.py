@@ -307,3 +307,120 @@ def test_monitor_check_over_https_end_to_end(ca, tls_server, tmp_path):
     )  # fmt: skip
     rows = [json.loads(line) for line in entries.stdout.splitlines()]
     assert len(rows) > 10 and all(row["state"] == "active" for row in rows)
+
+
+class StallingServer:
+    """Answers with headers and the first half of the page, then holds the connection
+    without a word until released: a response in flight for as long as a test needs."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.connections = 0
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/list"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                buffer = b""
+                while True:
+                    while b"\r\n\r\n" not in buffer:
+                        data = conn.recv(65536)
+                        if not data:
+                            return
+                        buffer += data
+                    _, buffer = buffer.split(b"\r\n\r\n", 1)
+                    head = (f"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+                            f"Content-Length: {len(PAGE)}\r\n\r\n").encode()  # fmt: skip
+                    half = len(PAGE) // 2
+                    conn.sendall(head + PAGE[:half])
+                    self.release.wait(timeout=10)
+                    conn.sendall(PAGE[half:])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.release.set()
+        self._sock.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+def test_a_request_waiting_for_a_full_pool_times_out_with_a_pool_error():
+    """With its one connection busy, another request waits for the pool's timeout and
+    fails as httpx's PoolTimeout; once the connection is free, requests go through again."""
+    server = StallingServer()
+
+    async def scenario() -> tuple[str, bytes]:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        client = httpx.AsyncClient(
+            transport=AsyncioTransport(verify=ssl.create_default_context(), limits=limits),
+            timeout=httpx.Timeout(5.0, pool=0.2),
+        )
+        async with client:
+            async with client.stream("GET", server.url()) as busy:
+                with pytest.raises(httpx.PoolTimeout) as waited:
+                    await client.get(server.url())
+                server.release.set()
+                body = await busy.aread()
+            assert body == PAGE
+            after = await client.get(server.url())
+            return type(waited.value).__name__, after.content
+
+    try:
+        name, after = asyncio.run(scenario())
+    finally:
+        server.close()
+    assert name == "PoolTimeout" and after == PAGE
+    assert server.connections == 1  # the connection served both, kept alive between
+
+
+def test_a_fetch_cancelled_mid_body_leaves_the_pool_usable():
+    """A fetch cancelled while its body arrives (a deadline, the daemon stopping) closes
+    its connection; the next fetch through the same client opens another and succeeds."""
+    server = StallingServer()
+
+    async def scenario() -> list:
+        client = _client(1, 1)
+        async with client:
+            first = asyncio.create_task(
+                fetch_target(client, Target(server.url(), "list"), _settings())
+            )
+            await asyncio.to_thread(_wait_for, lambda: server.connections == 1)
+            await asyncio.sleep(0.1)  # the headers and half the body are in
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            server.release.set()  # the next response is sent whole
+            return [await fetch_target(client, Target(server.url(), "list"), _settings())]
+
+    try:
+        (second,) = asyncio.run(scenario())
+    finally:
+        server.close()
+    assert second.error is None and second.exchanges[-1].raw_body == PAGE
+    assert server.connections == 2  # the cancelled response's connection was not reused
+
+
+def test_httpcore_still_names_the_primitives_the_monitor_replaces():
+    """httpcore's pool and HTTP/1.1 connection use asyncio's Lock and Event in the monitor
+    (no anyio under them): an httpcore that renamed them shows here, not as lost speed."""
+    from monitor.netbackend import use_asyncio_primitives
+
+    assert use_asyncio_primitives() is True
