@@ -26,7 +26,7 @@ from monitor.judge import (
     judge_pages,
     page_events,
 )
-from monitor.match import Candidate, match_cycle
+from monitor.match import Candidate, KeysOnce, match_cycle
 from monitor.models import (
     Change,
     CycleResult,
@@ -76,8 +76,15 @@ def classify_cycle(
     for the pages the cycle decides on: those whose list changed, and those where an
     entry of theirs also stands (at 1,000 pages, a few dozen of them, not 25,000 rows).
     """
+    # The observed items' identity keys, computed once for the guards and the matching:
+    # past the forms' caches (8,192 values), each pass would compute them again.
+    keys_of = KeysOnce()
     verdicts = judge_pages(
-        pages, observations, confirm_checks=confirm_checks, anomaly_ratio=anomaly_ratio
+        pages,
+        observations,
+        confirm_checks=confirm_checks,
+        anomaly_ratio=anomaly_ratio,
+        keys_of=keys_of,
     )
     events = page_events(pages, verdicts, observations, now=now, new_id=new_id)
     if not any(v.accepted or v.cleared for v in verdicts.values()):
@@ -89,7 +96,9 @@ def classify_cycle(
         known = known()
     if member_fields is not None:  # a departure held on its page keeps the fields it had
         pages = _with_fields(pages, member_fields(_changed_pages(pages, verdicts)))
-    placement = place_entries(known, pages, verdicts, observations, new_id=new_id)
+    placement = place_entries(
+        known, pages, verdicts, observations, new_id=new_id, keys_of=keys_of
+    )
     if member_fields is not None:  # an entry's fields come from the first page it stands on
         pages, placement = _fields_where_standing(pages, verdicts, placement, member_fields)
     updates, entry_events = entry_outcomes(
@@ -171,6 +180,7 @@ def place_entries(
     observations: Mapping[str, PageObservation],
     *,
     new_id: Callable[[], str],
+    keys_of: KeysOnce | None = None,
 ) -> Placement:
     """Each page's new list: matched if accepted, empty if cleared, else as it was; then holds."""
     accepted = [p for p in active_first(pages) if verdicts[p.name].accepted]
@@ -190,6 +200,7 @@ def place_entries(
         candidates,
         unavailable=unavailable,
         new_id=new_id,
+        keys_of=keys_of,
     )
     lists: Lists = {}
     for page in pages:

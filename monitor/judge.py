@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from monitor.match import distinct_items
+from monitor.match import KeysOf, distinct_items
 from monitor.models import Event, PageEventKind, PageObservation, PageState
 
 BAD_STATUSES = ("error", "gone", "anomaly")
@@ -39,8 +39,12 @@ def judge_page(
     *,
     confirm_checks: int,
     anomaly_ratio: float,
+    keys_of: KeysOf | None = None,
 ) -> PageVerdict:
-    """Apply the page-level guards: accept, hold or clear the page's entries."""
+    """Apply the page-level guards: accept, hold or clear the page's entries.
+
+    `keys_of` is the cycle's memo of the items' identity keys (match.KeysOnce), if any.
+    """
     if observation is None:  # not checked this cycle: keeps its last known entries
         return PageVerdict(state, accepted=False, cleared=False, baseline=False, events=())
     outcome = observation.outcome
@@ -58,7 +62,8 @@ def judge_page(
             ok, accepted=False, cleared=False, baseline=False, events=recovered, current=True
         )
 
-    count = len(distinct_items(observation.entries))  # a featured copy is not one more entry
+    # a featured copy is not one more entry
+    count = len(distinct_items(observation.entries, keys_of))
     if not state.baselined:
         if count == 0:
             detail = observation.detail or "no item matched the `item` selector at the first check"
@@ -130,6 +135,7 @@ def judge_pages(
     *,
     confirm_checks: int,
     anomaly_ratio: float,
+    keys_of: KeysOf | None = None,
 ) -> dict[str, PageVerdict]:
     """Every configured page's verdict (a page not observed this cycle is held as it was)."""
     return {
@@ -138,6 +144,7 @@ def judge_pages(
             observations.get(page.name),
             confirm_checks=confirm_checks,
             anomaly_ratio=anomaly_ratio,
+            keys_of=keys_of,
         )
         for page in pages
     }

@@ -264,6 +264,7 @@ def match_cycle(
     *,
     unavailable: set[str],
     new_id: Callable[[], str],
+    keys_of: KeysOnce | None = None,
 ) -> dict[str, list[tuple[str, Entry]]]:
     """Each page's entries: (entry id, fields of its first occurrence), unique, in page order.
 
@@ -271,8 +272,9 @@ def match_cycle(
     entries standing on pages held this cycle, which similarity must not take.
     Unknown items become new entries (ids from `new_id`); copies of one entry on a
     page (same canonical link, or without a link the same fields) count once.
+    `keys_of` is the cycle's memo of the items' keys, if the caller keyed them already.
     """
-    keys_of = KeysOnce()
+    keys_of = KeysOnce() if keys_of is None else keys_of
     distinct = {page: distinct_items(items, keys_of) for page, items in page_items.items()}
     candidates = list(candidates)  # the strong tiers' index, then similarity's pool
     index = _Index(())  # a first check: nothing to look up

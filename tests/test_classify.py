@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import monitor.classify
+import monitor.match
 from monitor.classify import classify_cycle, judge_page
 from monitor.models import (
     CycleResult,
@@ -587,6 +589,40 @@ def test_fields_read_on_demand_decide_as_fields_read_for_every_page(data):
     for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
         observed = {name: data.draw(page_value) for name in ("active", "news", "archived")}
         assert _decisions(eager.check(**observed)) == _decisions(lazy.check(**observed))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_keys_shared_by_the_guards_and_matching_decide_as_keys_computed_each_time(data):
+    """A cycle keys each observed item once (match.KeysOnce) for the page guards' count of
+    distinct items and for matching: the events, versions and lists are those computing
+    each key on each use gives, copies, link variants and shrinking pages (anomalies)
+    included."""
+    pool = [
+        entry(slug, description=text)
+        for slug in ("film-forward", "museums-for-all", "let-s-move", "big-read")
+        for text in (None, "An edited description of it.")
+    ] + [
+        entry("film-forward", archived=True),
+        Entry("Museums for All", f"{BASE}/museums-for-all/", "About Museums For All."),
+        Entry("Featured: Big Read", f"{BASE}/big-read#top", "Featured."),
+        Entry("No link", None, "A row without a link."),
+    ]
+    shared, each_time = World(), World()
+    first = {name: data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=6))
+             for name in ("active", "archived")}  # fmt: skip
+    cycles = [first] + [
+        {name: data.draw(st.one_of(st.just("unchanged"), st.lists(st.sampled_from(pool),
+                                                                   max_size=6)))
+         for name in ("active", "archived")}
+        for _ in range(data.draw(st.integers(min_value=1, max_value=4)))
+    ]  # fmt: skip
+    for observed in cycles:
+        once = shared.check(**observed)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(monitor.classify, "KeysOnce", lambda: monitor.match.tier_keys)
+            again = each_time.check(**observed)
+        assert _decisions(once) == _decisions(again)
 
 
 def test_fields_are_read_only_for_pages_whose_entries_are_decided_on():
