@@ -201,7 +201,9 @@ class _Index:
     def identical(self, item: Entry, keys_of: KeysOf = tier_keys) -> list[str]:
         """Candidates whose three fields compare equal to the item's, oldest first."""
         keys = keys_of(item)
-        bucket = self.by_link_and_title.get((keys[0], keys[2]), ())
+        bucket = self.by_link_and_title.get((keys[0], keys[2]))
+        if not bucket:  # most lookups (a new entry's): no description to put in its form
+            return []
         fields = fields_key(item)  # equal fields have equal link and title keys: one bucket
         return [c for c in bucket if fields_key(self.by_id[c]) == fields]
 
