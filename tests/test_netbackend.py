@@ -309,37 +309,19 @@ def test_monitor_check_over_https_end_to_end(ca, tls_server, tmp_path):
     assert len(rows) > 10 and all(row["state"] == "active" for row in rows)
 
 
-class StallingServer:
+class StallingServer(KeepAliveServer):
     """Answers with headers and the first half of the page, then holds the connection
     without a word until released: a response in flight for as long as a test needs."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
-        self.connections = 0
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self._threads: list[threading.Thread] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/list"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        super().__init__()
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
             try:
                 buffer = b""
-                while True:
+                while not self._stop.is_set():
                     while b"\r\n\r\n" not in buffer:
                         data = conn.recv(65536)
                         if not data:
@@ -357,9 +339,7 @@ class StallingServer:
 
     def close(self) -> None:
         self.release.set()
-        self._sock.close()
-        for thread in self._threads:
-            thread.join(timeout=5)
+        super().close()
 
 
 def test_a_request_waiting_for_a_full_pool_times_out_with_a_pool_error():
