@@ -29,7 +29,6 @@ import os
 import platform
 import re
 import shutil
-import site
 import sqlite3
 import subprocess
 import sys
@@ -43,8 +42,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
+from importlib import metadata
 from pathlib import Path
 
+from packaging.requirements import Requirement
 from profiling import PROFILE_RATE, profile_report, read_profile
 from report import (
     CYCLES,
@@ -147,21 +148,62 @@ def measure(cmd: Sequence[str], tool: str, cycle: str, env: dict[str, str] | Non
 
 
 def _runtime_venv(work: Path) -> str:
-    """The interpreter of a venv whose only content is a .pth line naming this interpreter's
-    site-packages: the measured processes start as an installed monitor's do.
+    """The interpreter of a venv that holds what an installed monitor has, and no more: the
+    distributions monitor requires (without extras) and, for the parse floor, BeautifulSoup,
+    each linked from this interpreter's site-packages (the same files, no download).
 
-    The project's own venv has monitor installed editable (`pip install -e`, as the tests
-    need), and its import hook costs every process started there ~10 ms (`python -X
-    importtime -c pass`: site 12.5 ms, against 2 ms in urlwatch's venv); a site directory
-    named by a .pth line has its own .pth files ignored, so the hook is not loaded here.
-    monitor itself comes from PYTHONPATH (`_env`): the working tree or --git-ref's copy.
+    Not the project's venv: its editable install's import hook costs every process started
+    there ~10 ms (`python -X importtime -c pass`: site 12.5 ms, against 2 ms in urlwatch's
+    venv), and its test tools change what libraries import. httpx imports its command line
+    client when click and pygments are importable (`httpx._main`): with pytest's pygments
+    there, every measured process paid ~23 M instructions (callgrind) that an installed
+    monitor, which has no pygments, does not. monitor itself comes from PYTHONPATH
+    (`_env`): the working tree or --git-ref's copy.
     """
     venv = work / "venv"
     if not (venv / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     paths = sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})
-    Path(paths["purelib"], "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    target = Path(paths["purelib"])
+    for entry in target.iterdir():  # links of an earlier run: the closure may have changed
+        if entry.is_symlink() or entry.name == "deps.pth":
+            entry.unlink()
+    for name in sorted(_installed_tops(_runtime_closure(["monitor", "beautifulsoup4"]))):
+        (target / name.name).symlink_to(name)
     return str(venv / "bin" / "python")
+
+
+def _runtime_closure(roots: Sequence[str]) -> list[metadata.Distribution]:
+    """The installed distributions `roots` need to run, themselves (bar monitor) included:
+    requirements followed recursively, those behind an extra left out."""
+    found: dict[str, metadata.Distribution] = {}
+    todo = list(roots)
+    while todo:
+        dist = metadata.distribution(todo.pop())
+        name = Requirement(dist.metadata["Name"]).name.lower().replace("_", "-")
+        if name in found:
+            continue
+        found[name] = dist
+        for spec in dist.requires or ():
+            requirement = Requirement(spec)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    found.pop("monitor", None)  # from PYTHONPATH: the code measured
+    return list(found.values())
+
+
+def _installed_tops(dists: Sequence[metadata.Distribution]) -> set[Path]:
+    """The top-level entries of site-packages (packages, modules, .dist-info) of `dists`."""
+    tops: set[Path] = set()
+    for dist in dists:
+        if dist.files is None:
+            raise SystemExit(f"{dist.metadata['Name']} lists no files (no RECORD): "
+                             "reinstall it with pip")
+        for file in dist.files:
+            top = file.parts[0]
+            if top not in ("..", "__pycache__") and not top.endswith(".pth"):
+                tops.add(Path(dist.locate_file(top)))
+    return tops
 
 
 def _env() -> dict[str, str]:
@@ -595,8 +637,8 @@ def main() -> None:
     print(f"- pages: ~40 KB IMLS-style, {args.entries} entries each, served "
           f"{'gzip' if args.gzip else 'identity'} from a separate process on 127.0.0.1")
     print(f"- code measured: {_code_version()}; imported from {startup.stdout.strip()}")
-    print(f"- interpreter of the measured processes: {RUN_PYTHON} (a venv over the project's "
-          "packages without its editable install's import hook, as an installed monitor runs)")
+    print(f"- interpreter of the measured processes: {RUN_PYTHON} (a venv of monitor's runtime "
+          "dependencies and BeautifulSoup only, as an installed monitor runs: no test tools)")
     print(f"- concurrency = {args.concurrency} for the monitor (config) and both floors")
     print(f"- fixed cost: monitor imports {startup.wall_s:.2f} s wall / {startup.cpu_s:.2f} s CPU"
           f" / {startup.peak_mb:.0f} MB; floor imports {floor_startup.wall_s:.2f} s / "
