@@ -3,6 +3,7 @@
 MonitorError (1)            a failure the user can act on
 ├── ConfigError (2)         config.toml or a command-line option is wrong
 ├── StoreError (1)          the database or the archive cannot be read or written
+│   ├── NoDatabaseYet (1)   no check has recorded anything here yet
 │   └── SchemaTooNew (2)    the database was written by a newer monitor: refused
 ├── LockedError (3)         another cycle holds the data directory's lock
 └── CycleCancelled (1)      a stop request arrived while fetching: nothing recorded
@@ -25,6 +26,11 @@ class StoreError(MonitorError):
     """The database or the archive could not be read or written; names the path."""
 
     exit_code = 1
+
+
+class NoDatabaseYet(StoreError):
+    """No check has recorded anything here yet (no database, or one still being created):
+    `status` says "none yet"; a damaged database is a StoreError, never this."""
 
 
 class SchemaTooNew(StoreError):

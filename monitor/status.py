@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import Config
-from monitor.errors import SchemaTooNew, StoreError
+from monitor.errors import NoDatabaseYet
 from monitor.kinds import PAGE_EVENT_KINDS
 from monitor.lock import daemon_holder
 from monitor.models import format_time
@@ -90,9 +90,7 @@ def _database_status(
             since = _episode_starts(store, [r for r in rows.values() if r.status != "ok"])
         finally:
             store.close()
-    except SchemaTooNew:
-        raise  # a newer monitor's database: say so (exit 2), never "no check yet"
-    except StoreError:  # no database, or one being created right now: no check has run yet
+    except NoDatabaseYet:  # no database, or one being created right now: no check has run yet
         check, rows, links, since = None, {}, [], {}
     last_check = (
         None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import gzip
 import hashlib
+import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -562,6 +564,48 @@ def test_a_database_from_a_newer_monitor_is_refused_and_left_unchanged(imls, tmp
         (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     db.close()
     assert version == "99"
+
+
+@pytest.mark.parametrize("command", [["check"], ["log"], ["status"]], ids=lambda c: c[0])
+def test_a_schema_version_that_is_not_a_number_is_a_damaged_database(imls, tmp_path, command):
+    """A version row no monitor wrote is an error naming the database, never a traceback."""
+    assert run(imls, "check").exit_code == 0
+    db_path = tmp_path / "data" / "monitor.db"
+    with sqlite3.connect(db_path) as db:
+        db.execute("UPDATE meta SET value = 'abc' WHERE key = 'schema_version'")
+    db.close()
+    result = run(imls, *command)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    assert str(db_path) in result.stderr and "'abc', not a number" in result.stderr
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "truncated"])
+def test_status_says_the_database_is_damaged_not_that_nothing_ran(imls, tmp_path, damage):
+    """`status` on a damaged monitor.db fails as `log` does (exit 1, the path named); it
+    does not report "last check: none yet" as if no check had ever run."""
+    assert run(imls, "check").exit_code == 0
+    db_path = tmp_path / "data" / "monitor.db"
+    for leftover in db_path.parent.glob("monitor.db-*"):
+        leftover.unlink()
+    whole = db_path.read_bytes()
+    db_path.write_bytes(os.urandom(5000) if damage == "random bytes" else whole[: len(whole) // 2])
+    for command in (["status"], ["status", "--json"], ["log"]):
+        result = run(imls, *command)
+        assert result.exit_code == 1, (command, result.stdout)
+        assert str(db_path) in result.stderr and "none yet" not in result.stdout
+
+
+def test_status_before_the_first_check_says_none_yet(imls, tmp_path):
+    """No database, or one whose tables are still being created: no check has run."""
+    db_path = tmp_path / "data" / "monitor.db"
+    db_path.unlink()
+    assert "last check: none yet" in run(imls, "status").stdout
+    with sqlite3.connect(db_path) as db:  # a first check between CREATE TABLE meta and its row
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.close()
+    result = run(imls, "status", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["last_check"] is None
 
 
 def test_the_store_reads_members_alone_and_their_fields_on_demand(imls, tmp_path):

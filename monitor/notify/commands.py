@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.config import Config, NotifyTarget
-from monitor.errors import ConfigError, StoreError
+from monitor.errors import ConfigError, NoDatabaseYet, StoreError
 from monitor.models import format_time
 from monitor.notify.message import Message, probe_message
 from monitor.notify.outbox import SendResultLike, url_hash
@@ -132,7 +132,7 @@ def read_statuses(config: Config) -> list[TargetStatus]:
     rows: list[NotifyStatusRow] = []
     try:
         store = open_store(config, write=False)
-    except StoreError:
+    except NoDatabaseYet:  # a damaged database is an error, not "nothing queued"
         return target_statuses(config.notify, rows)
     try:
         rows = store.outbox().notify_status()

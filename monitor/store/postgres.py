@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg.rows import dict_row
 
-from monitor.errors import SchemaTooNew, StoreError
+from monitor.errors import NoDatabaseYet, SchemaTooNew, StoreError
 from monitor.models import (
     Entry,
     EntryState,
@@ -41,7 +41,7 @@ from monitor.store.postgres_detail import PostgresDetail
 from monitor.store.postgres_outbox import PostgresOutbox
 from monitor.store.postgres_write import write_cycle, write_rederived
 from monitor.store.reading import CaptureRow, CheckRow, EntryRow, PageRow, VersionRow, WarcRef
-from monitor.store.sqlite import SCHEMA_VERSION
+from monitor.store.sqlite import SCHEMA_VERSION, schema_version
 
 KEY = "cluster.database"  # the config key every connection error names
 CONNECT_TIMEOUT_S = 10
@@ -136,7 +136,7 @@ class PostgresStore(PostgresDetail):
         if self.conn.execute("SELECT to_regclass('meta')").fetchone() == (None,):
             return None
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else None
+        return None if row is None else schema_version(self.location, row[0])
 
     def _has(self, table: str) -> bool:
         return self.conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() != (None,)
@@ -152,7 +152,7 @@ class PostgresStore(PostgresDetail):
     def _open_existing(self) -> None:
         version = self._stored_version()
         if version is None:
-            raise StoreError(
+            raise NoDatabaseYet(
                 f"{self.location}: no monitor tables here yet: run `monitor check` first"
             )
         self._refuse_newer(version)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.errors import SchemaTooNew, StoreError
+from monitor.errors import NoDatabaseYet, SchemaTooNew, StoreError
 from monitor.models import (
     Entry,
     EntryState,
@@ -50,6 +50,19 @@ if TYPE_CHECKING:
     from monitor.store.sqlite_outbox import SqliteOutbox
 
 SCHEMA_VERSION = 4
+
+
+def schema_version(where: str, stored: object) -> int:
+    """The schema version as `meta` stores it (text); anything else is a damaged database."""
+    try:
+        return int(str(stored))
+    except ValueError:
+        raise StoreError(
+            f"{where}: the database's schema version reads {str(stored)[:40]!r}, not a "
+            "number: this is not a database monitor wrote, or it is damaged"
+        ) from None
+
+
 # version -> (table, column, SQL adding it): what upgrading to that version adds to the
 # tables of an older database (new tables come from schema.sql's CREATE IF NOT EXISTS).
 MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
@@ -97,12 +110,16 @@ class SqliteStore:
         self.path = path
         self.location = str(path)
         if not create and not path.exists():
-            raise StoreError(f"{path}: no database here yet: run `monitor check` first")
+            raise NoDatabaseYet(f"{path}: no database here yet: run `monitor check` first")
         try:
             if not create:
                 # Readers (log, entries, serve) cannot write even by mistake.
                 self.conn = _open_read_only(path)
-                self._refuse_newer()
+                if self._refuse_newer() is None:  # the version row is written after the tables
+                    self.conn.close()
+                    raise NoDatabaseYet(
+                        f"{path}: no monitor tables here yet: run `monitor check` first"
+                    )
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(path)
@@ -123,9 +140,10 @@ class SqliteStore:
         if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
             return None
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else None
+        return None if row is None else schema_version(str(self.path), row[0])
 
-    def _refuse_newer(self) -> None:
+    def _refuse_newer(self) -> int | None:
+        """The stored schema version (None: no tables yet); a newer one is refused."""
         version = self._stored_version()
         if version is not None and version > SCHEMA_VERSION:
             self.conn.close()
@@ -134,6 +152,7 @@ class SqliteStore:
                 f"monitor; this version knows up to {SCHEMA_VERSION}. Upgrade monitor; the "
                 "database was not changed."
             )
+        return version
 
     def _migrate(self) -> None:
         """Bring a database written by an earlier version up to SCHEMA_VERSION, in place."""
