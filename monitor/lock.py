@@ -68,14 +68,20 @@ def lock_holder(path: Path) -> str | None:
         return None  # closing the file drops the shared lock
 
 
+def retry_hint(waited_s: float) -> str:
+    """What to do about a lock still held: wait longer, or at all."""
+    if waited_s > 0:
+        return f"it still was after waiting {waited_s:g} s: try again later, or wait longer"
+    return "try again later, or pass --wait SECONDS"
+
+
 @contextmanager
 def data_dir_lock(data_dir: Path, *, wait_s: float = 0.0, purpose: str = "check") -> Iterator[None]:
     """Hold the data directory's cycle lock; wait up to wait_s for it, then refuse (exit 3)."""
     handle, holder = take_lock(DataDir(data_dir).cycle_lock, wait_s=wait_s, note=purpose)
     if handle is None:
         raise LockedError(
-            f"{data_dir}: a check cycle is already running ({holder}); "
-            "try again later, or pass --wait SECONDS"
+            f"{data_dir}: a check cycle is already running ({holder}); {retry_hint(wait_s)}"
         )
     try:
         yield

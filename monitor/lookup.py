@@ -19,6 +19,11 @@ class EntryLookup:
     candidates: tuple[str, ...] = ()
 
     @property
+    def too_short(self) -> bool:
+        """The typed text names no entry and is too short to be read as a prefix."""
+        return self.entry_id is None and len(self.typed) < MIN_PREFIX
+
+    @property
     def problem(self) -> str | None:
         """Why the typed id names no single entry, in words; None when it does."""
         if self.entry_id is not None:

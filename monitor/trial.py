@@ -105,7 +105,9 @@ async def _trial(page: PageConfig, settings: MonitorSettings) -> Trial:
             result = await fetch_target(client, Target(url, page.name), settings)
             if result.error or result.body is None or result.status != 200:
                 why = result.error or f"HTTP {result.status}"
-                return Trial(page, tuple(read), f"page {len(read) + 1}: {url}: {why}")
+                if not why.startswith(url):  # fetch errors name the URL already
+                    why = f"{url}: {why}"
+                return Trial(page, tuple(read), f"page {len(read) + 1}: {why}")
             extraction = extract_page(
                 result.body,
                 content_type=result.content_type,

@@ -227,7 +227,7 @@ USAGE = {
     "show-unknown-id": (["show", "999999"], 1, "no capture #999999"),
     "show-not-a-number": (["show", "abc"], 2, "abc"),
     "show-negative-id": (["show", "--", "-5"], 1, "no capture #-5"),
-    "snapshots-unknown-page": (["snapshots", "--page", "nope"], 0, ""),
+    "snapshots-unknown-page": (["snapshots", "--page", "nope"], 2, "'nope': no such page"),
     "feed-format-xml": (["feed", "--format", "xml"], 2, "xml"),
     "serve-port-out-of-range": (["serve", "--port", "70000"], 2, "70000"),
     "unknown-command": (["frobnicate"], 2, "frobnicate"),

@@ -269,8 +269,11 @@ def test_a_second_check_refuses_while_one_runs(imls, tmp_path):
     cron wrappers tell "busy" from "a page failed")."""
     with data_dir_lock(tmp_path / "data"):
         result = run(imls, "check")
+        waited = run(imls, "check", "--wait", "0.3")
     assert result.exit_code == 3
-    assert "already running" in result.stderr
+    assert "already running" in result.stderr and "pass --wait SECONDS" in result.stderr
+    assert waited.exit_code == 3  # and the hint does not ask for what was just done
+    assert "after waiting 0.3 s" in waited.stderr and "pass --wait" not in waited.stderr
 
 
 def test_check_page_only_checks_that_page(imls, site):

@@ -145,6 +145,25 @@ def test_snapshots_lists_revisits(scenario, site):
     assert "revisit of #" in lines
 
 
+def test_snapshots_of_an_unknown_page_is_a_usage_error(scenario):
+    """A mistyped --page is refused (exit 2, the pages named), as by log and check: an
+    empty list would read as "no captures"."""
+    result = run(scenario, "snapshots", "--page", "actve")
+    assert result.exit_code == 2
+    assert "'actve': no such page" in result.stderr and "active" in result.stderr
+    assert run(scenario, "snapshots", "--page", "active", "--json").stdout.strip()
+
+
+@pytest.mark.parametrize("command", [["log"], ["entries"], ["snapshots"], ["status"]])
+@pytest.mark.parametrize("order", [["--json", "--csv"], ["--csv", "--json"]])
+def test_json_and_csv_are_alternatives(scenario, command, order):
+    """Both formats at once is a usage error, whichever comes first."""
+    result = run(scenario, *command, *order)
+    assert result.exit_code == 2
+    assert "--json and --csv are alternatives" in result.stderr
+    assert result.stdout == ""
+
+
 def test_verify_json(scenario):
     """verify --json reports ok, counts and no problems on a healthy data dir."""
     result = run(scenario, "verify", "--json")

@@ -1066,7 +1066,13 @@ def test_invalid_new_key_names_file_and_key(tmp_path: Path, text: str, keypath: 
         ),
         (
             notify('url = "json://h/"', "kinds = []"),
-            "notify[0].kinds: must list at least one of event kinds (leave the key out for all)",
+            "notify[0].kinds: must list at least one of event kinds "
+            "(leave the key out for every kind)",
+        ),
+        (
+            section("serve", "allowed_hosts = []"),
+            "serve.allowed_hosts: must list at least one of host names "
+            "(leave the key out for only the bound address and localhost)",
         ),
         (
             section("feed", 'base_url = "https://example.org/?a=1"'),
@@ -1090,6 +1096,7 @@ def test_invalid_new_key_names_file_and_key(tmp_path: Path, text: str, keypath: 
         "notify-page",
         "notify-page-case",
         "kinds-empty",
+        "allowed-hosts-empty",
         "base-url-query",
         "memento",
         "broker-redacted",

@@ -133,8 +133,10 @@ def test_history_accepts_a_unique_prefix_and_lists_an_ambiguous_one(scenario):
         ambiguous = run(scenario, "history", shared)
         assert ambiguous.exit_code == 2
         assert all(i in ambiguous.stderr for i in others)
-    short = run(scenario, "history", target[:3])
-    assert short.exit_code == 1 and "at least 4 characters" in short.stderr
+    short = run(scenario, "history", target[:3])  # too short to be meant: a usage error
+    assert short.exit_code == 2 and "at least 4 characters" in short.stderr
+    missing = run(scenario, "history", "zzzz")  # well formed, but no such entry
+    assert missing.exit_code == 1 and "no entry 'zzzz'" in missing.stderr
 
 
 def test_ambiguous_prefix_names_the_candidates(scenario, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import ACTIVE_PATH, IMLS, imls_pages, json_lines, run, write_config
+from servers import closed_url
 
 LIST = """<html><body><ul>{items}</ul>{next}</body></html>"""
 
@@ -74,6 +75,13 @@ def test_try_bad_use_is_a_usage_error(site, tmp_path, args, says):
 def test_try_a_page_that_fails_exits_1(site, tmp_path):
     """A page answering 404 is reported with its status, exit 1, nothing recorded."""
     config = write_config(tmp_path, imls_pages(site))
-    result = run(config, "try", site.url("/missing"), "--item", "li")
-    assert result.exit_code == 1 and "HTTP 404" in result.stderr
+    missing = site.url("/missing")
+    result = run(config, "try", missing, "--item", "li")
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: page 1: {missing}: HTTP 404\n"  # the URL once, no "0 entries"
     assert not (tmp_path / "data").exists()
+    refused = closed_url()
+    result = run(config, "try", refused, "--item", "li")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: page 1: {refused}: ")
+    assert result.stderr.count(refused) == 1 and "entries" not in result.stderr

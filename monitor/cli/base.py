@@ -54,12 +54,22 @@ def common_options(f: F) -> F:
     return f
 
 
+def _one_format(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """--json and --csv exclude each other (whichever of the two click reads second says so)."""
+    other = "as_csv" if param.name == "as_json" else "as_json"
+    if value and ctx.params.get(other):
+        raise click.UsageError("--json and --csv are alternatives: give one of them")
+    return value
+
+
 def json_option(f: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")(f)
+    return click.option("--json", "as_json", is_flag=True, callback=_one_format,
+                        help="One JSON object per line.")(f)  # fmt: skip
 
 
 def csv_option(f: F) -> F:
-    return click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")(f)
+    return click.option("--csv", "as_csv", is_flag=True, callback=_one_format,
+                        help="CSV with a header row.")(f)  # fmt: skip
 
 
 def get_config() -> Config:

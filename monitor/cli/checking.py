@@ -41,9 +41,10 @@ def check(pages: tuple[str, ...], wait: float, strict: bool, as_json: bool) -> N
     """Run one check cycle now: fetch, archive, extract, classify, store.
 
     Exit status: 0 every page was fetched and extracted (an anomaly included); 1 a
-    page is in error or gone (the other pages were still recorded); 2 usage or
-    config error; 3 another check holds the data directory; 4 with --strict, a
-    page is in page-anomaly. With --json, stdout carries only the events.
+    page is in error or gone (the other pages were still recorded), or the feed
+    file could not be written; 2 usage or config error; 3 another check holds the
+    data directory; 4 with --strict, a page is in page-anomaly. With --json,
+    stdout carries only the events.
 
     \b
     Example:
@@ -132,8 +133,9 @@ def try_command(
         for line in trial_lines(trial):
             click.echo(line)
     read = ", ".join(f"{p.url} ({count(len(p.entries), 'entry', 'entries')})" for p in trial.pages)
-    click.echo(f"{count(len(trial.entries), 'entry', 'entries')} from {read or 'no page'}; "
-               "nothing recorded", err=True)  # fmt: skip
+    if read:  # a first page that failed has only its error to say
+        click.echo(f"{count(len(trial.entries), 'entry', 'entries')} from {read}; "
+                   "nothing recorded", err=True)  # fmt: skip
     if trial.problem:
         raise MonitorError(trial.problem)
     if not trial.entries:

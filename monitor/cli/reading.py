@@ -175,7 +175,7 @@ def history(entry_id: str, as_json: bool, as_csv: bool) -> None:
     found = find_entry(store, entry_id)
     entry = store.entry(found.entry_id) if found.entry_id else None
     if entry is None:
-        if len(found.candidates) > 1:
+        if len(found.candidates) > 1 or found.too_short:  # a usage error (exit 2)
             raise click.BadParameter(found.problem or "", param_hint="'ENTRY_ID'")
         raise MonitorError(f"{found.problem} in {store.location} (see `monitor entries`)")
     versions = store.versions(entry.id)
@@ -240,7 +240,9 @@ def snapshots(pages: tuple[str, ...], limit: int | None, as_json: bool, as_csv: 
     Example:
         monitor snapshots --page active --limit 5
     """
-    rows = open_store(get_config()).captures(pages, limit)
+    store = open_store(get_config())
+    _check_page_names(store, pages)
+    rows = store.captures(pages, limit)
     if as_csv:
         from monitor.tables import CAPTURE_COLUMNS, capture_csv_row, csv_text
 

@@ -61,8 +61,11 @@ FEED: Rules = {
     "path": ("path", path),
     "base_url": ("base_url", urls.base_url),
 }
+ANY_HOST = array_of(
+    urls.host_name, what="host names", left_out="only the bound address and localhost"
+)
 SERVE: Rules = {
-    "allowed_hosts": ("allowed_hosts", array_of(urls.host_name, what="host names")),
+    "allowed_hosts": ("allowed_hosts", ANY_HOST),
 }
 BACKFILL: Rules = {
     "cdx_url": ("cdx_url", urls.http_url),
@@ -79,9 +82,9 @@ CLUSTER: Rules = {
 }
 NOTIFY: Rules = {
     "url": ("url", urls.apprise_url),
-    "kinds": ("kinds", array_of(event_kind, what="event kinds")),
+    "kinds": ("kinds", array_of(event_kind, what="event kinds", left_out="every kind")),
     # page names are checked against [[pages]] once those are read
-    "pages": ("pages", array_of(name, what="page names")),
+    "pages": ("pages", array_of(name, what="page names", left_out="every page")),
     "digest": ("digest", boolean),
     "give_up_after": ("give_up_after_s", duration(positive=True)),
 }

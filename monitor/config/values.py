@@ -204,15 +204,18 @@ def iso_date(value: object) -> date:
     raise Invalid(f"must be a date such as '2015-01-01' (YYYY-MM-DD), got {show(value)}")
 
 
-def array_of(check: Check, *, what: str) -> Callable[[object], tuple[Any, ...]]:
-    """A check of a non-empty array whose every item passes `check`, duplicates dropped."""
+def array_of(
+    check: Check, *, what: str, left_out: str
+) -> Callable[[object], tuple[Any, ...]]:
+    """A check of a non-empty array whose every item passes `check`, duplicates dropped;
+    `left_out` says what leaving the key out means."""
 
     def check_array(value: object) -> tuple[Any, ...]:
         if not isinstance(value, list):
             raise Invalid(f"must be an array of {what}, got {show(value)}")
         if not value:
             # `kinds = []` reads as "none" to some and "all" to others: make the user leave it out
-            raise Invalid(f"must list at least one of {what} (leave the key out for all)")
+            raise Invalid(f"must list at least one of {what} (leave the key out for {left_out})")
         items: list[Any] = []
         for index, item in enumerate(value):
             try:

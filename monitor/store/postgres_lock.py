@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from monitor.errors import LockedError, StoreError
+from monitor.lock import retry_hint
 from monitor.store.postgres import KEY, connect, describe, redact
 
 POLL_S = 0.1
@@ -60,7 +61,7 @@ def _take(conn: psycopg.Connection[Any], url: str, group: str, wait_s: float) ->
                          f"{describe(error, url)}") from None  # fmt: skip
     raise LockedError(
         f"{KEY}: group {group!r}: a check cycle is already running ({holder}); "
-        "try again later, or pass --wait SECONDS"
+        f"{retry_hint(wait_s)}"
     )
 
 
