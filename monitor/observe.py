@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from monitor.config import PageConfig
 from monitor.extract import EXTRACTOR_VERSION, Extraction, extract_page, is_html
 from monitor.models import Entry, FetchResult, PageObservation
-from monitor.signs import read_answer
+from monitor.signs import Answer, read_answer
 
 log = logging.getLogger("monitor")
 
@@ -108,19 +108,33 @@ def sign_problem(
     page: PageConfig, requested_url: str, result: FetchResult, extraction: Extraction
 ) -> PageObservation | None:
     """A block page (an error) or a soft 404 (gone), never read as a shorter listing."""
-    answer = read_answer(
+    answer = read_signs(
+        extraction,
         requested_url=requested_url,
         final_url=result.final_url,
         status=result.status or 200,
-        title=extraction.title,
-        heading=extraction.heading,
-        text=extraction.text,
     )
     if answer.kind == "blocked":
         return PageObservation(page.name, "error", detail=answer.detail)
     if answer.kind == "soft404":
         return PageObservation(page.name, "gone", detail=answer.detail)
     return None
+
+
+def read_signs(
+    extraction: Extraction, *, requested_url: str, final_url: str, status: int
+) -> Answer:
+    """What a listing's answer is (signs.read_answer), its entries' own words set apart."""
+    return read_answer(
+        requested_url=requested_url,
+        final_url=final_url,
+        status=status,
+        title=extraction.title,
+        heading=extraction.heading,
+        text=extraction.text,
+        entry_texts=[f"{e.title} {e.description}" for e in extraction.entries],
+        challenge=extraction.challenge,
+    )
 
 
 def listing_entries(extractions: Sequence[Extraction]) -> tuple[Entry, ...]:

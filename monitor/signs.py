@@ -25,8 +25,11 @@ walls), and a few non-English not-found titles.
 
 False positives matter more than misses: only the title's parts and the first heading
 are read for not-found, whole parts only for block phrases, and the body text only
-when the page is as short as an interstitial. A listing whose entry says "not found",
-a page titled "Access to collections", an article about captchas stay pages.
+when the page is as short as an interstitial, and never where the phrase is an entry's
+own words. A listing whose entry says "not found" or "verify you are human", a page
+titled "Access to collections", an article about captchas stay pages. A captcha
+widget (reCAPTCHA, hCaptcha, Turnstile...) says blocked only on a short page where
+the selectors found no entry: a listing may carry one in a sign-up form.
 """
 
 from __future__ import annotations
@@ -55,6 +58,19 @@ class Answer:
 
 
 PAGE = Answer("page")
+
+# The challenge widgets of captcha walls, as CSS (read by extraction on short pages that
+# list no entry): the vendor's name, then the markers its embed code always carries.
+CHALLENGE_WIDGETS: tuple[tuple[str, str], ...] = (
+    ("reCAPTCHA", ".g-recaptcha, script[src*='/recaptcha/'], iframe[src*='/recaptcha/']"),
+    ("hCaptcha", ".h-captcha, script[src*='hcaptcha.com'], iframe[src*='hcaptcha.com']"),
+    ("Turnstile", ".cf-turnstile, script[src*='challenges.cloudflare.com/turnstile']"),
+    ("Cloudflare challenge", "#challenge-form, script[src*='/cdn-cgi/challenge-platform/']"),
+    ("AWS WAF", "script[src*='awswaf.com'], #captcha-container"),
+    ("DataDome", "script[src*='captcha-delivery.com'], iframe[src*='captcha-delivery.com']"),
+    ("PerimeterX", "#px-captcha"),
+    ("captcha", "[data-sitekey], .frc-captcha"),
+)
 
 # EDGI splits titles on "|" and runs of "-"; en and em dashes, "::" and "»" are as common.
 _TITLE_PARTS = re.compile(r"\s+(?:-+|–|—|\||::|»|·)\s+")
@@ -165,13 +181,21 @@ def read_answer(
     heading: str,
     text: str,
     listing_urls: Sequence[str] = (),
+    entry_texts: Sequence[str] = (),
+    challenge: str = "",
 ) -> Answer:
-    """What a 2xx answer is; any other status is left to the caller (Answer("page"))."""
+    """What a 2xx answer is; any other status is left to the caller (Answer("page")).
+
+    `entry_texts`: the text of each entry the page's selectors found (a block phrase in
+    one of them is the listing's own words); `challenge`: the vendor of a captcha widget
+    on the page (CHALLENGE_WIDGETS), "" for none.
+    """
     if not 200 <= status < 300:
         return PAGE
     title, heading, text = title[:_MAX_TITLE], heading[:_MAX_TITLE], text[:_MAX_TEXT]
     parts = [p for p in (*_TITLE_PARTS.split(title.strip()), heading.strip()) if p]
-    blocked = _blocked(parts, text.strip(), title.strip() or heading.strip())
+    shown = title.strip() or heading.strip()
+    blocked = _blocked(parts, text.strip(), shown, entry_texts, challenge)
     if blocked is not None:
         return blocked  # a block page hides what the page is: never gone
     moved = _redirected_away(requested_url, final_url, listing_urls)
@@ -193,8 +217,11 @@ def _not_found(parts: Sequence[str]) -> str | None:
     return None
 
 
-def _blocked(parts: Sequence[str], text: str, shown: str) -> Answer | None:
-    """A block page, told by a whole title part or heading, or by the text of a short page."""
+def _blocked(
+    parts: Sequence[str], text: str, shown: str, entry_texts: Sequence[str], challenge: str
+) -> Answer | None:
+    """A block page, told by a whole title part or heading, or by a short page's text or
+    captcha widget (never by an entry's words, nor by a widget beside entries)."""
     for who, pattern in _BLOCK_PARTS:
         if any(pattern.fullmatch(part) for part in parts):
             if not who and _AKAMAI_REFERENCE.search(text):
@@ -204,8 +231,10 @@ def _blocked(parts: Sequence[str], text: str, shown: str) -> Answer | None:
         return None
     for who, pattern in _BLOCK_TEXT:
         match = pattern.search(text)
-        if match is not None:
+        if match is not None and not any(pattern.search(said) for said in entry_texts):
             return _block(who, shown or match.group(0))
+    if challenge and not entry_texts:
+        return _block(challenge, shown or "a captcha")
     return None
 
 

@@ -136,6 +136,19 @@ BLOCK_PAGES = {
         "<html><head><title>Request unsuccessful. Incapsula incident ID: 1234</title></head>"
         "<body>Request unsuccessful.</body></html>"
     ),
+    # captcha walls whose words say nothing of blocking: told by their widget
+    "hcaptcha": (
+        "<html><head><title>Please verify</title>"
+        '<script src="https://hcaptcha.com/1/api.js" async></script></head><body>'
+        '<form method="post"><div class="h-captcha" data-sitekey="10000000-ffff"></div>'
+        "<button>Continue</button></form></body></html>"
+    ),
+    "recaptcha": (
+        "<html><head><title>Verification</title>"
+        '<script src="https://www.google.com/recaptcha/api.js"></script></head><body>'
+        '<form><div class="g-recaptcha" data-sitekey="6Lc"></div><input type="submit"></form>'
+        "</body></html>"
+    ),
 }
 
 
@@ -152,6 +165,52 @@ def test_a_block_page_is_an_error_that_keeps_the_entries(site, tmp_path, body):
     assert [e["kind"] for e in events] == ["page-error"]
     assert events[0]["detail"].startswith("blocked:")
     assert len(json_lines(run(config, "entries", "--json", "--state", "active"))) == 3
+
+
+def test_a_captcha_wall_names_its_widget(site, tmp_path):
+    """The detail says which widget made it a block page, with the page's title."""
+    site.serve("/grants", listing_page(NAMES[:3]))
+    config = config_for(tmp_path, site)
+    run(config, "check")
+    site.serve("/grants", BLOCK_PAGES["hcaptcha"])
+    (event,) = json_lines(run(config, "check", "--json"))
+    assert event["detail"] == 'blocked: hCaptcha ("Please verify")'
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "Why sites ask you to verify you are human, and what it costs readers.",
+        "Solve the captcha puzzle game with your library card.",
+        "Checking your browser history: a privacy workshop.",
+        "Enable JavaScript and cookies to continue reading our e-books.",
+    ],
+)
+def test_an_entry_that_talks_like_a_block_page_is_still_an_entry(site, tmp_path, words):
+    """A short listing whose new entry quotes a block page's words is read, and the entry
+    is `added`: the listing is never taken for a block page and frozen there."""
+    site.serve("/grants", listing_page(NAMES[:3]))
+    config = config_for(tmp_path, site)
+    run(config, "check")
+    item = (f'<li class="entry"><h3><a href="/grants/privacy">Online privacy</a></h3>'
+            f"<p>{html.escape(words)}</p></li>")  # fmt: skip
+    site.serve("/grants", listing_page(NAMES[:3]).replace("</ul>", item + "</ul>"))
+    result = run(config, "check", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [(e["kind"], e["title"]) for e in json_lines(result)] == [("added", "Online privacy")]
+
+
+def test_a_listing_with_a_captcha_in_its_sign_up_form_is_a_listing(site, tmp_path):
+    """A reCAPTCHA beside the entries (a newsletter form) does not make the page a wall."""
+    form = ('<form><input name="email"><div class="g-recaptcha" data-sitekey="6Lc"></div>'
+            "</form>")  # fmt: skip
+    site.serve("/grants", listing_page(NAMES[:3]).replace("<nav>", form + "<nav>"))
+    config = config_for(tmp_path, site)
+    assert run(config, "check").exit_code == 0
+    site.serve("/grants", listing_page(NAMES[:4]).replace("<nav>", form + "<nav>"))
+    result = run(config, "check", "--json")
+    assert result.exit_code == 0
+    assert [(e["kind"], e["title"]) for e in json_lines(result)] == [("added", "Program D")]
 
 
 def test_a_not_found_page_served_with_200_is_gone(site, tmp_path):

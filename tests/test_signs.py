@@ -354,3 +354,29 @@ def test_read_answer_never_raises(title: str, heading: str, text: str, final: st
     )
     assert answer.kind in ("page", "blocked", "soft404")
     assert "\n" not in answer.detail and len(answer.detail) < 300
+
+
+SHORT_LISTING = "Grants Online privacy Why sites ask you to verify you are human. Program B About B."
+
+
+@pytest.mark.parametrize(
+    ("entry_texts", "challenge", "text", "expected"),
+    [
+        ((), "", SHORT_LISTING, blocked('captcha ("Grants")')),  # no entry: the words count
+        (("Online privacy Why sites ask you to verify you are human.",), "", SHORT_LISTING,
+         PAGE),  # an entry's own words
+        (("Program B About B.",), "", SHORT_LISTING, blocked('captcha ("Grants")')),
+        ((), "hCaptcha", "Continue", blocked('hCaptcha ("Grants")')),
+        (("Program B About B.",), "hCaptcha", "Continue", PAGE),  # a widget beside entries
+        ((), "hCaptcha", LONG, PAGE),  # a long page is a page, whatever it embeds
+    ],
+    ids=["words-no-entries", "words-are-an-entry", "words-beside-entries", "widget",
+         "widget-beside-entries", "widget-on-a-long-page"],
+)  # fmt: skip
+def test_block_signs_set_a_listings_entries_apart(entry_texts, challenge, text, expected):
+    """Block words count only outside the entries; a captcha widget only where no entry is."""
+    answer = read_answer(
+        requested_url=PAGE_URL, final_url=PAGE_URL, status=200, title="Grants", heading="",
+        text=text, entry_texts=entry_texts, challenge=challenge,
+    )  # fmt: skip
+    assert answer == expected

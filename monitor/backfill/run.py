@@ -29,8 +29,8 @@ from monitor.extract import extract_page
 from monitor.fetch import make_client
 from monitor.lock import cycle_lock
 from monitor.models import Entry, Event, utc_now
+from monitor.observe import read_signs
 from monitor.paths import warc_dir as archive_dir
-from monitor.signs import read_answer
 from monitor.store import SqliteStore, Store, open_store
 from monitor.store.backfill import BackfillStore, ImportedCapture, ImportedHistory
 from monitor.store.sqlite_backfill import SqliteBackfillStore
@@ -182,7 +182,6 @@ def listing_entries(
         return None
     if found.layout is None or not found.entries:
         return None
-    sign = read_answer(requested_url=record.target_uri, final_url=record.target_uri,
-                       status=record.status, title=found.title, heading=found.heading,
-                       text=found.text)  # fmt: skip
+    sign = read_signs(found, requested_url=record.target_uri, final_url=record.target_uri,
+                      status=record.status)  # fmt: skip
     return found.entries if sign.kind not in ("blocked", "soft404") else None

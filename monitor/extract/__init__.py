@@ -19,6 +19,7 @@ from monitor.entry import Entry
 from monitor.extract import engine
 from monitor.extract.charset import decode_html, is_html
 from monitor.extract.text import normalise_space, normalise_text
+from monitor.signs import CHALLENGE_WIDGETS, SHORT_TEXT
 
 __all__ = [
     "EXTRACTOR_VERSION",
@@ -66,6 +67,7 @@ class Extraction:
     heading: str  # the first <h1>, normalised
     text: str  # the start of the visible body text, normalised, at most TEXT_CHARS characters
     # (its text nodes joined by spaces: "<b>Fo</b>o" reads "Fo o" here, unlike in entries)
+    challenge: str = ""  # a short page with no entry: the vendor of its captcha widget, if any
 
 
 def _fields(select: Selectors) -> engine.Fields:
@@ -101,18 +103,28 @@ def extract_page(
                 found = tree.css_first(next_selector)
                 next_url = engine.href_of(found, base) if found is not None else None
             break
+    # Every text node apart: cheap (no marking of the whole page), and for the signs of a
+    # block page or a soft 404 a word split at an inline tag ("<b>Fo</b>o") does not matter.
+    text = _start_of(
+        tree.body.text(deep=True, separator=" ") if tree.body is not None else "", TEXT_CHARS
+    )
     return Extraction(
         entries=tuple(entries),
         layout=layout,
         next_url=next_url,
         title=_first_text(tree, "title"),
         heading=_first_text(tree, "h1"),
-        # Every text node apart: cheap (no marking of the whole page), and for the signs of a
-        # block page or a soft 404 a word split at an inline tag ("<b>Fo</b>o") does not matter.
-        text=_start_of(
-            tree.body.text(deep=True, separator=" ") if tree.body is not None else "", TEXT_CHARS
-        ),
+        text=text,
+        challenge="" if entries or len(text) >= SHORT_TEXT else _challenge(tree),
     )
+
+
+def _challenge(tree: LexborHTMLParser) -> str:
+    """The vendor of the first captcha widget on the page, or "" (signs.CHALLENGE_WIDGETS)."""
+    for vendor, selector in CHALLENGE_WIDGETS:
+        if tree.css_first(selector) is not None:
+            return vendor
+    return ""
 
 
 def _first_text(tree: LexborHTMLParser, selector: str) -> str:
