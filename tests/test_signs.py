@@ -356,7 +356,7 @@ def test_read_answer_never_raises(title: str, heading: str, text: str, final: st
     assert "\n" not in answer.detail and len(answer.detail) < 300
 
 
-SHORT_LISTING = "Grants Online privacy Why sites ask you to verify you are human. Program B About B."
+SHORT_LISTING = "Grants Online privacy Why sites ask you to verify you are human. Program B."
 
 
 @pytest.mark.parametrize(
@@ -365,9 +365,9 @@ SHORT_LISTING = "Grants Online privacy Why sites ask you to verify you are human
         ((), "", SHORT_LISTING, blocked('captcha ("Grants")')),  # no entry: the words count
         (("Online privacy Why sites ask you to verify you are human.",), "", SHORT_LISTING,
          PAGE),  # an entry's own words
-        (("Program B About B.",), "", SHORT_LISTING, blocked('captcha ("Grants")')),
+        (("Program B.",), "", SHORT_LISTING, blocked('captcha ("Grants")')),
         ((), "hCaptcha", "Continue", blocked('hCaptcha ("Grants")')),
-        (("Program B About B.",), "hCaptcha", "Continue", PAGE),  # a widget beside entries
+        (("Program B.",), "hCaptcha", "Continue", PAGE),  # a widget beside entries
         ((), "hCaptcha", LONG, PAGE),  # a long page is a page, whatever it embeds
     ],
     ids=["words-no-entries", "words-are-an-entry", "words-beside-entries", "widget",
