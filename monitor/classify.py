@@ -87,28 +87,36 @@ def classify_cycle(
         keys_of=keys_of,
     )
     events = page_events(pages, verdicts, observations, now=now, new_id=new_id)
-    if not any(v.accepted or v.cleared for v in verdicts.values()):
+    released = released_pages(pages, verdicts)
+    if not released and not any(v.accepted or v.cleared for v in verdicts.values()):
         # No page's list of entries changed: no entry can have changed either.
         return CycleResult(
             events=tuple(events), entries=(), pages=tuple(verdicts[p.name].state for p in pages)
         )
     if callable(known):
         known = known()
+    changed = _changed_pages(pages, verdicts, released)
     if member_fields is not None:  # a departure held on its page keeps the fields it had
-        pages = _with_fields(pages, member_fields(_changed_pages(pages, verdicts)))
+        pages = _with_fields(pages, member_fields(changed))
     placement = place_entries(
-        known, pages, verdicts, observations, new_id=new_id, keys_of=keys_of
+        known, pages, verdicts, observations, new_id=new_id, keys_of=keys_of, released=released
     )
     if member_fields is not None:  # an entry's fields come from the first page it stands on
-        pages, placement = _fields_where_standing(pages, verdicts, placement, member_fields)
+        pages, placement = _fields_where_standing(pages, changed, placement, member_fields)
     updates, entry_events = entry_outcomes(
-        known, pages, verdicts, placement, observations, now=now, new_id=new_id
+        known, pages, verdicts, placement, observations, now=now, new_id=new_id, changed=changed
     )
+    held = set(placement.held)
     new_pages = tuple(
         replace(
             verdicts[p.name].state,
             members=tuple(entry_id for entry_id, _ in placement.lists[p.name]),
             member_fields=tuple(fields for _, fields in placement.lists[p.name]),
+            held=(
+                frozenset(i for i, _ in placement.lists[p.name] if i in held)
+                if p.name in changed
+                else p.held
+            ),
         )
         for p in pages
     )
@@ -120,12 +128,35 @@ def classify_cycle(
         accepted_pages=tuple(p.name for p in pages if verdicts[p.name].accepted),
         cleared_pages=tuple(p.name for p in pages if verdicts[p.name].cleared),
         holding_pages=placement.holding_pages,
+        released_pages=tuple(released),
     )
 
 
-def _changed_pages(pages: Sequence[PageState], verdicts: Mapping[str, PageVerdict]) -> list[str]:
-    """The pages whose list changed this cycle: accepted, or cleared."""
-    return [p.name for p in pages if verdicts[p.name].accepted or verdicts[p.name].cleared]
+def released_pages(pages: Sequence[PageState], verdicts: Mapping[str, PageVerdict]) -> list[str]:
+    """The pages not read this cycle whose held members go now: every archived page's list
+    is known again, so each entry held there is where those lists say (archived), or gone.
+
+    A page read this cycle (accepted) decides its holds afresh (`hold_departures`), and a
+    cleared one keeps nothing.
+    """
+    if departures_held(verdicts.values()):
+        return []
+    return [
+        p.name
+        for p in pages
+        if p.held and not verdicts[p.name].accepted and not verdicts[p.name].cleared
+    ]
+
+
+def _changed_pages(
+    pages: Sequence[PageState], verdicts: Mapping[str, PageVerdict], released: Sequence[str]
+) -> list[str]:
+    """The pages whose list changed this cycle: accepted, cleared, or released."""
+    return [
+        p.name
+        for p in pages
+        if verdicts[p.name].accepted or verdicts[p.name].cleared or p.name in released
+    ]
 
 
 def _with_fields(
@@ -136,13 +167,13 @@ def _with_fields(
 
 def _fields_where_standing(
     pages: Sequence[PageState],
-    verdicts: Mapping[str, PageVerdict],
+    changed_pages: Sequence[str],
     placement: Placement,
     member_fields: FieldsLoader,
 ) -> tuple[list[PageState], Placement]:
     """The unchanged pages on which an entry of a changed page also stands, with their
     fields: `entry_outcomes` takes an entry's fields from the first page it stands on."""
-    changed = set(_changed_pages(pages, verdicts))
+    changed = set(changed_pages)
     relevant = _relevant_entries(pages, changed, placement)
     sharing = [
         p.name
@@ -181,14 +212,17 @@ def place_entries(
     *,
     new_id: Callable[[], str],
     keys_of: KeysOnce | None = None,
+    released: Sequence[str] = (),
 ) -> Placement:
-    """Each page's new list: matched if accepted, empty if cleared, else as it was; then holds."""
+    """Each page's new list: matched if accepted, empty if cleared, else as it was (less
+    its held members when `released`); then holds."""
     accepted = [p for p in active_first(pages) if verdicts[p.name].accepted]
     unavailable = {
         entry_id
         for p in pages
         if not verdicts[p.name].accepted and not verdicts[p.name].cleared
         for entry_id in p.members
+        if not (p.name in released and entry_id in p.held)
     }
     candidates = [
         Candidate(e.entry_id, e.title, e.link, e.description, removed=e.state == "removed")
@@ -209,7 +243,12 @@ def place_entries(
         elif verdicts[page.name].cleared:
             lists[page.name] = ()
         else:
-            lists[page.name] = tuple(zip(page.members, _padded(page), strict=True))
+            gone = page.held if page.name in released else frozenset()  # left at its last read
+            lists[page.name] = tuple(
+                (i, fields)
+                for i, fields in zip(page.members, _padded(page), strict=True)
+                if i not in gone
+            )
     seen = tuple(dict.fromkeys(i for p in accepted for i, _ in matched[p.name]))
     if not departures_held(verdicts.values()):
         return Placement(lists=lists, seen=seen, held=(), holding_pages=())
@@ -266,13 +305,15 @@ def entry_outcomes(
     *,
     now: datetime,
     new_id: Callable[[], str],
+    changed: Sequence[str],
 ) -> tuple[list[EntryUpdate], list[Event]]:
-    """Each involved entry's new version (if any) and its event (if any)."""
+    """Each involved entry's new version (if any) and its event (if any); `changed`: the
+    pages whose list changed this cycle."""
     # Entries on a page whose list changed, before or after this cycle: any other
     # entry stands where it stood, so its state and fields are as recorded. An entry
     # that stood only on a page since dropped from the config is left as it was:
     # no longer watching a page is not evidence that its entries went away.
-    relevant = _relevant_entries(pages, set(_changed_pages(pages, verdicts)), placement)
+    relevant = _relevant_entries(pages, set(changed), placement)
     standing: dict[str, list[PageState]] = {}  # of the relevant entries: where they stand
     shows: dict[str, dict[str, Entry | None]] = {}
     for page in active_first(pages):

@@ -187,6 +187,9 @@ class PageState:
     members: tuple[str, ...] = ()  # entry ids on the page, in page order
     # each member's fields as that page shows them (None: not recorded, e.g. before v3)
     member_fields: tuple[Entry | None, ...] = ()
+    # members kept on this (active) page by the hold rule: they left it when it was last
+    # read, and wait for the archived pages to answer (SPEC.md "Entries, identity and states")
+    held: frozenset[str] = frozenset()
 
 
 ObservationOutcome = Literal["ok", "unchanged", "error", "gone"]
@@ -239,6 +242,14 @@ class CycleResult:
     # accepted pages whose list keeps entries held back by the hold rule: their list is
     # provisional, so their body must be read again at the next check (not taken as known)
     holding_pages: tuple[str, ...] = field(default=())
+    # pages not read this cycle whose held members were let go (every archived page
+    # answered): their list, without them, is written again
+    released_pages: tuple[str, ...] = field(default=())
+
+    @property
+    def changed_pages(self) -> frozenset[str]:
+        """The pages whose list is written again: accepted, cleared or released."""
+        return frozenset((*self.accepted_pages, *self.cleared_pages, *self.released_pages))
 
 
 def utc_now() -> datetime:

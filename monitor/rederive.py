@@ -60,7 +60,7 @@ def rederive_page(
     key = listing_key(page, bodies)
     same_body = memory.body_key == memory.accepted_key
     return Rederived(page.name, members, fields, key, key if same_body else None,
-                     EXTRACTOR_VERSION)  # fmt: skip
+                     EXTRACTOR_VERSION, held=memory.state.held)  # fmt: skip
 
 
 def _pair(

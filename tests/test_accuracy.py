@@ -530,6 +530,43 @@ def test_leaving_while_the_archive_is_not_checked_is_held(site, watched):
     assert kinds(check(watched)) == Counter({("removed", "Open Ebooks"): 1})
 
 
+def test_a_hold_is_settled_when_the_archive_alone_answers(site, watched):
+    """`check --page archived` is the archive answering: the entry held by `check --page
+    active` is `archived` then (SPEC: "no event until that page answers, then one event"),
+    not at the next full check; that check then has nothing more to say."""
+    serve(site, listing(*(initiative(s) for s in ACTIVE[1:])))
+    assert check(watched, "--page", "active") == []
+    assert len(entries(watched, "active")) == len(ACTIVE)  # held
+    site.serve(ARCHIVED_PATH, listing(*(initiative(s, archived=True)
+                                        for s in [*ARCHIVED, ACTIVE[0]])))  # fmt: skip
+    assert kinds(check(watched, "--page", "archived")) == Counter({("archived", "Open Ebooks"): 1})
+    (ebooks,) = [e for e in entries(watched, "archived") if e["title"] == "Open Ebooks"]
+    assert ebooks["page"] == "archived"
+    assert check(watched) == []
+
+
+def test_a_hold_settled_by_the_archive_alone_can_be_a_removal(site, watched):
+    """The archive answers through `--page archived` after an error, without the entry:
+    `removed`, then nothing more at the next full check."""
+    serve(site, listing(*(initiative(s) for s in ACTIVE[1:])), status(503))
+    assert kinds(check(watched)) == Counter({("page-error", "archived"): 1})
+    site.serve(ARCHIVED_PATH, listing(*(initiative(s, archived=True) for s in ARCHIVED)))
+    assert kinds(check(watched, "--page", "archived")) == Counter(
+        {("page-recovered", "archived"): 1, ("removed", "Open Ebooks"): 1}
+    )
+    assert [e["title"] for e in entries(watched, "removed")] == ["Open Ebooks"]
+    assert check(watched) == []
+
+
+def test_a_hold_waits_while_the_archive_alone_still_fails(site, watched):
+    """`check --page archived` with the archive still failing settles nothing."""
+    serve(site, listing(*(initiative(s) for s in ACTIVE[1:])), status(503))
+    assert kinds(check(watched)) == Counter({("page-error", "archived"): 1})
+    assert check(watched, "--page", "archived") == []
+    assert entries(watched, "removed") == []
+    assert len(entries(watched, "active")) == len(ACTIVE)
+
+
 def test_leaving_while_the_archive_is_anomalous_is_held(site, watched):
     """An archive anomalous but not confirmed holds departures; its recovery settles them."""
     serve(

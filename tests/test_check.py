@@ -550,6 +550,27 @@ def test_a_version_3_database_upgraded_still_revisits_what_it_archived(imls, tmp
     assert all(kind == "revisit" and refers in archived for kind, refers in latest)
 
 
+def test_a_version_4_database_gains_the_held_column_and_keeps_its_lists(imls, tmp_path):
+    """Upgrading to version 5 adds placements.held (nothing was held before it); the pages'
+    lists are as they were, and the next check reports nothing new."""
+    db_path = tmp_path / "data" / "monitor.db"
+    with sqlite3.connect(db_path) as db:
+        db.executescript(
+            "ALTER TABLE placements DROP COLUMN held;"
+            "UPDATE meta SET value = '4' WHERE key = 'schema_version';"
+        )
+        before = db.execute("SELECT page, position, entry_id FROM placements").fetchall()
+    db.close()
+    result = run(imls, "check", "--json")
+    assert result.exit_code == 0 and json_lines(result) == []
+    with sqlite3.connect(db_path) as db:
+        (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        after = db.execute("SELECT page, position, entry_id, held FROM placements").fetchall()
+    db.close()
+    assert version == str(SCHEMA_VERSION) == "5"
+    assert [row[:3] for row in after] == before and {row[3] for row in after} == {0}
+
+
 @pytest.mark.parametrize("command", [["check"], ["log"], ["status"]], ids=lambda c: c[0])
 def test_a_database_from_a_newer_monitor_is_refused_and_left_unchanged(imls, tmp_path, command):
     """A newer schema version is refused (exit 2, both versions named), never rewritten."""

@@ -48,7 +48,9 @@ class Recorder:
 
 
 def recorded_cycles(site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[CycleRecord]:
-    """The CycleRecords of eight real cycles of the scenario, its revisits and its failures."""
+    """The CycleRecords of ten real cycles of the scenario, its revisits and its failures,
+    and a hold: step 2's departure seen by a check of the active page alone, settled by a
+    check of the archived page alone."""
     config = load_config(write_config(tmp_path, imls_pages(site), monitor=EXPECTED["config"]))
     records: list[CycleRecord] = []
     real_open = monitor.check.open_store
@@ -58,14 +60,15 @@ def recorded_cycles(site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> li
     clock = iter(
         datetime(2026, 11, 25, 16, 0, tzinfo=UTC) + timedelta(minutes=i) for i in range(99)
     )
-    steps = ["step1", "step2", "step3", "step3", "fail", "step3", "step1", "step1"]
+    steps = ["step1", "step2 active", "step2 archived", "step2", "step3", "step3", "fail",
+             "step3", "step1", "step1"]  # fmt: skip
     for step in steps:
         if step == "fail":
             site.serve(ACTIVE_PATH, lambda request: Response("", status=503))
         else:
-            site.serve_file(ACTIVE_PATH, SCENARIO / step / "active.html")
-            site.serve_file(ARCHIVED_PATH, SCENARIO / step / "archived.html")
-        run_check(config, clock=lambda: next(clock))
+            site.serve_file(ACTIVE_PATH, SCENARIO / step.split()[0] / "active.html")
+            site.serve_file(ARCHIVED_PATH, SCENARIO / step.split()[0] / "archived.html")
+        run_check(config, page_names=step.split()[1:], clock=lambda: next(clock))
     return records
 
 
@@ -107,8 +110,10 @@ def test_sqlite_and_postgres_record_and_read_back_the_same_rows(
 ):
     """Each recorded cycle, and every read after it, is field for field the same on both."""
     records = recorded_cycles(site, tmp_path, monkeypatch)
-    assert len(records) == 8
+    assert len(records) == 10
     assert any(c.record_type == "revisit" for r in records for c in r.captures)
+    held = [p.held for r in records for p in r.result.pages if p.held]
+    assert len(held) == 1  # the hold, recorded once and released by the next cycle
     sqlite = SqliteStore(tmp_path / "replay.db")
     postgres = PostgresStore(postgres_database)
     try:

@@ -136,6 +136,7 @@ class Rederived:
     accepted_key: str  # the accepted body's key under the new engine
     body_key: str | None  # the new key of the last body too, when it was the accepted one
     extractor: str
+    held: frozenset[str] = frozenset()  # members kept by the hold rule (PageState.held)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ KEY = "cluster.database"  # the config key every connection error names
 CONNECT_TIMEOUT_S = 10
 # version -> statements bringing an older PostgreSQL schema up to it (PostgreSQL starts at 3).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
+    5: ("ALTER TABLE placements ADD COLUMN IF NOT EXISTS held BOOLEAN NOT NULL DEFAULT false",),
     4: (  # last_responses (created by the schema, empty): filled from the history once
         """INSERT INTO last_responses (page, target_uri, capture_id)
            SELECT page, target_uri, max(id) FROM captures
@@ -213,11 +214,15 @@ class PostgresStore(PostgresDetail):
             r["name"]: r for r in self._rows("SELECT * FROM pages WHERE name = ANY(%s)", [names])
         }
         members: dict[str, list[str]] = {}
+        held: dict[str, set[str]] = {}
         for r in self._rows(  # ids alone: fields are read for the pages a cycle decides on
-            "SELECT page, entry_id FROM placements WHERE page = ANY(%s) ORDER BY page, position",
+            "SELECT page, entry_id, held FROM placements WHERE page = ANY(%s) "
+            "ORDER BY page, position",
             [names],
         ):
             members.setdefault(r["page"], []).append(r["entry_id"])
+            if r["held"]:
+                held.setdefault(r["page"], set()).add(r["entry_id"])
         memories = {}
         for page in pages:
             row = stored.get(page.name)
@@ -232,6 +237,7 @@ class PostgresStore(PostgresDetail):
                 normal_count=row["normal_count"],
                 baselined=bool(row["baselined"]),
                 members=tuple(members.get(page.name, ())),
+                held=frozenset(held.get(page.name, ())),
             )
             memories[page.name] = PageMemory(
                 state, row["etag"], row["last_modified"], row["accepted_key"], row["body_key"],

@@ -149,7 +149,7 @@ def touch_seen(conn: Conn, seen: Sequence[str], at: str) -> None:
 def write_placements(conn: Conn, result: CycleResult) -> None:
     """A page's list, with each member's fields as it shows them, when it changed."""
     for page in result.pages:
-        if page.name not in result.accepted_pages and page.name not in result.cleared_pages:
+        if page.name not in result.changed_pages:
             continue
         conn.execute("DELETE FROM placements WHERE page = %s", (page.name,))
         rows = []
@@ -157,12 +157,13 @@ def write_placements(conn: Conn, result: CycleResult) -> None:
             fields = page.member_fields[i] if i < len(page.member_fields) else None
             rows.append(
                 (page.name, i, entry_id, fields.title if fields else None,
-                 fields.link if fields else None, fields.description if fields else None)
+                 fields.link if fields else None, fields.description if fields else None,
+                 entry_id in page.held)
             )  # fmt: skip
         if rows:
             conn.cursor().executemany(
-                "INSERT INTO placements (page, position, entry_id, title, link, description) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
+                "INSERT INTO placements (page, position, entry_id, title, link, description, "
+                "held) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )
 
@@ -207,9 +208,10 @@ def write_rederived(conn: Conn, pages: Sequence[Rederived]) -> None:
         )
         conn.execute("DELETE FROM placements WHERE page = %s", (page.page,))
         conn.cursor().executemany(
-            "INSERT INTO placements (page, position, entry_id, title, link, description) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            [(page.page, i, m, f.title, f.link, f.description) for i, (m, f) in enumerate(pairs)],
+            "INSERT INTO placements (page, position, entry_id, title, link, description, held) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(page.page, i, m, f.title, f.link, f.description, m in page.held)
+             for i, (m, f) in enumerate(pairs)],  # fmt: skip
         )
         conn.execute(
             "UPDATE pages SET accepted_key = %s, extractor = %s, entry_count = %s, "

@@ -125,6 +125,7 @@ CREATE TABLE IF NOT EXISTS placements (
     title TEXT,
     link TEXT,
     description TEXT,
+    held INTEGER NOT NULL DEFAULT 0,  -- kept by the hold rule: it left the page, the archive has not answered
     PRIMARY KEY (page, position)
 );
 CREATE TABLE IF NOT EXISTS events (

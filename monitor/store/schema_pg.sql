@@ -135,6 +135,7 @@ CREATE TABLE IF NOT EXISTS placements (
     title TEXT,
     link TEXT,
     description TEXT,
+    held BOOLEAN NOT NULL DEFAULT false,  -- kept by the hold rule: it left the page, the archive has not answered
     PRIMARY KEY (page, position)
 );
 CREATE TABLE IF NOT EXISTS events (

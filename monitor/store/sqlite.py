@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from monitor.store.sqlite_detail import SqliteDetail
     from monitor.store.sqlite_outbox import SqliteOutbox
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def schema_version(where: str, stored: object) -> int:
@@ -81,6 +81,13 @@ MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
             "entry_versions",
             "source",
             "ALTER TABLE entry_versions ADD COLUMN source TEXT NOT NULL DEFAULT 'check'",
+        ),
+    ),
+    5: (
+        (
+            "placements",
+            "held",
+            "ALTER TABLE placements ADD COLUMN held INTEGER NOT NULL DEFAULT 0",
         ),
     ),
 }
@@ -216,13 +223,16 @@ class SqliteStore:
             r["name"]: r for r in self._rows(f"SELECT * FROM pages WHERE name IN ({marks})", names)
         }
         members: dict[str, list[str]] = {}
+        held: dict[str, set[str]] = {}
         try:  # ids alone: fields are read for the pages a cycle decides on (member_fields)
-            for page, entry_id in self.conn.execute(
-                f"SELECT page, entry_id FROM placements WHERE page IN ({marks}) "
+            for page, entry_id, is_held in self.conn.execute(
+                f"SELECT page, entry_id, held FROM placements WHERE page IN ({marks}) "
                 f"ORDER BY page, position",
                 names,
             ):
                 members.setdefault(page, []).append(entry_id)
+                if is_held:
+                    held.setdefault(page, set()).add(entry_id)
         except sqlite3.Error as error:
             raise StoreError(f"{self.path}: {error}") from error
         memories = {}
@@ -239,6 +249,7 @@ class SqliteStore:
                 normal_count=row["normal_count"],
                 baselined=bool(row["baselined"]),
                 members=tuple(members.get(page.name, ())),
+                held=frozenset(held.get(page.name, ())),
             )
             memories[page.name] = PageMemory(
                 state, row["etag"], row["last_modified"], row["accepted_key"], row["body_key"],

@@ -195,7 +195,7 @@ def touch_seen(conn: sqlite3.Connection, seen: Sequence[str], at: str) -> None:
 def write_placements(conn: sqlite3.Connection, result: CycleResult) -> None:
     """A page's list, with each member's fields as it shows them, when it changed."""
     for page in result.pages:
-        if page.name not in result.accepted_pages and page.name not in result.cleared_pages:
+        if page.name not in result.changed_pages:
             continue
         conn.execute("DELETE FROM placements WHERE page = ?", (page.name,))
         rows = []
@@ -203,11 +203,12 @@ def write_placements(conn: sqlite3.Connection, result: CycleResult) -> None:
             fields = page.member_fields[i] if i < len(page.member_fields) else None
             rows.append(
                 (page.name, i, entry_id, fields.title if fields else None,
-                 fields.link if fields else None, fields.description if fields else None)
+                 fields.link if fields else None, fields.description if fields else None,
+                 entry_id in page.held)
             )  # fmt: skip
         conn.executemany(
-            "INSERT INTO placements (page, position, entry_id, title, link, description) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO placements (page, position, entry_id, title, link, description, held) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -256,9 +257,9 @@ def write_rederived(conn: sqlite3.Connection, pages: Sequence[Rederived]) -> Non
         )  # fmt: skip
         conn.execute("DELETE FROM placements WHERE page = ?", (page.page,))
         conn.executemany(
-            "INSERT INTO placements (page, position, entry_id, title, link, description) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [(page.page, i, m, f.title, f.link, f.description)
+            "INSERT INTO placements (page, position, entry_id, title, link, description, held) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(page.page, i, m, f.title, f.link, f.description, m in page.held)
              for i, (m, f) in enumerate(zip(page.members, page.fields, strict=True))],
         )  # fmt: skip
         conn.execute(
