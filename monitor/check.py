@@ -32,6 +32,7 @@ from monitor.fetch import make_client
 from monitor.listing import PageCheck, check_listing
 from monitor.lock import cycle_lock
 from monitor.models import CycleResult, Event, PageState, utc_now
+from monitor.notify import queued_deliveries
 from monitor.parsing import parser_for
 from monitor.paths import DataDir, warc_dir
 from monitor.publish import (
@@ -46,7 +47,7 @@ from monitor.store import CycleRecord, CycleState, EventQuery, PageUpdate, Store
 
 if TYPE_CHECKING:  # the optional stages are imported when a cycle needs them (a fast start)
     from monitor.detail import DetailReport
-    from monitor.notify.outbox import DeliveryReport, NewDelivery
+    from monitor.notify.outbox import DeliveryReport
 
 __all__ = ["CheckReport", "CycleCancelled", "group_pages", "run_check", "select_pages"]
 
@@ -182,7 +183,7 @@ def _cycle(
         result=result,
         updates=_page_updates(checks, result),
         warc_file=warc_file,
-        deliveries=_deliveries(config, result.events, now),
+        deliveries=queued_deliveries(config, result.events, now),
     )
     with _collector_paused():  # a first check writes a row or two per entry
         recorded = store.record_cycle(record)
@@ -236,15 +237,6 @@ def group_pages(config: Config, pages: Sequence[PageConfig]) -> list[PageConfig]
     return [p for p in config.pages if p.group in wanted]
 
 
-def _deliveries(config: Config, events: Sequence[Event], now: datetime) -> tuple[NewDelivery, ...]:
-    """The notifications to queue with this cycle's events (none without [[notify]])."""
-    if not config.notify:
-        return ()
-    from monitor.notify.outbox import plan_deliveries
-
-    return tuple(plan_deliveries(config.notify, events, cycle_at=now))
-
-
 def _with_entry_pages(
     config: Config,
     store: Store,
@@ -263,8 +255,9 @@ def _with_entry_pages(
     if not links.events:
         return replace(report, links=links)
     feed_error = _publish(config, store)
+    notified = report.notify.plus(links.notify) if report.notify else links.notify
     return replace(report, events=report.events + links.events, links=links,
-                   feed_error=feed_error)  # fmt: skip
+                   feed_error=feed_error, notify=notified)  # fmt: skip
 
 
 def _page_updates(checks: Sequence[PageCheck], result: CycleResult) -> dict[str, PageUpdate]:

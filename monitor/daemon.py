@@ -420,6 +420,7 @@ def _report_entry_pages(report: DetailReport) -> None:
         return  # nothing was due: no line every few minutes
     for event in report.events:
         _log_event(event)
+    _log_notify(report.notify)
     _log(logging.INFO, "entry pages done", check_id=report.check_id, checked=report.checked,
          gone=report.gone, errors=report.errors, events=len(report.events))  # fmt: skip
 

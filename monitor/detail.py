@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor.archive import CycleWriter
 from monitor.config import Config, PageConfig
@@ -28,11 +28,15 @@ from monitor.linkcheck import DueLink, LinkVerdict, PageSigns, judge_link, plan_
 from monitor.listing import archive_fetch
 from monitor.lock import data_dir_lock
 from monitor.models import Event, FetchResult, utc_now
+from monitor.notify import queued_deliveries
 from monitor.observe import maybe_cut_short
 from monitor.paths import warc_dir
 from monitor.politeness import HostLimits
 from monitor.store import LastResponse, Store, open_store
 from monitor.store.detail_rows import DetailRecord, LinkCheck
+
+if TYPE_CHECKING:
+    from monitor.notify.outbox import DeliveryReport
 
 log = logging.getLogger("monitor")
 Clock = Callable[[], datetime]
@@ -49,6 +53,7 @@ class DetailReport:
     checked: int
     gone: int  # of those checked, how many answered gone this time
     errors: int
+    notify: DeliveryReport | None = None  # the link events' notifications, sent after commit
 
 
 NOTHING = DetailReport(None, (), 0, 0, 0)
@@ -103,21 +108,29 @@ def check_entry_pages(
         finally:
             writer.close()  # fsync the WARC before the database points at it
         warc_file = writer.path.name if writer.path else None
-    record = DetailRecord(  # 3. write, in one transaction
+    finished_at = clock()
+    record = DetailRecord(  # 3. write, in one transaction, with the notifications
         started_at=started_at,
-        finished_at=clock(),
+        finished_at=finished_at,
         pages=tuple(p.name for p in pages),
         checks=tuple(checks),
         memories=plan.memories,
         warc_file=warc_file,
+        deliveries=queued_deliveries(config, [e for c in checks for e in c.events], finished_at),
     )
     recorded = store.record_detail(record)
+    notified = None
+    if record.deliveries:  # 4. after the commit, as a cycle does
+        from monitor.notify.deliver import deliver_outbox
+
+        notified = deliver_outbox(config, store.outbox(), now=clock(), stop=stop)
     return DetailReport(
         check_id=recorded.check_id,
         events=recorded.events,
         checked=len(checks),
         gone=sum(1 for c in checks if c.outcome == "gone"),
         errors=sum(1 for c in checks if c.outcome == "error"),
+        notify=notified,
     )
 
 

@@ -198,6 +198,37 @@ def test_archived_entry_sends_one_message_with_its_title_and_id(site, tmp_path, 
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("digest", [False, True])
+def test_link_events_are_queued_and_sent_like_entry_events(
+    site, tmp_path, receiver, digest, cluster
+):
+    """An entry's own page confirmed gone: `link-gone` is queued with the entry-page phase's
+    events and sent after its commit, in the check that saw it (a digest: its own message),
+    on either store."""
+    from test_detail import LIST, T0, check_at, day, listing, page, write_detail_config
+
+    site.serve(LIST, listing(("/i/alpha", "Alpha"), ("/i/beta", "Beta")))
+    site.serve("/i/alpha", page("Alpha"))
+    site.serve("/i/beta", page("Beta"))
+    config = write_detail_config(tmp_path, site, detail={"every": "1d", "content": "main"})
+    with config.open("a", encoding="utf-8") as f:
+        f.write(f'[[notify]]\nurl = "{receiver.url}"\nkinds = ["link-gone", "page-gone"]\n'
+                f"digest = {str(digest).lower()}\n")  # fmt: skip
+        if cluster:
+            f.write("[cluster]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in cluster.items()))
+    check_at(config, T0)
+    site.serve("/i/beta", lambda request: Response("gone", status=404))
+    check_at(config, day(1))  # 1 of confirm_checks = 2
+    report = check_at(config, day(2))
+    (gone,) = [e for e in report.events if e.kind == "link-gone"]
+    assert receiver.ids() == [f"urn:uuid:{gone.id}"]
+    assert "Beta" in receiver.received[0]["title"] + receiver.received[0]["message"]
+    if not cluster:
+        assert [json.loads(row["event_ids"]) for row in outbox(config)] == [[gone.id]]
+    assert report.notify is not None and report.notify.sent == 1
+    assert [s["sent"] for s in notify_status(config)] == [1]
+
+
 def test_baseline_sends_nothing(site, tmp_path, receiver):
     """The first check of the pages is a baseline: no event, no message, nothing queued."""
     config = notify_config(tmp_path, site, {"url": receiver.url})

@@ -90,6 +90,14 @@ class DeliveryReport:
     left: int = 0  # due but not tried: the time budget ran out
     errors: tuple[str, ...] = field(default=())
 
+    def plus(self, other: DeliveryReport | None) -> DeliveryReport:
+        """This round and another (the entry pages' after the cycle's), counted together."""
+        if other is None:
+            return self
+        return DeliveryReport(self.sent + other.sent, self.retried + other.retried,
+                              self.failed + other.failed, other.left,
+                              self.errors + other.errors)  # fmt: skip
+
     def lines(self) -> list[str]:
         """One line per problem, for stderr."""
         return [f"notify: {e}" for e in self.errors] + (

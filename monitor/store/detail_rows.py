@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from monitor.models import Event, format_time
 from monitor.store.base import CaptureRecord, LastResponse
 from monitor.store.rows import optional_time
+
+if TYPE_CHECKING:
+    from monitor.notify.outbox import NewDelivery
 
 LinkStatus = Literal["new", "ok", "gone", "error"]
 
@@ -79,6 +82,8 @@ class DetailRecord:
     checks: tuple[LinkCheck, ...]
     memories: tuple[LinkMemory, ...] = ()  # rows written without a fetch (new, retired)
     warc_file: str | None = None
+    # the link events' notifications (plan_deliveries), written with them: never lost
+    deliveries: tuple[NewDelivery, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,10 @@ def _write_detail(conn: Conn, record: DetailRecord) -> RecordedDetail:
         )  # fmt: skip
         events.extend(replace(e, capture_id=final) for e in check.events)
     insert_events(conn, check_id, events)
+    if record.deliveries:  # with the events: never one without the other
+        from monitor.store.postgres_outbox import insert_deliveries  # loads the notify modules
+
+        insert_deliveries(conn, record.deliveries)
     failures = sum(1 for c in record.checks if c.outcome in ("gone", "error"))
     conn.execute(
         "UPDATE checks SET finished_at = %s, events = %s, failures = %s, warc_file = %s "
