@@ -76,7 +76,7 @@ class FeedInfo:
 
     `base_url` ([feed].base_url, ending in "/") is where the feed and the web pages are
     published: with it, each format links to itself ({base_url}feed.atom, …) and each
-    item to its evidence ({base_url}entries/ENTRY_ID, {base_url}captures/CAPTURE_ID).
+    item to its evidence ({base_url}entries/ENTRY_ID, {base_url}captures/CAPTURE_ID/view).
     `home_url` and `self_url`, when given, win over what base_url implies.
     """
 

@@ -280,8 +280,10 @@ def _judge(url: str, body: _Body, started_at: datetime) -> _Hop:
             return replace(hop, error=str(exc))
     if status in NOT_ERRORS:
         return hop
-    reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
-    what = f"HTTP {status} {reason}".rstrip()
+    # The server's own words go into an event's detail (terminals, web pages, messages):
+    # printable characters only. The archive keeps the status line as it was received.
+    reason = "".join(c for c in response.reason_phrase if c.isprintable())[:200].strip()
+    what = f"HTTP {status} {reason or httpx.codes.get_reason_phrase(status)}".rstrip()
     if status in REDIRECT_STATUSES:
         what += " without Location"
     return replace(hop, error=what, transient=status == 429 or status >= 500)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.archive import Problem, read_capture, verify_archive
-from monitor.decoders import decode_payload
+from monitor.decoders import DecodeError, decode_payload
 from monitor.errors import MonitorError
 from monitor.store import Store
 
@@ -19,9 +19,13 @@ SHOW_MAX_BYTES = 100 << 20
 
 
 def archived_body(
-    store: Store, warc_dir: Path, capture_id: int, *, decoded: bool
+    store: Store, warc_dir: Path, capture_id: int, *, decoded: bool, max_bytes: int = SHOW_MAX_BYTES
 ) -> tuple[str, list[tuple[str, str]], bytes]:
-    """(status line, headers, body) of a capture; a revisit yields its original's body."""
+    """(status line, headers, body) of a capture; a revisit yields its original's body.
+
+    Decoding stops past `max_bytes` (DecodeError): a body is untrusted, and its coding may
+    be a bomb or broken as the server sent it.
+    """
     capture = store.capture(capture_id)
     if capture is None:
         raise MonitorError(
@@ -43,9 +47,9 @@ def archived_body(
     body = body_record.raw_payload
     if decoded:
         try:
-            body = decode_payload(body_record.headers, body, SHOW_MAX_BYTES)
-        except MonitorError as error:
-            raise MonitorError(
+            body = decode_payload(body_record.headers, body, max_bytes)
+        except DecodeError as error:
+            raise DecodeError(
                 f"capture #{capture_id}: {error}; `monitor show --raw {capture_id}` prints "
                 "the body as archived"
             ) from error

@@ -60,8 +60,9 @@ def entry_path(entry_id: str) -> str:
 
 
 def capture_path(capture_id: int) -> str:
-    """One archived capture, relative to the site's root: "captures/ID"."""
-    return f"captures/{int(capture_id)}"
+    """One archived capture's page (its banner over the body, or the error of a fetch that
+    got no answer), relative to the site's root: "captures/ID/view"."""
+    return f"captures/{int(capture_id)}/view"
 
 
 def entry_name(event: Event) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from monitor.config import Config
+from monitor.decoders import DecodeError
 from monitor.errors import MonitorError, StoreError
 from monitor.feed import FeedFormat, render_feed
 from monitor.lookup import find_entry
@@ -173,7 +174,12 @@ def capture_body(store: Store, config: Config, capture_id: int) -> Response:
         why = f"Capture #{capture_id} has no archived response: {capture.error or 'no answer'}."
         return error_page(404, "Nothing archived", why, site_title=site)
     try:
-        _, headers, body = archived_body(store, warc_dir(config), capture_id, decoded=True)
+        _, headers, body = archived_body(store, warc_dir(config), capture_id, decoded=True,
+                                         max_bytes=config.monitor.max_bytes)  # fmt: skip
+    except DecodeError as error:  # the body as the server sent it: a bomb, a broken coding
+        why = (f"The body of capture #{capture_id} cannot be shown here: {_decode_problem(error)}"
+               f". `monitor show --raw {capture_id}` prints it as archived.")  # fmt: skip
+        return error_page(422, "Capture cannot be decoded", why, site_title=site)
     except MonitorError as error:
         log.error("capture #%d: %s", capture_id, error)
         # The reason (with file paths) goes to the log, not to a possibly public page.
@@ -186,6 +192,12 @@ def capture_body(store: Store, config: Config, capture_id: int) -> Response:
     declared = next((v for k, v in headers if k.lower() == "content-type"), capture.content_type)
     extra = (("X-Frame-Options", "SAMEORIGIN"),)
     return Response(200, body, capture_type(declared), CAPTURE_CSP, headers=extra)
+
+
+def _decode_problem(error: DecodeError) -> str:
+    """What was wrong with the body's coding, from the decoder's own words (no paths)."""
+    cause = error.__cause__ if isinstance(error.__cause__, DecodeError) else error
+    return str(cause)
 
 
 CAPTURES_SHOWN = 500  # newest captures listed on /captures

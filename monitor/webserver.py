@@ -10,6 +10,7 @@ import socketserver
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from monitor.config import Config
 from monitor.errors import MonitorError, StoreError
@@ -87,19 +88,25 @@ class _Handler(BaseHTTPRequestHandler):
             response = error_page(
                 500, "Server error", "Something went wrong.", site_title=config.feed.title
             )
-        try:
-            self._send(response, head=head)
-        except ConnectionError:  # the client went away mid-answer: nothing left to tell it
-            self.close_connection = True
+        self._send(response, head=head)
 
     def _host_allowed(self) -> bool:
-        """The Host names this server (DNS rebinding defence); see webcaptures.host_allowed."""
+        """The Host names this server (DNS rebinding defence); see webcaptures.host_allowed.
+
+        Two Host headers are refused (RFC 9112, 3.2), and a request in absolute form
+        (`GET http://host/path`) names its host in the target: that one must pass too.
+        """
         server = self.server
-        return host_allowed(
-            self.headers.get("Host"),
-            bound=server.server_name,
-            port=server.server_port,
-            allowed=server.config.serve.allowed_hosts,
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) > 1:
+            return False
+        named = [hosts[0] if hosts else None]
+        if not self.path.startswith("/"):
+            named.append(urlsplit(self.path).netloc or None)
+        return all(
+            host_allowed(host, bound=server.server_name, port=server.server_port,
+                         allowed=server.config.serve.allowed_hosts)  # fmt: skip
+            for host in named
         )
 
     def _send(
@@ -156,6 +163,12 @@ class MonitorServer(ThreadingHTTPServer):
         self.quiet = quiet
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer is nothing to report; anything else is."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks the host's name up in DNS; the address is enough.

@@ -644,7 +644,7 @@ def test_atom_items_link_to_the_timeline_and_the_capture() -> None:
         for e in parsed.entries
     ]
     archived, page_error = related[7], related[3]
-    assert archived == [BASE + "entries/e2", BASE + "captures/2"]
+    assert archived == [BASE + "entries/e2", BASE + "captures/2/view"]
     assert page_error == []  # a page event without a capture has no evidence to link
 
 
@@ -653,7 +653,7 @@ def test_every_format_links_the_evidence_in_the_content(fmt: FeedFormat) -> None
     """In all three formats the item's body links the entry's timeline and the capture."""
     data = render_feed(make_events(), BASE_INFO, fmt, max_entries=9)
     hrefs = tags_of(item_html(fmt, parsed_items(fmt, data)[7])).hrefs
-    assert BASE + "entries/e2" in hrefs and BASE + "captures/2" in hrefs
+    assert BASE + "entries/e2" in hrefs and BASE + "captures/2/view" in hrefs
 
 
 @pytest.mark.parametrize("fmt", ["atom", "rss", "json"])

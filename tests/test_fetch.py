@@ -239,6 +239,21 @@ def test_forbidden_is_an_error_without_retry(srv: FaultServer) -> None:
 
 
 @pytest.mark.parametrize(
+    ("reason", "shown"),
+    [("Bad \x01\x02\x1b[31mthing\x7f", "Bad [31mthing"), ("\x01\x02", "Forbidden")],
+    ids=["controls-inside", "only-controls"],
+)
+def test_a_reason_phrase_reaches_the_detail_printable(srv: FaultServer, reason, shown) -> None:
+    """The server's reason phrase loses its control characters in the error a person reads
+    (terminal, web page, message); the archived exchange keeps it as it was received."""
+    srv.set("/page", Respond(403, b"go away", reason=reason))
+    result = fetch(srv.url("/page"))
+
+    assert result.error == f"{srv.url('/page')}: HTTP 403 {shown}"
+    assert result.exchanges[0].reason == reason
+
+
+@pytest.mark.parametrize(
     ("status", "words"),
     [(500, "Internal Server Error"), (502, "Bad Gateway"), (503, "Service Unavailable"),
      (429, "Too Many Requests")],

@@ -120,7 +120,7 @@ def test_event_message_reads_at_a_glance():
     assert msg.title == "Archived: Film Forward"
     assert "Link: https://www.imls.gov/initiative-1" in msg.body
     assert f"{BASE}entries/e1" in msg.body
-    assert f"{BASE}captures/101" in msg.body
+    assert f"{BASE}captures/101/view" in msg.body
     assert urn(1) in msg.body
 
 

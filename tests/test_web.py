@@ -4,6 +4,7 @@ over a real scenario (scenario-basic, then a hostile page) on a server bound to 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import http.client
 import json
@@ -11,9 +12,11 @@ import shutil
 import signal
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ from conftest import (
     write_config,
 )
 from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
 from monitor import web, webpages, webserver
 from monitor.config import load_config
@@ -434,6 +438,33 @@ def test_capture_content_type_is_html_or_plain_text(declared, served_as):
     assert web.capture_type(declared) == served_as
 
 
+@pytest.mark.parametrize(
+    ("encoding", "payload", "says"),
+    [
+        ("gzip", lambda: gzip.compress(b"<html>" + b" " * 3_000_000), "larger than max_bytes"),
+        ("gzip", lambda: b"\x1f\x8b\x08\x00 not gzip at all", "corrupt gzip body"),
+    ],
+    ids=["bomb", "broken"],
+)
+def test_a_capture_whose_coding_cannot_be_undone_is_a_422(site, tmp_path, encoding, payload, says):
+    """A body the server sent compressed past max_bytes once decoded (a bomb), or broken,
+    is refused by check (page-error) and by /captures/ID (422, saying why), never a 500
+    and never decoded past max_bytes; its view page still shows the capture's banner."""
+    body = payload()
+    site.serve("/bomb", lambda request: Response(
+        body, headers={"Content-Type": "text/html", "Content-Encoding": encoding}))  # fmt: skip
+    config = write_config(tmp_path, [{"name": "bomb", "url": site.url("/bomb"), "role": "active"}],
+                          monitor={"max_bytes": 1_000_000})  # fmt: skip
+    result = run(config, "check", "--json")
+    (event,) = json_lines(result)
+    assert result.exit_code == 1 and event["kind"] == "page-error"
+    loaded = load_config(config)
+    answer = web.respond(loaded, f"/captures/{event['capture_id']}")
+    assert answer.status == 422
+    assert says in answer.body.decode() and "monitor show --raw" in answer.body.decode()
+    assert web.respond(loaded, f"/captures/{event['capture_id']}/view").status == 200
+
+
 @pytest.mark.parametrize("path", ["/captures/999999", "/captures/abc", "/captures/"])
 def test_unknown_capture_is_a_404(served, client, path):
     """A capture id that does not exist, or is not a number, gives 404."""
@@ -644,6 +675,55 @@ def test_stylesheet_is_allowed_by_its_hash(served, client, path):
     style = soup(response).style.string
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     assert f"style-src 'sha256-{digest}';" in response.headers["content-security-policy"]
+
+
+def raw_exchange(served, request: bytes) -> bytes:
+    host, port = served.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: evil.example\r\nHost: localhost\r\n",
+        b"GET http://evil.example/healthz HTTP/1.1\r\nHost: localhost\r\n",
+        b"GET http://localhost/healthz HTTP/1.1\r\nHost: evil.example\r\n",
+    ],
+    ids=["two-hosts", "two-hosts-reversed", "absolute-form", "absolute-form-bad-host"],
+)
+def test_a_request_naming_another_host_anywhere_gets_400(served, request_head):
+    """Two Host headers, or an absolute-form target whose host is not ours: 400."""
+    answer = raw_exchange(served, request_head + b"Connection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
+
+
+def test_an_absolute_form_request_for_our_own_host_is_answered(served):
+    port = served.url.rstrip("/").rsplit(":", 1)[1].encode()
+    answer = raw_exchange(served, b"GET http://localhost:" + port + b"/healthz HTTP/1.1\r\n"
+                          b"Host: localhost\r\nConnection: close\r\n\r\n")  # fmt: skip
+    assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_client_that_goes_away_mid_answer_leaves_no_traceback(served, capfd):
+    """A client that resets the connection before the answer is written (here, 20 of
+    them, half before sending a Host) costs the server nothing: no traceback on stderr,
+    and the next request is answered."""
+    host, port = served.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    for n in range(20):
+        sock = socket.create_connection((host, int(port)), timeout=5)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        head = b"GET /feed.atom HTTP/1.1\r\n" + (b"Host: localhost\r\n\r\n" if n % 2 else b"")
+        sock.sendall(head)
+        sock.close()  # SO_LINGER 0: a reset, so the server's write fails
+    time.sleep(0.5)
+    assert raw_get(served.url, "localhost")[0] == 200
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_malformed_request_gets_an_escaped_400(served):

@@ -15,6 +15,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 from monitor.models import Event, format_time
+from monitor.render import capture_path, entry_path
 
 TITLE_CHARS = 120  # a subject line, a chat preview
 VALUE_CHARS = 240  # one side of a before/after
@@ -96,9 +97,9 @@ def _event_lines(event: Event, base_url: str | None) -> list[str]:
     if base_url:
         root = base_url if base_url.endswith("/") else base_url + "/"
         if event.entry_id:
-            lines.append(f"Entry: {root}entries/{quote(event.entry_id, safe='')}")
+            lines.append(f"Entry: {root}{entry_path(event.entry_id)}")
         if event.capture_id is not None:
-            lines.append(f"Capture: {root}captures/{event.capture_id}")
+            lines.append(f"Capture: {root}{capture_path(event.capture_id)}")
     lines.append(f"At: {format_time(event.at)}")
     lines.append(f"Id: {event_urn(event.id)}")
     return lines
