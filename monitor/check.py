@@ -32,7 +32,6 @@ from monitor.fetch import make_client
 from monitor.listing import PageCheck, check_listing
 from monitor.lock import cycle_lock
 from monitor.models import CycleResult, Event, PageState, utc_now
-from monitor.notify import queued_deliveries
 from monitor.parsing import parser_for
 from monitor.paths import DataDir, warc_dir
 from monitor.publish import (
@@ -47,7 +46,7 @@ from monitor.store import CycleRecord, CycleState, EventQuery, PageUpdate, Store
 
 if TYPE_CHECKING:  # the optional stages are imported when a cycle needs them (a fast start)
     from monitor.detail import DetailReport
-    from monitor.notify.outbox import DeliveryReport
+    from monitor.notify.outbox import DeliveryReport, NewDelivery
 
 __all__ = ["CheckReport", "CycleCancelled", "group_pages", "run_check", "select_pages"]
 
@@ -235,6 +234,18 @@ def group_pages(config: Config, pages: Sequence[PageConfig]) -> list[PageConfig]
     """
     wanted = {p.group for p in pages}
     return [p for p in config.pages if p.group in wanted]
+
+
+def queued_deliveries(
+    config: Config, events: Sequence[Event], now: datetime
+) -> tuple[NewDelivery, ...]:
+    """The notifications to queue with a phase's events, in its transaction: a cycle's or
+    an entry-page phase's (none without [[notify]], and then no notify module is loaded)."""
+    if not config.notify or not events:
+        return ()
+    from monitor.notify.outbox import plan_deliveries
+
+    return tuple(plan_deliveries(config.notify, events, cycle_at=now))
 
 
 def _with_entry_pages(

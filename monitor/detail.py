@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor.archive import CycleWriter
+from monitor.check import queued_deliveries
 from monitor.config import Config, PageConfig
 from monitor.errors import CycleCancelled
 from monitor.extract import extract_page, extract_text, is_html
@@ -28,7 +29,6 @@ from monitor.linkcheck import DueLink, LinkVerdict, PageSigns, judge_link, plan_
 from monitor.listing import archive_fetch
 from monitor.lock import data_dir_lock
 from monitor.models import Event, FetchResult, utc_now
-from monitor.notify import queued_deliveries
 from monitor.observe import maybe_cut_short
 from monitor.paths import warc_dir
 from monitor.politeness import HostLimits

@@ -174,6 +174,24 @@ def test_a_wider_range_gives_what_one_run_over_it_gives(tmp_path):
     ]
 
 
+def test_a_range_widened_backwards_keeps_each_events_id(tmp_path):
+    """Since 2016, then everything: an event both runs import keeps its id, and its entry
+    its id, though the entry was first seen in an earlier capture the second time (ids
+    derive from what they record, not from the first capture that showed the entry)."""
+    with FakeArchive(imls_history()) as archive:
+        config = archive_config(tmp_path, archive, IMLS_PAGES)
+        assert run(config, "backfill", "--since", "2016-01-01").exit_code == 0
+        narrow = log_oldest_first(config)
+        assert run(config, "backfill").exit_code == 0
+        wide = log_oldest_first(config)
+    assert summary(wide) == EXPECTED
+    same = {(e["at"], e["kind"], e["title"]): (e["id"], e["entry_id"]) for e in wide}
+    shared = [e for e in narrow if (e["at"], e["kind"], e["title"]) in same]
+    assert len(shared) >= 20  # 2016-04-10 onwards, bar what the wider range changed
+    for event in shared:
+        assert (event["id"], event["entry_id"]) == same[event["at"], event["kind"], event["title"]]
+
+
 def _imported(db: Path) -> int:
     if not db.exists():
         return 0

@@ -7,8 +7,10 @@ checks, and each page's first capture is its silent baseline. Two things are bac
 - the hold in capture time: an entry that leaves an active page waits for the archived
   pages' next captures (then one `archived`, or `removed` dated at the capture it left),
   for at most `hold_for`, after which it is `removed` dated at the capture it left;
-- ids that derive from what they record (UUID5 of the capture, the entry and the kind;
-  new entries from the capture that first showed them), so a rebuild gives the same ids.
+- ids that derive from what they record, so a rebuild gives the same ids: an event's
+  from its capture, its entry and its kind; an entry only the archive saw from what
+  identifies it (its first version's link slug, else title, else description), not from
+  the capture that first showed it, so a wider range keeps its id and its events'.
 
 `derive_history` then makes an entry the archive and live checks both saw ONE entry
 (match.py's identity rules against the fields live checks first saw).
@@ -18,12 +20,14 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from monitor.canonical import comparable_text
 from monitor.classify import classify_cycle
-from monitor.match import Candidate, match_cycle
+from monitor.match import Candidate, match_cycle, slug_key, title_key
 from monitor.models import Entry, Event, KnownEntry, PageObservation, PageState, Role
 from monitor.store.backfill import (
     CaptureKey,
@@ -237,11 +241,33 @@ def live_ids(replay: Replay, live: Sequence[LiveEntry]) -> dict[str, str]:
     return ids
 
 
+def archive_ids(replay: Replay, own_ids: Sequence[str]) -> dict[str, str]:
+    """The final id of each entry only the archive saw (`own_ids`, replay ids): a UUID5 of
+    its first version's link slug (match.py's second identity tier), else normalised
+    title, else description, and of how many entries before it (in first-seen order) had
+    the same."""
+    firsts = sorted((replay.versions[i][0].at, i) for i in own_ids if replay.versions.get(i))
+    taken: Counter[str] = Counter()
+    ids = {}
+    for _, replay_id in firsts:
+        first = replay.versions[replay_id][0]
+        # The slug, not the whole link: an entry first seen on the archived page (a range
+        # that starts after its move) has the same one as when it was first seen active.
+        key = (f"slug:{slug_key(first.link)}" if slug_key(first.link)
+               else f"title:{title_key(first.title)}" if title_key(first.title)
+               else f"description:{comparable_text(first.description)}")  # fmt: skip
+        ids[replay_id] = str(uuid.uuid5(NAMESPACE, f"entry|{key}|{taken[key]}"))
+        taken[key] += 1
+    return ids
+
+
 def derive_history(
     replay: Replay, live: Sequence[LiveEntry], *, first_live: datetime | None
 ) -> ImportedHistory:
-    """The replay under final ids: live entries' ids where the archive saw them too."""
+    """The replay under final ids: live entries' ids where the archive saw them too, ids
+    from what identifies them for the others."""
     ids = live_ids(replay, live)
+    ids.update(archive_ids(replay, [r for r, final in ids.items() if final == r]))
     known = {e.entry_id for e in live}
     events = []
     for event, key in sorted(replay.events, key=lambda pair: pair[0].at):
