@@ -162,8 +162,19 @@ def outbox(config: Path) -> list[dict[str, Any]]:
         db.close()
 
 
-def time_passes(config: Path, hours: float = 2.0) -> None:
-    """As if `hours` went by: every pending delivery was queued and is due that much earlier."""
+def time_passes(config: Path, hours: float = 2.0, *, database: str | None = None) -> None:
+    """As if `hours` went by: every pending delivery was queued and is due that much earlier
+    (in monitor.db, or in the PostgreSQL `database`)."""
+    if database is not None:
+        import psycopg
+
+        earlier = ("to_char((({col})::timestamptz - make_interval(secs => %(s)s)) AT TIME ZONE "
+                   "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")  # fmt: skip
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(f"UPDATE outbox SET created_at = {earlier.format(col='created_at')}, "
+                         f"next_at = {earlier.format(col='next_at')} WHERE status = 'pending'",
+                         {"s": hours * 3600})  # fmt: skip
+        return
     shift = f"-{hours} hours"
     db = sqlite3.connect(config.parent / "data" / "monitor.db")
     with db:
@@ -276,6 +287,32 @@ def test_a_500_then_200_is_delivered_by_a_later_check(site, tmp_path, receiver):
     check(config)
     assert [(s["pending"], s["sent"]) for s in notify_status(config)] == [(0, 1)]
     assert receiver.received[-1]["title"] == "Archived: IMLS Focus"
+
+
+@pytest.mark.parametrize("digest", [False, True])
+def test_a_target_that_was_down_gets_its_messages_in_order(
+    site, tmp_path, receiver, digest, cluster
+):
+    """A message queued while an earlier one to the same target waits its backoff waits
+    with it: when the target answers again they arrive in the order they were queued, and
+    `notify status` shows the real cause of the wait (on either store)."""
+    config = notify_config(tmp_path, site, {"url": receiver.url, "digest": digest},
+                           **({"cluster": cluster} if cluster else {}))  # fmt: skip
+    serve_step(site, 1)
+    check(config)
+    receiver.status = 503
+    serve_step(site, 2)
+    first = json_lines(check(config))
+    serve_step(site, 3)
+    second = json_lines(check(config))  # its messages are due at once: they must wait
+    assert receiver.ids() == (urns(first) if digest else urns(first)[:1])  # one try: failed
+    (status,) = notify_status(config)
+    assert status["pending"] == (2 if digest else len(first) + len(second))
+    assert "503" in status["last_error"]
+    receiver.status, receiver.received = 200, []
+    time_passes(config, database=cluster["database"] if cluster else None)
+    check(config)
+    assert receiver.ids() == urns(first) + urns(second)
 
 
 def test_a_hanging_target_ends_the_check_within_its_budget(site, tmp_path, receiver, short_budget):

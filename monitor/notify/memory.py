@@ -52,13 +52,20 @@ class MemoryOutbox:
         return ids
 
     def due(self, now: datetime, limit: int) -> list[Delivery]:
-        """Pending deliveries with next_at <= now, oldest first."""
-        ready = [
-            r.delivery
-            for r in self.records.values()
-            if r.state == "pending" and r.delivery.next_at <= now
-        ]
-        return sorted(ready, key=lambda d: d.id)[:limit]
+        """Pending deliveries with next_at <= now, oldest first, bar those queued after one
+        to the same target that waits: a target gets them in order."""
+        pending = sorted((r.delivery for r in self.records.values() if r.state == "pending"),
+                         key=lambda d: d.id)  # fmt: skip
+        waiting: set[str] = set()  # targets with an earlier delivery not due yet
+        ready = []
+        for delivery in pending:
+            if delivery.target_url_hash in waiting:
+                continue
+            if delivery.next_at > now:
+                waiting.add(delivery.target_url_hash)
+            else:
+                ready.append(delivery)
+        return ready[:limit]
 
     def mark_sent(self, delivery_id: int, at: datetime) -> None:
         record = self.records[delivery_id]

@@ -188,7 +188,7 @@ def deliver_due(
             continue
         next_at = next_attempt(delivery.attempts + 1, at, cap_s)
         outbox.mark_retry(delivery.id, at, next_at, outcome)
-        down[index] = (next_at, "an earlier delivery to this target failed")
+        down[index] = (next_at, f"an earlier delivery to this target failed: {outcome}")
         counts["retried"] += 1
         errors.append(f"{label}: will retry: {outcome}")
     return _report(counts, errors, left=0)

@@ -47,6 +47,14 @@ class OutboxStore(Outbox, Protocol):
         ...
 
 
+# A delivery waits while one queued before it to the same target waits (its backoff, or
+# another worker's lease): a target gets its messages in the order they were queued.
+IN_ORDER = (
+    "NOT EXISTS (SELECT 1 FROM outbox e WHERE e.status = 'pending' "
+    "AND e.target_hash = o.target_hash AND e.id < o.id AND e.next_at > {now})"
+)
+
+
 def delivery_row(new: NewDelivery) -> dict[str, Any]:
     """The outbox table's columns for one delivery a cycle queues (status pending)."""
     return {
@@ -85,15 +93,18 @@ def notify_status_from_row(row: Row) -> NotifyStatusRow:
     )
 
 
-# Per (target, URL hash): counts by state, the oldest pending, the next attempt, and the
-# newest error of a delivery not sent. Plain SQL that SQLite and PostgreSQL both run.
+# Per (target, URL hash): counts by state, the oldest pending, the next attempt (the
+# oldest pending delivery's: the others wait for it, IN_ORDER), and the newest error of a
+# delivery not sent. Plain SQL that SQLite and PostgreSQL both run.
 NOTIFY_STATUS_SQL = """
 SELECT o.target, o.target_hash,
        sum(CASE WHEN o.status = 'pending' THEN 1 ELSE 0 END) AS pending,
        sum(CASE WHEN o.status = 'sent' THEN 1 ELSE 0 END) AS sent,
        sum(CASE WHEN o.status = 'failed' THEN 1 ELSE 0 END) AS failed,
        min(CASE WHEN o.status = 'pending' THEN o.created_at END) AS oldest_pending,
-       min(CASE WHEN o.status = 'pending' THEN o.next_at END) AS next_at,
+       (SELECT p.next_at FROM outbox p
+         WHERE p.target = o.target AND p.target_hash = o.target_hash AND p.status = 'pending'
+         ORDER BY p.id LIMIT 1) AS next_at,
        (SELECT e.last_error FROM outbox e
          WHERE e.target = o.target AND e.target_hash = o.target_hash
            AND e.status <> 'sent' AND e.last_error IS NOT NULL

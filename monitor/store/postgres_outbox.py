@@ -37,8 +37,8 @@ LEASE_S = 60  # how long a claimed delivery stays out of other workers' due()
 # with the next_at they were due at (the Delivery SQLite would return).
 CLAIM_SQL = """
 WITH picked AS (
-    SELECT id, next_at FROM outbox
-    WHERE status = 'pending' AND next_at <= %(now)s
+    SELECT id, next_at FROM outbox o
+    WHERE status = 'pending' AND next_at <= %(now)s AND """ + O.IN_ORDER.format(now="%(now)s") + """
     ORDER BY id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED

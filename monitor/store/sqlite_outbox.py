@@ -43,10 +43,13 @@ class SqliteOutbox:
         self.path = path
 
     def due(self, now: datetime, limit: int) -> list[Delivery]:
-        """Pending deliveries with next_at <= now, oldest first (by id)."""
+        """Pending deliveries with next_at <= now, oldest first (by id), bar those queued
+        after one to the same target that waits (O.IN_ORDER): a target gets them in order."""
+        at = format_time(now)
         rows = self._rows(
-            "SELECT * FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?",
-            (format_time(now), int(limit)),
+            "SELECT * FROM outbox o WHERE status = 'pending' AND next_at <= ? "
+            f"AND {O.IN_ORDER.format(now='?')} ORDER BY id LIMIT ?",
+            (at, at, int(limit)),
         )
         return [O.delivery_from_row(r) for r in rows]
 
