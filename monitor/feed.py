@@ -85,6 +85,7 @@ class FeedInfo:
     home_url: str | None = None  # the web page (monitor serve), if known
     self_url: str | None = None
     base_url: str | None = None
+    site_url: str | None = None  # the watched site (a page's URL): RSS's channel <link> at least
 
 
 def site_base(base_url: str | None) -> str | None:
@@ -168,8 +169,22 @@ def _link_html(url: str | None) -> str:
     if url is None:
         return "<em>none</em>"
     if is_web_url(url):
-        return f'<a href="{esc(url)}">{esc(url)}</a>'
+        return f'<a href="{esc(web_iri(url) or "")}">{esc(url)}</a>'
     return esc(url)
+
+
+# What a URI keeps as it is: its reserved and unreserved characters, and "%" (a link is
+# stored as found, maybe already percent-encoded). The rest (spaces, quotes, <, >, {, |,
+# non-ASCII...) is percent-encoded (UTF-8): an href in a feed is a valid URI, and an IRI.
+_URI_KEEPS = "!#$%&'()*+,/:;=?@[]~"
+
+
+def web_iri(url: str | None) -> str | None:
+    """An http(s) link as a feed writes it in an href: characters a URI cannot hold
+    percent-encoded (the entry keeps its link as found); None for anything else."""
+    if not url or not is_web_url(url):
+        return None
+    return quote(url, safe=_URI_KEEPS)
 
 
 def changes_html(changes: Mapping[str, Change]) -> str:
@@ -246,9 +261,9 @@ def _render_xml(
     if home_url:
         fg.link(href=_xml(home_url), rel="alternate", type="text/html")
     elif not self_url and fmt == "rss":
-        # RSS requires a channel <link>; with no known URL the feed's own id (an IRI) is
-        # the one stable reference there is.
-        fg.link(href=_xml(info.feed_id), rel="alternate")
+        # RSS requires a channel <link>, "the URL of the website": with no page of ours
+        # known, the watched site's; with none at all, the feed's own id (an IRI).
+        fg.link(href=_xml(web_iri(info.site_url) or info.feed_id), rel="alternate")
     # Both default to the wall clock: set them so that a rendering depends on its input only.
     fg.updated(updated)
     fg.lastBuildDate(updated)
@@ -272,7 +287,7 @@ def _add_xml_entry(fg: Any, event: Event, base_url: str | None) -> None:
     fe.published(at)
     fe.category(term=_xml(event.kind))
     if not event.is_page_event and is_web_url(event.link):
-        fe.link(href=_xml(event.link or ""), rel="alternate")
+        fe.link(href=_xml(web_iri(event.link) or ""), rel="alternate")
     evidence = evidence_urls(event, base_url)
     if evidence:
         fe.register_extension("evidence", _EvidenceLinks, atom=True, rss=False)
@@ -321,7 +336,7 @@ def _json_item(event: Event, base_url: str | None) -> dict[str, Any]:
     """One JSON Feed item: the rendered event plus its fields under _monitor."""
     item: dict[str, Any] = {"id": event_iri(event)}
     if not event.is_page_event and is_web_url(event.link):
-        item["url"] = event.link
+        item["url"] = web_iri(event.link)
     item["title"] = event_title(event)
     item["content_html"] = event_html(event, base_url)
     item["date_published"] = format_time(event.at)

@@ -73,7 +73,8 @@ def feed_info(
         configured = getattr(config.feed, "base_url", None)
         base_url = configured if isinstance(configured, str) else None
     return FeedInfo(
-        config.feed.title, feed_id, home_url=home_url, self_url=self_url, base_url=base_url
+        config.feed.title, feed_id, home_url=home_url, self_url=self_url, base_url=base_url,
+        site_url=config.pages[0].url if config.pages else None,
     )
 
 
@@ -87,6 +88,7 @@ def feed_fingerprint(config: Config, events: Sequence[Event]) -> str:
         feed.max_entries,
         getattr(feed, "base_url", None),
         sorted(page.url for page in config.pages),
+        config.pages[0].url if config.pages else None,  # RSS's channel link (FeedInfo.site_url)
         [repr(event) for event in events],
     )
     return hashlib.sha256(repr(basis).encode("utf-8", "surrogatepass")).hexdigest()

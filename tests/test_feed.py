@@ -306,8 +306,25 @@ def test_event_html_escapes_everything_from_the_page() -> None:
     assert "&quot;quoted&quot; &#x27;single&#x27; ]]&gt;" in body
     assert "&amp;amp;" in body  # a literal "&amp;" on the page stays literal
     # The entry's link, then the new link of the link change; the old one is javascript:.
-    assert collected.hrefs == ['https://example.org/x?a=1&b="2"'] * 2
+    # A quote cannot stand in a URI: it is percent-encoded in the href, shown as found.
+    assert collected.hrefs == ["https://example.org/x?a=1&b=%222%22"] * 2
+    assert "https://example.org/x?a=1&amp;b=&quot;2&quot;" in body
     assert "javascript:alert(1)" in body and 'href="javascript' not in body
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+def test_an_entry_link_is_a_valid_uri_in_every_format(fmt: FeedFormat) -> None:
+    """A link holding what a URI cannot (quotes, <, >, {, |, non-ASCII) is written
+    percent-encoded, in the item's link and in its content; what is already encoded stays."""
+    link = 'https://evil.example/<script>alert(13)</script>/"a"{b|c}/caf\u00e9?q=%41'
+    want = "https://evil.example/%3Cscript%3Ealert(13)%3C/script%3E/%22a%22%7Bb%7Cc%7D/caf%C3%A9?q=%41"
+    event = Event(uid(1), "added", T0, "active", entry_id="e1", title="T", link=link,
+                  description="d")  # fmt: skip
+    data = render_feed([event], BASE_INFO, fmt, max_entries=9)
+    (item,) = parsed_items(fmt, data)
+    item_link = item["url"] if fmt == "json" else item.link
+    assert item_link == want
+    assert want in tags_of(item_html(fmt, item)).hrefs
 
 
 def test_page_event_html_carries_the_escaped_detail() -> None:
@@ -358,12 +375,14 @@ def test_atom_feed_metadata() -> None:
     [
         (INFO, INFO.home_url),
         (FeedInfo("t", "urn:uuid:1", self_url="http://h/feed.rss"), "http://h/feed.rss"),
+        (FeedInfo("t", "urn:uuid:1", site_url="https://www.imls.gov/x"), "https://www.imls.gov/x"),
         (FeedInfo("t", "urn:uuid:1"), "urn:uuid:1"),
     ],
-    ids=["web-page", "feed-url-only", "nothing-known-uses-feed-id"],
+    ids=["web-page", "feed-url-only", "watched-site", "nothing-known-uses-feed-id"],
 )
 def test_rss_channel_link(info: FeedInfo, channel_link: str) -> None:
-    """RSS's required channel link is the web page, else the feed URL, else the feed id."""
+    """RSS's required channel link is the web page, else the feed URL, else the watched
+    site (a URL, as RSS 2.0 asks), else the feed id."""
     data = render_feed(make_events(), info, "rss", max_entries=5)
     parsed = parse_xml_feed(data)
     assert parsed.version == "rss20"
