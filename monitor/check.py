@@ -186,6 +186,14 @@ def _cycle(
     )
     with _collector_paused():  # a first check writes a row or two per entry
         recorded = store.record_cycle(record)
+    # The first check of every page after a backfill ran before it (rarely): the lock held
+    # is every page's, as rebuilding the imported history needs.
+    first_check = any(state.pages[p.name].state.status == "new" for p in pages)
+    every_page = len(pages) == len(config.pages)
+    if first_check and every_page and store.count("imported_captures"):
+        from monitor.backfill.run import settle_at_first_check
+
+        settle_at_first_check(config, store, started_at)
 
     feed_error = _publish(config, store)  # 5. publish
     notified = None

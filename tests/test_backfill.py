@@ -416,6 +416,26 @@ def test_an_entry_only_the_archive_saw_is_removed_by_the_time_live_checks_began(
     ]
 
 
+def test_a_backfill_before_the_first_check_ends_where_that_check_begins(tmp_path, site):
+    """Backfill first, then the first live check: the same entries and states as the other
+    order (Gamma, which the archive saw and the check did not find, is removed from the
+    check on, silently), and Gamma coming back later is `restored`, not nothing."""
+    site.serve(ACTIVE_PATH, listing("alpha", "beta"))
+    site.serve(ARCHIVED_PATH, listing("delta", under="archives/"))
+    history = moves(15, site.url(ACTIVE_PATH), site.url(ARCHIVED_PATH))
+    with FakeArchive(history) as archive:
+        config = archive_config(tmp_path, archive, imls_pages(site))
+        assert run(config, "backfill").exit_code == 0
+        first = run(config, "check", "--json")
+    assert first.exit_code == 0 and json_lines(first) == []  # the live baseline says nothing
+    entries = {e["title"]: e["state"] for e in json_lines(run(config, "entries", "--json"))}
+    assert entries == {"Alpha": "active", "Beta": "active", "Delta": "archived",
+                       "Gamma": "removed"}  # fmt: skip
+    site.serve(ACTIVE_PATH, listing("alpha", "beta", "gamma"))
+    back = json_lines(run(config, "check", "--json"))
+    assert [(e["kind"], e["title"]) for e in back] == [("restored", "Gamma")]
+
+
 def test_the_web_page_pages_through_live_and_imported_events_in_time_order(
     tmp_path, site, monkeypatch
 ):

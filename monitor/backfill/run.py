@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import cast
 
@@ -28,7 +28,7 @@ from monitor.errors import MonitorError
 from monitor.extract import extract_page
 from monitor.fetch import make_client
 from monitor.lock import cycle_lock
-from monitor.models import Entry, Event, utc_now
+from monitor.models import Entry, Event, format_time, utc_now
 from monitor.observe import read_signs
 from monitor.paths import warc_dir as archive_dir
 from monitor.store import SqliteStore, Store, open_store
@@ -109,6 +109,19 @@ async def _import(
                         max_bytes=config.monitor.warc_max_bytes) as writer:  # fmt: skip
             return await import_captures(client, config, wanted, store, writer, limiter,
                                          started_at=started_at, progress=progress)  # fmt: skip
+
+
+def settle_at_first_check(config: Config, store: Store, started_at: datetime) -> None:
+    """After the first live check (started at `started_at`) is recorded: if a backfill
+    ran before it, replay the imported captures again (nothing is fetched), so that the
+    imported timeline ends where that check began, as a backfill run after it gives (an
+    entry only the archive saw, which the check did not find, is removed from then on)."""
+    backfill = backfill_store(store)
+    first_live = backfill.first_live_check()
+    if first_live is None or format_time(first_live) != format_time(started_at):
+        return  # not the first live check: a backfill since then already ended there
+    if backfill.imported_captures():
+        _rebuild(config, backfill, Fetched(0, 0, 0), None)
 
 
 def _rebuild(

@@ -324,8 +324,8 @@ class PostgresStore(PostgresDetail):
         return int(rows[0]["seq"]) if rows else None
 
     def count(self, table: str) -> int:
-        """Rows in one of the schema's tables (for verify's summary)."""
-        if table not in ("entries", "events", "captures", "checks"):
+        """Rows in one of the schema's tables (verify's summary; a check: any imported?)."""
+        if table not in ("entries", "events", "captures", "checks", "imported_captures"):
             raise ValueError(f"not a countable table: {table!r}")
         return int(self._rows(f"SELECT count(*) AS n FROM {table}")[0]["n"])
 
