@@ -29,7 +29,7 @@ import queue
 import signal
 import threading
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,7 @@ class Daemon:
         self.idle = threading.Event()  # clear while a cycle runs
         self.idle.set()
         self.last_cycle: dict[str, Any] | None = None
+        self.cycle_since: datetime | None = None  # while a cycle runs: when it began
         self._signals: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._state_lock = threading.Lock()
         self._stop_lock = threading.Lock()
@@ -154,7 +155,10 @@ class Daemon:
             return self._finish()
         finally:
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                # Stopped: the process is on its way out with 0, and a supervisor's repeated
+                # SIGTERM (or a second Ctrl-C) must not turn that into a kill (143 or 130).
+                stopping = sig != signal.SIGHUP and self.stop.is_set()
+                signal.signal(sig, signal.SIG_IGN if stopping else handler)
             self._signals.put(None)
             watcher.join()
 
@@ -288,11 +292,14 @@ class Daemon:
         try:
             if self.stop.is_set():
                 return
+            self.cycle_since = utc_now()
+            self._write_state(running=True)  # `status`: checking now, not "next check" past
             try:
                 self._cycle(self.config)
             except Exception as error:  # a bug in one cycle must not stop the next ones
                 log.exception("cycle failed unexpectedly; the daemon goes on")
                 self.last_cycle = {"outcome": "failed", "error": f"{type(error).__name__}: {error}"}
+            self.cycle_since = None
             self._write_state(running=True)  # before idle: a stop's "stopped" state comes last
         finally:
             self.idle.set()
@@ -381,9 +388,13 @@ class Daemon:
         return 0
 
     def _next_run_at(self) -> str | None:
+        """The next cycle's time; None while the scheduler has not moved past the one running
+        (APScheduler sets the next time once it has handed the job to its thread)."""
         job = self.scheduler.get_job(JOB_ID)
         when = getattr(job, "next_run_time", None)
-        return format_time(when) if when is not None else None
+        if when is None or (self.cycle_since is not None and when <= self.cycle_since):
+            return None
+        return format_time(when)
 
     def _write_state(self, *, running: bool) -> None:
         """Rewrite DATA_DIR/daemon.json for `monitor status`; a failure is logged, not raised."""
@@ -398,6 +409,7 @@ class Daemon:
                 "data_dir": str(self.data_dir),
                 "schedule": describe_schedule(config.schedule),
                 "next_run_at": self._next_run_at() if running else None,
+                "checking_since": format_time(self.cycle_since) if self.cycle_since else None,
                 "last_cycle": self.last_cycle,
             }
             data = (json.dumps(state, indent=2) + "\n").encode()

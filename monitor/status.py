@@ -41,6 +41,7 @@ def daemon_status(config: Config) -> dict[str, Any]:
         "config": state.get("config"),
         "schedule": state.get("schedule") or describe_schedule(config.schedule),
         "next_run_at": state.get("next_run_at") if running else None,
+        "checking_since": state.get("checking_since") if running else None,
         "last_cycle": state.get("last_cycle"),
     }
     last_check, pages, links = _database_status(config)
@@ -211,9 +212,15 @@ def format_status(report: dict[str, Any]) -> str:
 def _daemon_line(daemon: dict[str, Any], data_dir: str) -> str:
     if daemon["running"]:
         since = f", since {daemon['started_at']}" if daemon["started_at"] else ""
+        if daemon.get("checking_since"):
+            then = f"checking now (since {daemon['checking_since']})"
+            if daemon["next_run_at"]:
+                then += f", next check {daemon['next_run_at']}"
+        else:
+            then = f"next check {daemon['next_run_at'] or 'not scheduled'}"
         return (
-            f"daemon: running for {data_dir} (pid {daemon['pid']}{since}); {daemon['schedule']}; "
-            f"next check {daemon['next_run_at'] or 'not scheduled'}"
+            f"daemon: running for {data_dir} (pid {daemon['pid']}{since}); "
+            f"{daemon['schedule']}; {then}"
         )
     if daemon["stopped_at"]:
         return f"daemon: not running (last one stopped at {daemon['stopped_at']})"

@@ -221,6 +221,35 @@ def test_sigterm_during_a_slow_fetch_exits_0_promptly_and_records_nothing(
     assert status(config)["daemon"]["running"] is False
 
 
+def test_status_during_a_slow_cycle_says_it_is_checking_now(
+    tmp_path, fault_server, start_daemon
+):
+    """While a cycle runs, `status` says the daemon is checking (since when), never a next
+    check in the past; then the SIGTERMs of an impatient supervisor, repeated until the
+    process is gone, still end it with 0."""
+    step = SCENARIO / "step1"
+    fault_server.set(ACTIVE_PATH, Delay(60, Respond(200, (step / "active.html").read_bytes())))
+    fault_server.set(ARCHIVED_PATH, Respond(200, (step / "archived.html").read_bytes()))
+    pages = [
+        {"name": "active", "url": fault_server.url(ACTIVE_PATH), "role": "active"},
+        {"name": "archived", "url": fault_server.url(ARCHIVED_PATH), "role": "archived"},
+    ]
+    config = write_config(tmp_path, pages, monitor={"timeout": 60},
+                          schedule={"interval": "1h", "jitter": "0s"})  # fmt: skip
+    daemon = start_daemon(config)
+    daemon.wait_for(lambda: fault_server.hits(ACTIVE_PATH) > 0, "the slow page asked for")
+    report = daemon.wait_for(lambda: status(config)["daemon"]["checking_since"] and
+                             status(config), "daemon.json of the cycle")  # fmt: skip
+    next_run = report["daemon"]["next_run_at"]
+    assert next_run is None or next_run > report["daemon"]["checking_since"]
+    assert "checking now (since " in run(config, "status").output
+    deadline = time.monotonic() + TIMEOUT_S
+    while daemon.proc.poll() is None and time.monotonic() < deadline:
+        daemon.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.01)
+    assert daemon.proc.wait(timeout=TIMEOUT_S) == 0, daemon.log()
+
+
 def test_run_check_with_stop_set_mid_fetch_is_cancelled_and_records_nothing(
     tmp_path, fault_server
 ):
@@ -373,7 +402,8 @@ def test_status_shows_the_running_daemon_its_last_check_and_pages(site, tmp_path
     report = status(config)
     assert report["daemon"]["running"] is True
     assert report["daemon"]["pid"] == daemon.pid
-    assert report["daemon"]["next_run_at"].endswith("Z")
+    # every second: the status may be read while a cycle runs (then checking_since says so)
+    assert (report["daemon"]["next_run_at"] or report["daemon"]["checking_since"]).endswith("Z")
     assert report["daemon"]["schedule"] == "every 1s, jitter 0s"
     assert report["last_check"]["check_id"] >= 1
     assert report["last_check"]["pages"] == ["active", "archived"]
