@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from monitor import __version__
 from monitor.config import Config
 from monitor.durable import write_atomically
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, StoreError
 from monitor.models import Event
 
 if TYPE_CHECKING:
@@ -46,10 +46,15 @@ def publish_feed(
     *,
     max_entries: int,
 ) -> None:
-    """Render the feed in the format its suffix names and write it to `path` atomically."""
+    """Render the feed in the format its suffix names and write it to `path` atomically,
+    making its directory if need be (with [cluster], nothing else makes data_dir)."""
     from monitor.feed import render_feed
 
     data = render_feed(events, info, format_for_path(path), max_entries=max_entries)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"{path}: cannot write the file: {error.strerror or error}") from error
     write_atomically(path, data)
 
 

@@ -377,6 +377,18 @@ def test_an_unchanged_check_loads_only_what_it_uses(site, tmp_path):
     assert loaded == "[]"
 
 
+def test_the_feed_files_directory_is_made_when_missing(site, tmp_path, cluster):
+    """[feed].path in a directory that does not exist yet (data_dir before anything made
+    it: with [cluster] nothing else does) is written there, the check exit 0."""
+    config = write_config(tmp_path, imls_pages(site), feed={"path": "data/feeds/changes.atom"},
+                          **({"cluster": cluster} if cluster else {}))  # fmt: skip
+    site.serve_file(ACTIVE_PATH, SCENARIO / "step1" / "active.html")
+    site.serve_file(ARCHIVED_PATH, SCENARIO / "step1" / "archived.html")
+    result = run(config, "check")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "data" / "feeds" / "changes.atom").read_bytes().startswith(b"<?xml")
+
+
 def test_feed_file_is_left_alone_when_nothing_in_it_would_change(site, tmp_path):
     """A check with no new event keeps the feed file as it is; a deleted or edited one,
     or a changed [feed] title, is written again."""

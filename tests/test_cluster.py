@@ -234,8 +234,42 @@ def test_run_enqueues_each_group_once_and_not_again_while_queued(
     second = start(config, "run")
     assert second.proc.wait(timeout=TIMEOUT_S) == 3
     assert "a monitor producer is already running" in second.log()
+
+    # The pending marks expire (no worker for longer than task_timeout + 50 s): the tasks
+    # still wait in the queue, so the producer marks them again and enqueues nothing.
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        for key in client.keys("monitor:pending:*"):
+            client.delete(key)
+        ticks = len(producer.logged(skipped))
+        producer.wait_for(lambda: len(producer.logged(skipped)) >= ticks + 4, "two more ticks")
+        assert sorted(k.decode() for k in client.keys("monitor:pending:*")) == [
+            "monitor:pending:current", "monitor:pending:past"]  # fmt: skip
+    assert len(producer.logged("group enqueued")) == 2
     assert producer.stop() == 0
     assert queued(redis_url) == 2
+
+
+def test_the_producer_lock_survives_a_redis_that_lost_its_data(redis_url):
+    """A renewal that finds no lock (Redis restarted without its data) takes it again and
+    the producer goes on; only another producer's lock makes it stop."""
+    from monitor.cluster.coordination import PRODUCER_KEY, ProducerLock, connect
+
+    client = connect(redis_url)
+    try:
+        lock = ProducerLock(client)
+        lock.acquire()
+        client.delete(PRODUCER_KEY)  # as a Redis restarted without its data
+        assert lock.renew() is True
+        assert client.get(PRODUCER_KEY) == lock.token.encode()
+        assert 0 < client.ttl(PRODUCER_KEY) <= 30
+        client.set(PRODUCER_KEY, "another host pid 1 abcdef01")
+        assert lock.renew() is False
+        assert client.get(PRODUCER_KEY) == b"another host pid 1 abcdef01"
+    finally:
+        client.delete(PRODUCER_KEY)
+        client.close()
 
 
 @pytest.mark.slow

@@ -19,7 +19,8 @@ QUEUE = "monitor"
 CHECK_GROUP_TASK = "monitor.check_group"
 VISIBILITY_MARGIN_S = 50.0
 RESTORE_INTERVAL_S = 10.0  # visibility margin + one sweep interval = one minute
-HARD_LIMIT_GRACE_S = 10.0  # after the soft limit, time to roll the cycle back
+SOFT_LIMIT_GRACE_S = 5.0  # the task's own cancel at task_timeout comes first, cleanly
+HARD_LIMIT_GRACE_S = 10.0  # after task_timeout, time to roll the cycle back
 
 
 def visibility_timeout_s(cluster: ClusterConfig) -> float:
@@ -39,7 +40,7 @@ def create_app(cluster: ClusterConfig) -> Celery:
         task_acks_late=True,  # acknowledged once done: a killed worker's task runs again
         task_reject_on_worker_lost=True,  # a pool process that died: requeue, not fail
         worker_prefetch_multiplier=1,  # reserve no task another idle worker could take
-        task_soft_time_limit=cluster.task_timeout_s,
+        task_soft_time_limit=cluster.task_timeout_s + SOFT_LIMIT_GRACE_S,
         task_time_limit=cluster.task_timeout_s + HARD_LIMIT_GRACE_S,
         broker_transport_options={
             "visibility_timeout": visibility_timeout_s(cluster),

@@ -7,19 +7,23 @@ the visibility margin; the task sets it again when it starts (its run is
 bounded by task_timeout from there) and deletes it when it ends, whatever the
 outcome, if it still names this task. A worker killed mid-task leaves the key
 to expire, about when Redis hands the task to another worker, which sets it
-again. A key that expires while its task still waits in the queue (workers
-all busy for longer than the TTL) lets the producer enqueue the group once
-more; the second task then finds the group locked or runs one more cycle,
-both harmless. The alternative, `celery inspect`, asks every worker and
-waits for answers on every tick, and does not see the queue.
+again. When the key has expired but the group's last task (monitor:enqueued:GROUP)
+still waits in the broker's queue, or unacknowledged (no worker running, or all
+busy for longer than the TTL), the producer marks it pending again and enqueues
+nothing: a group is never queued twice, however long the workers are away. The
+alternative, `celery inspect`, asks every worker and waits for answers on every
+tick, and does not see the queue.
 
 The producer lock is monitor:producer, SET NX with a TTL, renewed while the
 producer runs, deleted when it stops: a second producer refuses to start, and
-one that died frees the lock within PRODUCER_LOCK_TTL_S.
+one that died frees the lock within PRODUCER_LOCK_TTL_S. A renewal that finds no
+lock at all (Redis restarted without its data) takes it again: only another
+producer's lock stops this one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -29,6 +33,10 @@ import redis
 from monitor.errors import LockedError, MonitorError
 
 PENDING_PREFIX = "monitor:pending:"
+ENQUEUED_PREFIX = "monitor:enqueued:"  # the id of each group's last task enqueued
+# Where kombu's Redis transport keeps a queue's messages (a list named after the queue)
+# and the delivered, not yet acknowledged ones (a hash of [message, exchange, key]).
+UNACKED_KEY = "unacked"
 PRODUCER_KEY = "monitor:producer"
 PRODUCER_LOCK_TTL_S = 30
 PRODUCER_RENEW_S = 10.0
@@ -38,8 +46,12 @@ _DELETE_IF_OURS = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
-_EXTEND_IF_OURS = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end
+# The producer lock: extended while ours, taken again if gone (Redis restarted without its
+# data, or the key expired while Redis was out of reach); 0 only if another producer has it.
+_RENEW_OR_RETAKE = """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end
+if not holder then redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1 end
 return 0
 """
 
@@ -78,6 +90,35 @@ def clear_pending(client: redis.Redis, group: str, task_id: str) -> None:
     client.eval(_DELETE_IF_OURS, 1, pending_key(group), task_id)
 
 
+def remember_enqueued(client: redis.Redis, group: str, task_id: str) -> None:
+    """The group's task just sent: what still_queued() looks for."""
+    client.set(ENQUEUED_PREFIX + group, task_id)
+
+
+def still_queued(client: redis.Redis, group: str, queue: str) -> str | None:
+    """The id of the group's last task if it still waits in `queue`, or was delivered and
+    not acknowledged (a worker runs it, or died running it): then it will run."""
+    raw = client.get(ENQUEUED_PREFIX + group)
+    if not isinstance(raw, bytes):
+        return None
+    task_id = raw.decode()
+    messages = [*client.lrange(queue, 0, -1), *client.hvals(UNACKED_KEY)]
+    return task_id if any(_task_id(m) == task_id for m in messages) else None
+
+
+def _task_id(message: bytes | str) -> str | None:
+    """The Celery task id of a message as kombu stores it (JSON; unacked: in a list)."""
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return None
+    if isinstance(data, list) and data:
+        data = data[0]
+    headers = data.get("headers") if isinstance(data, dict) else None
+    task_id = headers.get("id") if isinstance(headers, dict) else None
+    return task_id if isinstance(task_id, str) else None
+
+
 def pending_task(client: redis.Redis, group: str) -> str | None:
     """The id of the task the group waits for, if any."""
     value = client.get(pending_key(group))
@@ -99,11 +140,10 @@ class ProducerLock:
             raise LockedError(f"a monitor producer is already running ({shown})")
 
     def renew(self) -> bool:
-        """Extend the lock; False if it was lost (expired and taken by another producer)."""
-        extended = self.client.eval(
-            _EXTEND_IF_OURS, 1, PRODUCER_KEY, self.token, PRODUCER_LOCK_TTL_S
-        )
-        return bool(extended)
+        """Extend the lock, or take it again if nobody holds it (a restarted Redis); False
+        only when another producer holds it."""
+        kept = self.client.eval(_RENEW_OR_RETAKE, 1, PRODUCER_KEY, self.token, PRODUCER_LOCK_TTL_S)
+        return bool(kept)
 
     def release(self) -> None:
         self.client.eval(_DELETE_IF_OURS, 1, PRODUCER_KEY, self.token)

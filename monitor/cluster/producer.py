@@ -27,7 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from celery import Celery
 from kombu.exceptions import KombuError
 
-from monitor.cluster.app import CHECK_GROUP_TASK, create_app, visibility_timeout_s
+from monitor.cluster.app import CHECK_GROUP_TASK, QUEUE, create_app, visibility_timeout_s
 from monitor.cluster.coordination import (
     PRODUCER_RENEW_S,
     ProducerLock,
@@ -36,6 +36,9 @@ from monitor.cluster.coordination import (
     connect,
     mark_pending,
     pending_task,
+    refresh_pending,
+    remember_enqueued,
+    still_queued,
 )
 from monitor.cluster.settings import ClusterConfig, ClusterSetup
 from monitor.logs import configure_logging
@@ -100,13 +103,19 @@ class Producer:
         for group in self.setup.groups:
             task_id = uuid.uuid4().hex
             try:
+                waiting = None
                 if not mark_pending(self.client, group, task_id, ttl_s):
                     waiting = pending_task(self.client, group)
+                elif (waiting := still_queued(self.client, group, QUEUE)) is not None:
+                    # its mark expired while it waited (no worker for a while): mark it again
+                    refresh_pending(self.client, group, waiting, ttl_s)
+                if waiting is not None:
                     _log(logging.INFO, "group still queued or running; not enqueued",
                          group=group, task_id=waiting)  # fmt: skip
                     continue
                 try:
                     self.app.send_task(CHECK_GROUP_TASK, args=[group], task_id=task_id)
+                    remember_enqueued(self.client, group, task_id)
                 except (KombuError, redis.RedisError, OSError):
                     clear_pending(self.client, group, task_id)
                     raise

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from monitor.check import CycleCancelled, run_check
 from monitor.cluster.app import CHECK_GROUP_TASK, HARD_LIMIT_GRACE_S
@@ -86,6 +87,10 @@ def _run_group(setup: ClusterSetup, group: str, timeout_s: float) -> dict[str, A
         return {"group": group, "outcome": "locked"}
     except CycleCancelled as error:
         _log(logging.WARNING, "group check cancelled", group=group, error=str(error))
+        return {"group": group, "outcome": "cancelled"}
+    except SoftTimeLimitExceeded:  # the backstop: a cycle the cancel did not stop in time
+        _log(logging.WARNING, "group check stopped at task_timeout: rolled back, nothing "
+             "of this cycle was recorded", group=group)  # fmt: skip
         return {"group": group, "outcome": "cancelled"}
     except MonitorError as error:
         _log(logging.ERROR, "group check failed", group=group, error=str(error))
