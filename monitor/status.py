@@ -210,6 +210,11 @@ def format_status(report: dict[str, Any]) -> str:
 
 
 def _daemon_line(daemon: dict[str, Any], data_dir: str) -> str:
+    if "producer" in daemon:  # [cluster]: `monitor run` enqueues, workers check
+        if not daemon["running"]:
+            return "producer: not running (no `monitor run` holds the cluster's producer lock)"
+        return (f"producer: running ({daemon['producer']}); {daemon['schedule']}; next enqueue "
+                f"{daemon['next_run_at'] or 'not known yet'}")  # fmt: skip
     if daemon["running"]:
         since = f", since {daemon['started_at']}" if daemon["started_at"] else ""
         if daemon.get("checking_since"):

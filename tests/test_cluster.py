@@ -6,6 +6,7 @@ the same config by the reading commands.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -247,8 +248,18 @@ def test_run_enqueues_each_group_once_and_not_again_while_queued(
         assert sorted(k.decode() for k in client.keys("monitor:pending:*")) == [
             "monitor:pending:current", "monitor:pending:past"]  # fmt: skip
     assert len(producer.logged("group enqueued")) == 2
+
+    # `monitor status` knows the producer through Redis, and its next enqueue.
+    def daemon() -> dict:
+        return json.loads(run(config, "status", "--json").stdout)["daemon"]
+
+    shown = producer.wait_for(lambda: daemon()["next_run_at"] and daemon(), "the next enqueue")
+    assert shown["running"] is True and f"pid {producer.proc.pid}" in shown["producer"]
+    assert "producer: running (" in run(config, "status").stdout
     assert producer.stop() == 0
     assert queued(redis_url) == 2
+    assert daemon()["running"] is False
+    assert "producer: not running" in run(config, "status").stdout
 
 
 def test_the_producer_lock_survives_a_redis_that_lost_its_data(redis_url):

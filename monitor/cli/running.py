@@ -11,7 +11,6 @@ from monitor.cli.base import (
     common_options,
     csv_option,
     emit_json,
-    get_config,
     get_setup,
     json_option,
 )
@@ -106,7 +105,15 @@ def status(as_json: bool, as_csv: bool) -> None:
     """
     from monitor.status import daemon_status, format_status
 
-    report = daemon_status(get_config())
+    setup = get_setup()
+    report = daemon_status(setup.config)
+    if setup.cluster is not None:  # `monitor run` is the producer, known through Redis
+        from monitor.cluster.coordination import producer_status
+
+        producer = producer_status(setup.cluster.broker)
+        report["daemon"] = {**report["daemon"], "running": bool(producer["holder"]),
+                            "producer": producer["holder"] or None, "pid": None,
+                            "next_run_at": producer["next_run_at"], "checking_since": None}
     if as_csv:
         from monitor.tables import STATUS_COLUMNS, csv_text, status_csv_rows
 

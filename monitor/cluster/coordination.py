@@ -38,6 +38,7 @@ ENQUEUED_PREFIX = "monitor:enqueued:"  # the id of each group's last task enqueu
 # and the delivered, not yet acknowledged ones (a hash of [message, exchange, key]).
 UNACKED_KEY = "unacked"
 PRODUCER_KEY = "monitor:producer"
+NEXT_RUN_KEY = "monitor:producer:next_run_at"  # for `monitor status`, renewed with the lock
 PRODUCER_LOCK_TTL_S = 30
 PRODUCER_RENEW_S = 10.0
 
@@ -123,6 +124,29 @@ def pending_task(client: redis.Redis, group: str) -> str | None:
     """The id of the task the group waits for, if any."""
     value = client.get(pending_key(group))
     return value.decode() if isinstance(value, bytes) else None
+
+
+def announce_next_run(client: redis.Redis, when: str | None) -> None:
+    """The producer's next enqueue time, for `monitor status`; gone with the producer."""
+    if when is None:
+        client.delete(NEXT_RUN_KEY)
+    else:
+        client.set(NEXT_RUN_KEY, when, ex=PRODUCER_LOCK_TTL_S)
+
+
+def producer_status(broker: str) -> dict[str, str | None]:
+    """Who holds the producer lock ("" when nobody), and its next enqueue time, if known."""
+    client = connect(broker)
+    try:
+        holder, when = client.get(PRODUCER_KEY), client.get(NEXT_RUN_KEY)
+    except (redis.RedisError, OSError) as error:
+        raise broker_error(broker, error) from None
+    finally:
+        client.close()
+    return {
+        "holder": holder.decode(errors="replace") if isinstance(holder, bytes) else "",
+        "next_run_at": when.decode() if isinstance(when, bytes) and holder else None,
+    }
 
 
 class ProducerLock:

@@ -15,7 +15,7 @@ import queue
 import signal
 import threading
 import uuid
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 
 import redis
@@ -31,6 +31,7 @@ from monitor.cluster.app import CHECK_GROUP_TASK, QUEUE, create_app, visibility_
 from monitor.cluster.coordination import (
     PRODUCER_RENEW_S,
     ProducerLock,
+    announce_next_run,
     broker_error,
     clear_pending,
     connect,
@@ -42,7 +43,7 @@ from monitor.cluster.coordination import (
 )
 from monitor.cluster.settings import ClusterConfig, ClusterSetup
 from monitor.logs import configure_logging
-from monitor.models import utc_now
+from monitor.models import format_time, utc_now
 from monitor.schedule import build_trigger, describe_schedule
 
 log = logging.getLogger("monitor")
@@ -78,8 +79,10 @@ class Producer:
         self.scheduler.add_job(self.enqueue_due, build_trigger(schedule), id="enqueue",
                                max_instances=1, coalesce=True, misfire_grace_time=None,
                                **first)  # fmt: skip
+        # The first renewal a second in: it also tells `monitor status` the next enqueue.
         self.scheduler.add_job(self._renew, IntervalTrigger(seconds=PRODUCER_RENEW_S),
-                               id="renew-lock", max_instances=1, coalesce=True)  # fmt: skip
+                               id="renew-lock", max_instances=1, coalesce=True,
+                               next_run_time=utc_now() + timedelta(seconds=1))  # fmt: skip
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         watcher = threading.Thread(target=self._serve_signals, name="monitor-signals")
         watcher.start()
@@ -130,6 +133,9 @@ class Producer:
     def _renew(self) -> None:
         try:
             kept = self.lock.renew()
+            job = self.scheduler.get_job("enqueue")
+            when = getattr(job, "next_run_time", None)
+            announce_next_run(self.client, format_time(when) if kept and when else None)
         except (redis.RedisError, OSError) as error:
             _log(logging.WARNING, "producer lock not renewed; retrying", error=str(error))
             return
@@ -140,6 +146,7 @@ class Producer:
 
     def _release(self) -> None:
         try:
+            announce_next_run(self.client, None)
             self.lock.release()
         except (redis.RedisError, OSError) as error:
             _log(logging.WARNING, "producer lock not released; it expires", error=str(error))
