@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from conftest import (
@@ -583,14 +584,20 @@ def test_a_version_4_database_gains_the_held_column_and_keeps_its_lists(imls, tm
     assert [row[:3] for row in after] == before and {row[3] for row in after} == {0}
 
 
+def stored_version(config: Path, tmp_path: Path, version: str) -> Path:
+    """After a check, monitor.db with `version` as its schema version; its path."""
+    assert run(config, "check").exit_code == 0
+    db_path = tmp_path / "data" / "monitor.db"
+    with sqlite3.connect(db_path) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
+    db.close()
+    return db_path
+
+
 @pytest.mark.parametrize("command", [["check"], ["log"], ["status"]], ids=lambda c: c[0])
 def test_a_database_from_a_newer_monitor_is_refused_and_left_unchanged(imls, tmp_path, command):
     """A newer schema version is refused (exit 2, both versions named), never rewritten."""
-    assert run(imls, "check").exit_code == 0
-    db_path = tmp_path / "data" / "monitor.db"
-    with sqlite3.connect(db_path) as db:
-        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    db.close()
+    db_path = stored_version(imls, tmp_path, "99")
     before = hashlib.sha256(db_path.read_bytes()).hexdigest()
     result = run(imls, *command)
     assert result.exit_code == 2
@@ -605,11 +612,7 @@ def test_a_database_from_a_newer_monitor_is_refused_and_left_unchanged(imls, tmp
 @pytest.mark.parametrize("command", [["check"], ["log"], ["status"]], ids=lambda c: c[0])
 def test_a_schema_version_that_is_not_a_number_is_a_damaged_database(imls, tmp_path, command):
     """A version row no monitor wrote is an error naming the database, never a traceback."""
-    assert run(imls, "check").exit_code == 0
-    db_path = tmp_path / "data" / "monitor.db"
-    with sqlite3.connect(db_path) as db:
-        db.execute("UPDATE meta SET value = 'abc' WHERE key = 'schema_version'")
-    db.close()
+    db_path = stored_version(imls, tmp_path, "abc")
     result = run(imls, *command)
     assert result.exit_code == 1
     assert "Traceback" not in result.stderr
