@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from monitor.config import PageConfig
+from monitor.decoders import decode_payload
+from monitor.errors import MonitorError
 from monitor.extract import EXTRACTOR_VERSION, Extraction, extract_page, is_html
 from monitor.models import Entry, FetchResult, PageObservation
 from monitor.signs import Answer, read_answer
@@ -70,7 +72,7 @@ def answer_problem(
     """
     name = page.name
     if result.error is not None:
-        return PageObservation(name, "error", detail=result.error)
+        return PageObservation(name, "error", detail=_blocked_error(result) or result.error)
     if result.gone:
         return PageObservation(name, "gone", detail=f"{result.final_url}: HTTP {result.status}")
     if body is None:
@@ -86,6 +88,33 @@ def answer_problem(
         )
         return PageObservation(name, "error", detail=detail)
     return None
+
+
+# The statuses a WAF or captcha wall answers with, besides 200 (signs.py reads those).
+BLOCK_STATUSES = frozenset({401, 403, 405, 406, 429, 503})
+BLOCK_PAGE_BYTES = 256 * 1024  # an interstitial is small: a larger error body is not read
+
+
+def _blocked_error(result: FetchResult) -> str | None:
+    """A failed answer whose page is a named block page (Akamai's "Access Denied" with a
+    403, a captcha wall with a 429...): its `blocked:` detail, with the status; else None."""
+    last = result.exchanges[-1] if result.exchanges else None
+    if last is None or last.status not in BLOCK_STATUSES or last.truncated:
+        return None
+    content_type = next((v for k, v in last.response_headers if k.lower() == "content-type"), None)
+    try:
+        body = decode_payload(last.response_headers, last.raw_body, BLOCK_PAGE_BYTES)
+    except MonitorError:
+        return None
+    if not body or not is_html(content_type, body):
+        return None
+    signs = extract_page(body, content_type=content_type, base_url=last.url, layouts=())
+    answer = read_signs(signs, requested_url=last.url, final_url=last.url, status=200)
+    # Only a named wall (a vendor, a captcha): a plain "Forbidden" page of a 403 says no more
+    # than its status, which the detail already gives.
+    if answer.kind != "blocked" or answer.detail.startswith('blocked: "'):
+        return None
+    return f"{answer.detail} (HTTP {last.status})"
 
 
 def extract_listing_page(page: PageConfig, body: Body) -> Extraction | PageObservation:

@@ -167,6 +167,30 @@ def test_a_block_page_is_an_error_that_keeps_the_entries(site, tmp_path, body):
     assert len(json_lines(run(config, "entries", "--json", "--state", "active"))) == 3
 
 
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (BLOCK_PAGES["akamai"], 'blocked: Akamai ("Access Denied") (HTTP 403)'),
+        (BLOCK_PAGES["hcaptcha"], 'blocked: hCaptcha ("Please verify") (HTTP 403)'),
+        ("<html><head><title>Forbidden</title></head><body><p>Go away.</p></body></html>",
+         "HTTP 403 FORBIDDEN"),
+    ],
+    ids=["akamai", "captcha", "plain-403"],
+)
+def test_a_block_page_answered_with_an_error_status_says_blocked(site, tmp_path, body, detail):
+    """A WAF's page sent with 403 is a page-error whose detail says `blocked:` (and the
+    status); a plain 403 page keeps the status as its detail."""
+    site.serve("/grants", listing_page(NAMES[:3]))
+    config = config_for(tmp_path, site)
+    run(config, "check")
+    site.serve("/grants", lambda request: Response(body, status=403, content_type="text/html"))
+    result = run(config, "check", "--json")
+    (event,) = json_lines(result)
+    assert result.exit_code == 1 and event["kind"] == "page-error"
+    assert event["detail"].endswith(detail) and event["detail"].startswith(
+        "blocked:" if detail.startswith("blocked:") else site.url("/grants"))
+
+
 def test_a_captcha_wall_names_its_widget(site, tmp_path):
     """The detail says which widget made it a block page, with the page's title."""
     site.serve("/grants", listing_page(NAMES[:3]))
