@@ -211,6 +211,8 @@ def format_status(report: dict[str, Any]) -> str:
 
 def _daemon_line(daemon: dict[str, Any], data_dir: str) -> str:
     if "producer" in daemon:  # [cluster]: `monitor run` enqueues, workers check
+        if daemon["running"] is None:
+            return f"producer: unknown ({daemon['producer_error']})"
         if not daemon["running"]:
             return "producer: not running (no `monitor run` holds the cluster's producer lock)"
         return (f"producer: running ({daemon['producer']}); {daemon['schedule']}; next enqueue "

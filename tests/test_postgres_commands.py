@@ -47,6 +47,7 @@ VARIABLE = {
     "entry_id",
     "record_id",
     "warc_offset",
+    "daemon",  # who schedules: a local daemon, or [cluster]'s producer (asked of Redis)
 }  # fmt: skip (random ids; gzip sizes)
 
 
@@ -104,6 +105,10 @@ def test_every_command_reads_postgres_as_it_reads_sqlite(site, tmp_path, postgre
         sqlite_lines, postgres_lines = (stable(json_lines(a)) for a in answers)
         assert postgres_lines == sqlite_lines, command
         assert postgres_lines, command
+    # No Redis here: status still reads PostgreSQL, and says the producer is unknown.
+    producer = json.loads(run(on_postgres, "status", "--json").stdout)["daemon"]
+    assert producer["running"] is None and "cluster.broker" in producer["producer_error"]
+    assert "producer: unknown (cluster.broker: " in run(on_postgres, "status").stdout
     feeds = [json.loads(run(c, "feed", "--format", "json").stdout) for c in configs]
     assert [i["title"] for i in feeds[1]["items"]] == [i["title"] for i in feeds[0]["items"]]
     assert feeds[1]["items"]

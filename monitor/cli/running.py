@@ -14,6 +14,7 @@ from monitor.cli.base import (
     get_setup,
     json_option,
 )
+from monitor.errors import MonitorError
 
 # -- the daemon ---------------------------------------------------------------
 
@@ -110,10 +111,16 @@ def status(as_json: bool, as_csv: bool) -> None:
     if setup.cluster is not None:  # `monitor run` is the producer, known through Redis
         from monitor.cluster.coordination import producer_status
 
-        producer = producer_status(setup.cluster.broker)
-        report["daemon"] = {**report["daemon"], "running": bool(producer["holder"]),
+        try:
+            producer = producer_status(setup.cluster.broker)
+            running: bool | None = bool(producer["holder"])
+            unknown = None
+        except MonitorError as error:  # the record is PostgreSQL's: status still reads it
+            producer, running, unknown = {"holder": "", "next_run_at": None}, None, str(error)
+        report["daemon"] = {**report["daemon"], "running": running,
                             "producer": producer["holder"] or None, "pid": None,
-                            "next_run_at": producer["next_run_at"], "checking_since": None}
+                            "next_run_at": producer["next_run_at"], "checking_since": None,
+                            "producer_error": unknown}  # fmt: skip
     if as_csv:
         from monitor.tables import STATUS_COLUMNS, csv_text, status_csv_rows
 
