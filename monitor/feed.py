@@ -168,9 +168,8 @@ def _link_html(url: str | None) -> str:
     """A link as <a href> when it is http(s), else as escaped text ("none" when absent)."""
     if url is None:
         return "<em>none</em>"
-    if is_web_url(url):
-        return f'<a href="{esc(web_iri(url) or "")}">{esc(url)}</a>'
-    return esc(url)
+    href = web_iri(url)
+    return f'<a href="{esc(href)}">{esc(url)}</a>' if href else esc(url)
 
 
 # What a URI keeps as it is: its reserved and unreserved characters, and "%" (a link is
@@ -286,8 +285,9 @@ def _add_xml_entry(fg: Any, event: Event, base_url: str | None) -> None:
     fe.updated(at)
     fe.published(at)
     fe.category(term=_xml(event.kind))
-    if not event.is_page_event and is_web_url(event.link):
-        fe.link(href=_xml(web_iri(event.link) or ""), rel="alternate")
+    href = None if event.is_page_event else web_iri(event.link)
+    if href:
+        fe.link(href=_xml(href), rel="alternate")
     evidence = evidence_urls(event, base_url)
     if evidence:
         fe.register_extension("evidence", _EvidenceLinks, atom=True, rss=False)
@@ -335,8 +335,9 @@ def _render_json(events: Sequence[Event], info: FeedInfo) -> bytes:
 def _json_item(event: Event, base_url: str | None) -> dict[str, Any]:
     """One JSON Feed item: the rendered event plus its fields under _monitor."""
     item: dict[str, Any] = {"id": event_iri(event)}
-    if not event.is_page_event and is_web_url(event.link):
-        item["url"] = web_iri(event.link)
+    href = None if event.is_page_event else web_iri(event.link)
+    if href:
+        item["url"] = href
     item["title"] = event_title(event)
     item["content_html"] = event_html(event, base_url)
     item["date_published"] = format_time(event.at)

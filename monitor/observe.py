@@ -18,7 +18,7 @@ from monitor.decoders import decode_payload
 from monitor.errors import MonitorError
 from monitor.extract import EXTRACTOR_VERSION, Extraction, extract_page, is_html
 from monitor.models import Entry, FetchResult, PageObservation
-from monitor.signs import Answer, read_answer
+from monitor.signs import SHORT_TEXT, Answer, read_answer
 
 log = logging.getLogger("monitor")
 
@@ -161,7 +161,10 @@ def read_signs(
         title=extraction.title,
         heading=extraction.heading,
         text=extraction.text,
-        entry_texts=[f"{e.title} {e.description}" for e in extraction.entries],
+        # Only a short page's text is read for block words (signs.SHORT_TEXT): a listing's
+        # entries are set apart there, and no string is built for the others.
+        entry_texts=[f"{e.title} {e.description}" for e in extraction.entries]
+        if len(extraction.text.strip()) < SHORT_TEXT else (),
         challenge=extraction.challenge,
     )
 
