@@ -68,6 +68,7 @@ class CheckReport:
     first_checked: frozenset[str] = frozenset()  # checked pages no cycle had recorded before
     links: DetailReport | None = None  # the entry pages checked after the cycle, if any
     notify: DeliveryReport | None = None  # never part of exit_code: a report on stderr
+    cycle_at: datetime | None = None  # when the cycle was decided (its deliveries' time)
 
     @property
     def failed_pages(self) -> list[str]:
@@ -118,10 +119,14 @@ def run_check(
     with cycle_lock(config, [p.name for p in pages], wait_s=wait_s, purpose=purpose):
         store = open_store(config, write=True)
         try:
-            report = _cycle(config, store, pages, clock, progress, stop)
-            if entry_pages and any(p.detail is not None for p in pages):
-                report = _with_entry_pages(config, store, pages, clock, stop, report)
-            return report
+            if not (entry_pages and any(p.detail is not None for p in pages)):
+                return _cycle(config, store, pages, clock, progress, stop)
+            # The entry pages follow: notifications wait for them, so that a digest
+            # target gets one message for the whole check (their events join its digest).
+            # (Should the entry pages fail, the cycle's messages wait for the next check.)
+            report = _cycle(config, store, pages, clock, progress, stop, deliver=False)
+            report = _with_entry_pages(config, store, pages, clock, stop, report)
+            return replace(report, notify=_deliver(config, store, clock, stop))
         finally:
             store.close()
 
@@ -133,6 +138,8 @@ def _cycle(
     clock: Clock,
     progress: Progress | None,
     stop: threading.Event | None,
+    *,
+    deliver: bool = True,
 ) -> CheckReport:
     started = time.monotonic()
     started_at = clock()
@@ -196,11 +203,7 @@ def _cycle(
         settle_at_first_check(config, store, started_at)
 
     feed_error = _publish(config, store)  # 5. publish
-    notified = None
-    if config.notify:  # no targets: no outbox to read
-        from monitor.notify.deliver import deliver_outbox
-
-        notified = deliver_outbox(config, store.outbox(), now=clock(), stop=stop)
+    notified = _deliver(config, store, clock, stop) if deliver else None
     checked = {c.page.name for c in checks}
     return CheckReport(
         check_id=recorded.check_id,
@@ -211,7 +214,19 @@ def _cycle(
         duration_s=time.monotonic() - started,
         feed_error=feed_error,
         notify=notified,
+        cycle_at=now,
     )
+
+
+def _deliver(
+    config: Config, store: Store, clock: Clock, stop: threading.Event | None
+) -> DeliveryReport | None:
+    """Send what the outbox holds that is due (no targets: no outbox to read)."""
+    if not config.notify:
+        return None
+    from monitor.notify.deliver import deliver_outbox
+
+    return deliver_outbox(config, store.outbox(), now=clock(), stop=stop)
 
 
 @contextlib.contextmanager
@@ -245,15 +260,16 @@ def group_pages(config: Config, pages: Sequence[PageConfig]) -> list[PageConfig]
 
 
 def queued_deliveries(
-    config: Config, events: Sequence[Event], now: datetime
+    config: Config, events: Sequence[Event], now: datetime, joins: datetime | None = None
 ) -> tuple[NewDelivery, ...]:
     """The notifications to queue with a phase's events, in its transaction: a cycle's or
-    an entry-page phase's (none without [[notify]], and then no notify module is loaded)."""
+    an entry-page phase's (none without [[notify]], and then no notify module is loaded).
+    `joins`: the time of the cycle whose digests these events join (NewDelivery.joins)."""
     if not config.notify or not events:
         return ()
     from monitor.notify.outbox import plan_deliveries
 
-    return tuple(plan_deliveries(config.notify, events, cycle_at=now))
+    return tuple(plan_deliveries(config.notify, events, cycle_at=now, joins=joins))
 
 
 def _with_entry_pages(
@@ -268,15 +284,16 @@ def _with_entry_pages(
     from monitor.detail import check_entry_pages
 
     try:
-        links = check_entry_pages(config, store, pages, clock, stop)
+        links = check_entry_pages(
+            config, store, pages, clock, stop, digest_joins=report.cycle_at, deliver=False
+        )
     except CycleCancelled:  # the cycle is recorded; the entry pages wait for the next one
         return report
     if not links.events:
         return replace(report, links=links)
     feed_error = _publish(config, store)
-    notified = report.notify.plus(links.notify) if report.notify else links.notify
     return replace(report, events=report.events + links.events, links=links,
-                   feed_error=feed_error, notify=notified)  # fmt: skip
+                   feed_error=feed_error)  # fmt: skip
 
 
 def _page_updates(checks: Sequence[PageCheck], result: CycleResult) -> dict[str, PageUpdate]:

@@ -89,8 +89,15 @@ def check_entry_pages(
     pages: Sequence[PageConfig],
     clock: Clock,
     stop: threading.Event | None = None,
+    *,
+    digest_joins: datetime | None = None,
+    deliver: bool = True,
 ) -> DetailReport:
-    """Fetch, judge and record the due entry pages of `pages`; the caller holds the lock."""
+    """Fetch, judge and record the due entry pages of `pages`; the caller holds the lock.
+
+    After a `check` cycle, `digest_joins` is the cycle's time (a digest target's link
+    events join that cycle's message) and the caller delivers (`deliver=False`).
+    """
     pages = detail_pages(config, pages)
     if not pages:
         return NOTHING
@@ -116,11 +123,13 @@ def check_entry_pages(
         checks=tuple(checks),
         memories=plan.memories,
         warc_file=warc_file,
-        deliveries=queued_deliveries(config, [e for c in checks for e in c.events], finished_at),
+        deliveries=queued_deliveries(
+            config, [e for c in checks for e in c.events], finished_at, digest_joins
+        ),
     )
     recorded = store.record_detail(record)
     notified = None
-    if record.deliveries:  # 4. after the commit, as a cycle does
+    if record.deliveries and deliver:  # 4. after the commit, as a cycle does
         from monitor.notify.deliver import deliver_outbox
 
         notified = deliver_outbox(config, store.outbox(), now=clock(), stop=stop)

@@ -214,8 +214,7 @@ def test_link_events_are_queued_and_sent_like_entry_events(
     site, tmp_path, receiver, digest, cluster
 ):
     """An entry's own page confirmed gone: `link-gone` is queued with the entry-page phase's
-    events and sent after its commit, in the check that saw it (a digest: its own message),
-    on either store."""
+    events and sent after its commit, in the check that saw it, on either store."""
     from test_detail import LIST, T0, check_at, day, listing, page, write_detail_config
 
     site.serve(LIST, listing(("/i/alpha", "Alpha"), ("/i/beta", "Beta")))
@@ -238,6 +237,37 @@ def test_link_events_are_queued_and_sent_like_entry_events(
         assert [json.loads(row["event_ids"]) for row in outbox(config)] == [[gone.id]]
     assert report.notify is not None and report.notify.sent == 1
     assert [s["sent"] for s in notify_status(config)] == [1]
+
+
+@pytest.mark.parametrize("digest", [False, True])
+def test_a_digest_target_gets_one_message_for_a_check_and_its_entry_pages(
+    site, tmp_path, receiver, digest, cluster
+):
+    """A check whose listing loses an entry and whose entry-page phase then confirms another
+    entry's page gone: a digest target gets one message naming both events (SPEC: one per
+    cycle), a plain target one message per event; on either store."""
+    from test_detail import LIST, T0, check_at, day, listing, page, write_detail_config
+
+    site.serve(LIST, listing(("/i/alpha", "Alpha"), ("/i/beta", "Beta"), ("/i/gamma", "Gamma")))
+    for name in ("alpha", "beta", "gamma"):
+        site.serve(f"/i/{name}", page(name.title()))
+    config = write_detail_config(tmp_path, site, detail={"every": "1d"})
+    with config.open("a", encoding="utf-8") as f:
+        f.write(f'[[notify]]\nurl = "{receiver.url}"\ndigest = {str(digest).lower()}\n')
+        if cluster:
+            f.write("[cluster]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in cluster.items()))
+    check_at(config, T0)
+    site.serve("/i/beta", lambda request: Response("gone", status=404))
+    check_at(config, day(1))  # 1 of confirm_checks = 2
+    assert receiver.received == []
+    site.serve(LIST, listing(("/i/alpha", "Alpha"), ("/i/beta", "Beta")))
+    report = check_at(config, day(2))
+    kinds = sorted(e.kind for e in report.events)
+    assert kinds == ["link-gone", "removed"]
+    assert sorted(receiver.ids()) == sorted(f"urn:uuid:{e.id}" for e in report.events)
+    assert len(receiver.received) == (1 if digest else 2)
+    assert report.notify is not None and report.notify.sent == len(receiver.received)
+    assert [s["sent"] for s in notify_status(config)] == [len(receiver.received)]
 
 
 def test_baseline_sends_nothing(site, tmp_path, receiver):

@@ -294,3 +294,50 @@ def test_postgres_workers_never_claim_the_same_pending_delivery(postgres_databas
         locker.close()
         one.close()
         two.close()
+
+
+def test_a_joining_digest_grows_only_a_digest_no_one_has_tried_or_claimed(
+    tmp_path, postgres_database
+):
+    """An entry-page phase's digest joins its check's digest while that one is untouched;
+    once a send was tried (or a worker claimed it) the joining ids get a row of their own,
+    so no id rides on a message that may already be out. SQLite, PostgreSQL and the
+    in-memory reference agree."""
+    from monitor.notify.memory import MemoryOutbox
+
+    at = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
+    later = at + timedelta(minutes=1)
+    cycle = (NewDelivery(0, "hash0", ("a", "b"), at, at), NewDelivery(1, "hash1", ("a",), at, at))
+    links = (NewDelivery(0, "hash0", ("c",), later, later, joins=at),
+             NewDelivery(1, "hash1", ("c",), later, later, joins=at))  # fmt: skip
+    empty = CycleResult((), (), ())
+    sqlite, postgres = SqliteStore(tmp_path / "join.db"), PostgresStore(postgres_database)
+    memory = MemoryOutbox()
+    try:
+        for store in (sqlite, postgres):
+            store.record_cycle(CycleRecord(at, at, (), (), empty, {}, deliveries=cycle))
+        memory.add((), cycle)
+        outboxes = (sqlite.outbox(), postgres.outbox(), memory)
+        # Target 2's digest was tried once and waits to be retried: it is never grown.
+        tried = [d.id for d in outboxes[0].due(at, 10) if d.target == 1][0]
+        for outbox in outboxes:
+            outbox.mark_retry(tried, at, at, "HTTP 503 from target 2")
+        for store in (sqlite, postgres):
+            store.record_cycle(CycleRecord(later, later, (), (), empty, {}, deliveries=links))
+        memory.add((), links)
+        pending = [[(d.target, d.event_ids) for d in o.due(later, 10)] for o in outboxes]
+        assert pending[0] == pending[1] == pending[2]
+        assert sorted(pending[0]) == [(0, ("a", "b", "c")), (1, ("a",)), (1, ("c",))]
+        # A PostgreSQL worker's claim (due() leases the row) is as good as a send begun.
+        third = at + timedelta(minutes=2)
+        postgres.record_cycle(CycleRecord(third, third, (), (), empty, {}, deliveries=(
+            NewDelivery(0, "hash0", ("d",), third, third),)))  # fmt: skip
+        claimed = postgres.outbox().due(third, 10)
+        assert [d.event_ids for d in claimed if d.target == 0][-1] == ("d",)
+        postgres.record_cycle(CycleRecord(third, third, (), (), empty, {}, deliveries=(
+            NewDelivery(0, "hash0", ("e",), third, third, joins=third),)))  # fmt: skip
+        rows = postgres.conn.execute("SELECT event_ids FROM outbox ORDER BY id").fetchall()
+        assert [json.loads(r[0]) for r in rows][-2:] == [["d"], ["e"]]
+    finally:
+        sqlite.close()
+        postgres.close()

@@ -37,6 +37,13 @@ class MemoryOutbox:
             self.stored_events[event.id] = event
         ids = []
         for new in planned:
+            joined = self._joinable(new)
+            if joined is not None:  # a digest joining one still unsent (NewDelivery.joins)
+                more = tuple(i for i in new.event_ids if i not in joined.event_ids)
+                grown = replace(joined, event_ids=joined.event_ids + more)
+                self.records[joined.id] = replace(self.records[joined.id], delivery=grown)
+                ids.append(joined.id)
+                continue
             delivery = Delivery(
                 id=self._next_id,
                 target=new.target,
@@ -50,6 +57,18 @@ class MemoryOutbox:
             ids.append(delivery.id)
             self._next_id += 1
         return ids
+
+    def _joinable(self, new: NewDelivery) -> Delivery | None:
+        """The digest `new` joins: its target's newest queued at `new.joins`, never tried."""
+        if new.joins is None:
+            return None
+        for record in sorted(self.records.values(), key=lambda r: -r.delivery.id):
+            d = record.delivery
+            if (record.state == "pending" and d.attempts == 0 and d.created_at == new.joins
+                    and d.next_at == d.created_at
+                    and d.target_url_hash == new.target_url_hash):  # fmt: skip
+                return d
+        return None
 
     def due(self, now: datetime, limit: int) -> list[Delivery]:
         """Pending deliveries with next_at <= now, oldest first, bar those queued after one

@@ -43,6 +43,9 @@ class NewDelivery:
     event_ids: tuple[str, ...]
     created_at: datetime
     next_at: datetime
+    # A digest that joins this target's digest queued at `joins` (the listing cycle of the
+    # same `monitor check`) while it is still unsent: one message for the whole check.
+    joins: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -90,14 +93,6 @@ class DeliveryReport:
     left: int = 0  # due but not tried: the time budget ran out
     errors: tuple[str, ...] = field(default=())
 
-    def plus(self, other: DeliveryReport | None) -> DeliveryReport:
-        """This round and another (the entry pages' after the cycle's), counted together."""
-        if other is None:
-            return self
-        return DeliveryReport(self.sent + other.sent, self.retried + other.retried,
-                              self.failed + other.failed, other.left,
-                              self.errors + other.errors)  # fmt: skip
-
     def lines(self) -> list[str]:
         """One line per problem, for stderr."""
         return [f"notify: {e}" for e in self.errors] + (
@@ -113,17 +108,27 @@ def url_hash(url: str) -> str:
 
 
 def plan_deliveries(
-    targets: Sequence[Target], events: Sequence[Event], *, cycle_at: datetime
+    targets: Sequence[Target],
+    events: Sequence[Event],
+    *,
+    cycle_at: datetime,
+    joins: datetime | None = None,
 ) -> list[NewDelivery]:
-    """What a committed cycle adds: one delivery per matching event and target, or one digest."""
+    """What a committed cycle adds: one delivery per matching event and target, or one digest.
+
+    `joins`: the entry-page phase of a `check` passes its cycle's time, so that a digest
+    target's link events join the cycle's digest (SPEC: one message per cycle).
+    """
     planned: list[NewDelivery] = []
     for index, target in enumerate(targets):
         ids = [e.id for e in events if matches(target, e)]
         if not ids:
             continue
-        groups = [ids] if target.digest else [[i] for i in ids]
-        digest = url_hash(target.url)
-        planned += [NewDelivery(index, digest, tuple(g), cycle_at, cycle_at) for g in groups]
+        hashed = url_hash(target.url)
+        if target.digest:
+            planned.append(NewDelivery(index, hashed, tuple(ids), cycle_at, cycle_at, joins))
+        else:
+            planned += [NewDelivery(index, hashed, (i,), cycle_at, cycle_at) for i in ids]
     return planned
 
 

@@ -9,7 +9,7 @@ and a cycle that queues deliveries.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -64,6 +64,42 @@ def delivery_row(new: NewDelivery) -> dict[str, Any]:
         "created_at": format_time(new.created_at),
         "next_at": format_time(new.next_at),
     }
+
+
+# The digest a NewDelivery with `joins` extends: the target's newest one queued at that
+# time and never tried nor claimed (a claim moves next_at: PostgreSQL's lease). One that
+# may be on its way to the target is never grown: the joining ids get a row of their own.
+# PostgreSQL locks the row ({lock} = FOR UPDATE), so a worker claims it before or after.
+JOINABLE_SQL = (
+    "SELECT id, event_ids FROM outbox WHERE target_hash = {m} AND created_at = {m} "
+    "AND next_at = created_at AND status = 'pending' AND attempts = 0 "
+    "ORDER BY id DESC LIMIT 1{lock}"
+)
+
+
+def join_digests(
+    execute: Callable[[str, tuple[Any, ...]], Any],
+    deliveries: Sequence[NewDelivery],
+    *,
+    mark: str,
+    lock: str = "",
+) -> list[NewDelivery]:
+    """Grow each unsent digest a delivery joins (NewDelivery.joins) by its event ids, in
+    the caller's transaction; the deliveries left are new rows to insert."""
+    fresh = []
+    for new in deliveries:
+        found = None
+        if new.joins is not None:
+            sql = JOINABLE_SQL.format(m=mark, lock=lock)
+            found = execute(sql, (new.target_url_hash, format_time(new.joins))).fetchone()
+        if found is None:
+            fresh.append(new)
+            continue
+        ids = list(json.loads(found[1]))
+        ids += [i for i in new.event_ids if i not in ids]
+        execute(f"UPDATE outbox SET event_ids = {mark} WHERE id = {mark}",
+                (json.dumps(ids), found[0]))  # fmt: skip
+    return fresh
 
 
 def delivery_from_row(row: Row) -> Delivery:

@@ -47,14 +47,16 @@ UPDATE outbox o SET next_at = %(lease)s
 FROM picked WHERE o.id = picked.id
 RETURNING o.id, o.target, o.target_hash, o.event_ids, o.created_at, o.attempts,
           picked.next_at AS next_at
-"""
+"""  # fmt: skip
 
 
 def insert_deliveries(conn: Conn, deliveries: Sequence[NewDelivery]) -> None:
-    """Queue a cycle's deliveries; the caller holds the cycle's transaction."""
-    if not deliveries:
+    """Queue a cycle's deliveries; the caller holds the cycle's transaction. A digest that
+    joins one still unsent extends it (NewDelivery.joins); the others are new rows."""
+    fresh = O.join_digests(conn.execute, deliveries, mark="%s", lock=" FOR UPDATE")
+    if not fresh:
         return
-    rows = [O.delivery_row(d) for d in deliveries]
+    rows = [O.delivery_row(d) for d in fresh]
     names = ", ".join(rows[0])
     marks = ", ".join("%s" for _ in rows[0])
     conn.cursor().executemany(

@@ -24,10 +24,12 @@ __all__ = ["SqliteOutbox", "insert_deliveries"]
 
 
 def insert_deliveries(conn: sqlite3.Connection, deliveries: Sequence[NewDelivery]) -> None:
-    """Queue a cycle's deliveries; the caller holds the cycle's transaction."""
-    if not deliveries:
+    """Queue a cycle's deliveries; the caller holds the cycle's transaction. A digest that
+    joins one still unsent extends it (NewDelivery.joins); the others are new rows."""
+    fresh = O.join_digests(conn.execute, deliveries, mark="?")
+    if not fresh:
         return
-    rows = [O.delivery_row(d) for d in deliveries]
+    rows = [O.delivery_row(d) for d in fresh]
     names = ", ".join(rows[0])
     marks = ", ".join("?" for _ in rows[0])
     conn.executemany(
