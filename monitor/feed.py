@@ -36,6 +36,7 @@ from monitor.render import (
 )
 from monitor.render import event_title as event_title
 from monitor.render import is_web_url as is_web_url
+from monitor.render import web_iri as web_iri
 
 FeedFormat = Literal["atom", "json", "rss"]
 FEED_FORMATS: tuple[FeedFormat, ...] = ("atom", "json", "rss")
@@ -170,20 +171,6 @@ def _link_html(url: str | None) -> str:
         return "<em>none</em>"
     href = web_iri(url)
     return f'<a href="{esc(href)}">{esc(url)}</a>' if href else esc(url)
-
-
-# What a URI keeps as it is: its reserved and unreserved characters, and "%" (a link is
-# stored as found, maybe already percent-encoded). The rest (spaces, quotes, <, >, {, |,
-# non-ASCII...) is percent-encoded (UTF-8): an href in a feed is a valid URI, and an IRI.
-_URI_KEEPS = "!#$%&'()*+,/:;=?@[]~"
-
-
-def web_iri(url: str | None) -> str | None:
-    """An http(s) link as a feed writes it in an href: characters a URI cannot hold
-    percent-encoded (the entry keeps its link as found); None for anything else."""
-    if not url or not is_web_url(url):
-        return None
-    return quote(url, safe=_URI_KEEPS)
 
 
 def changes_html(changes: Mapping[str, Change]) -> str:

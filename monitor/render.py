@@ -54,6 +54,22 @@ def is_web_url(url: str | None) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
+# What a URI keeps as it is: its reserved and unreserved characters, and "%" (a link is
+# stored as found, maybe already percent-encoded). The rest (spaces, quotes, <, >, {, |,
+# non-ASCII...) is percent-encoded (UTF-8): an href written is a valid URI, and an IRI.
+_URI_KEEPS = "!#$%&'()*+,/:;=?@[]~"
+
+
+def web_iri(url: str | None) -> str | None:
+    """An http(s) link as an href: characters a URI cannot hold percent-encoded (a space
+    inside it too, as a browser does; the entry keeps its link as found); None for any
+    other scheme, or a link with control characters."""
+    if not url or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return None
+    href = quote(url.strip(), safe=_URI_KEEPS)
+    return href if is_web_url(href) else None
+
+
 def entry_path(entry_id: str) -> str:
     """The entry's timeline, relative to the site's root: "entries/ENTRY_ID"."""
     return f"entries/{quote(entry_id, safe='')}"

@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode
 from monitor.diff import diff_words
 from monitor.kinds import kind_info
 from monitor.models import EVENT_KINDS, Change, Event, format_time
-from monitor.render import IMPORTED_NOTE, clip, is_web_url
+from monitor.render import IMPORTED_NOTE, clip, web_iri
 from monitor.render import count as _count
 from monitor.render import diff_html as _diff_ops_html
 from monitor.render import esc as _esc
@@ -98,8 +98,9 @@ def _link(url: str | None, text: str | None = None) -> str:
     if not url:
         return '<span class="muted">none</span>'
     shown = _esc(text if text is not None else url)
-    if is_web_url(url):
-        return f'<a href="{_esc(url)}" {_REL}>{shown}</a>'
+    href = web_iri(url)
+    if href is not None:
+        return f'<a href="{_esc(href)}" {_REL}>{shown}</a>'
     return shown
 
 
@@ -233,7 +234,7 @@ def _event_cell(event: Event, *, link_entry: bool = True) -> str:
             fields = ", ".join(_esc(name) for name in event.changes)
             summary = f"<summary>Changed: {fields}</summary>"
             parts.append(f"<details>{summary}{_change_items(event.changes)}</details>")
-        if is_web_url(event.link):
+        if web_iri(event.link) is not None:
             links.append(_link(event.link, "page on the site ↗"))
     if event.is_link_event and event.detail:
         parts.append(f"<p>{_esc(event.detail)}</p>")

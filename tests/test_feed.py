@@ -327,6 +327,23 @@ def test_an_entry_link_is_a_valid_uri_in_every_format(fmt: FeedFormat) -> None:
     assert want in tags_of(item_html(fmt, item)).hrefs
 
 
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+def test_an_entry_link_with_a_space_keeps_its_href_encoded(fmt: FeedFormat) -> None:
+    """A page's href may hold a space (a browser follows it as %20): the item still links
+    to it, percent-encoded; a link with a control character stays no link at all."""
+    spaced = Event(uid(1), "added", T0, "active", entry_id="e1", title="T",
+                   link="https://example.org/annual report 2017.pdf", description="d")  # fmt: skip
+    data = render_feed([spaced], BASE_INFO, fmt, max_entries=9)
+    (item,) = parsed_items(fmt, data)
+    want = "https://example.org/annual%20report%202017.pdf"
+    assert (item["url"] if fmt == "json" else item.link) == want
+    assert want in tags_of(item_html(fmt, item)).hrefs
+    broken = replace(spaced, link="https://example.org/a\tb")
+    (item,) = parsed_items(fmt, render_feed([broken], BASE_INFO, fmt, max_entries=9))
+    assert not [h for h in tags_of(item_html(fmt, item)).hrefs if "example.org/a" in h]
+    assert "example.org/a" not in str(item.get("url") if fmt == "json" else item.get("link"))
+
+
 def test_page_event_html_carries_the_escaped_detail() -> None:
     """A page event's body says what happened, escaped."""
     event = Event(uid(1), "page-error", T0, "active", detail="HTTP 500 <b>oops</b> & more")

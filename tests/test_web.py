@@ -824,6 +824,19 @@ def test_log_renderer_keeps_the_filters_in_its_page_links():
     assert page.find("a", rel="first")["href"] == f"/?{filters}"
 
 
+def test_a_link_with_a_space_is_still_a_link_percent_encoded():
+    """An entry's link holding a space (a browser follows it as %20) links from the log,
+    percent-encoded; one holding a control character is shown as text, never a link."""
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    spaced = Event("a" * 32, "added", at, "active", entry_id="e1", title="Annual report",
+                   link="https://example.org/annual report.pdf", description="d")  # fmt: skip
+    broken = Event("b" * 32, "added", at, "active", entry_id="e2", title="Broken",
+                   link="https://example.org/a\tb", description="d")  # fmt: skip
+    page = BeautifulSoup(webpages.events_table([spaced, broken]), "html.parser")
+    outside = [a["href"] for a in page.find_all("a") if a["href"].startswith("http")]
+    assert outside == ["https://example.org/annual%20report.pdf"]
+
+
 @pytest.mark.parametrize("where", ["log", "entry"])
 def test_markup_from_a_watched_page_is_shown_as_text(served, client, where):
     """A title and description full of markup appear escaped, and javascript: never links."""
