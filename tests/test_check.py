@@ -609,14 +609,21 @@ def test_a_database_from_a_newer_monitor_is_refused_and_left_unchanged(imls, tmp
     assert version == "99"
 
 
+@pytest.mark.parametrize("version", ["abc", "0", "-3"])
 @pytest.mark.parametrize("command", [["check"], ["log"], ["status"]], ids=lambda c: c[0])
-def test_a_schema_version_that_is_not_a_number_is_a_damaged_database(imls, tmp_path, command):
-    """A version row no monitor wrote is an error naming the database, never a traceback."""
-    db_path = stored_version(imls, tmp_path, "abc")
+def test_a_schema_version_no_monitor_wrote_is_a_damaged_database(
+    imls, tmp_path, command, version
+):
+    """A version row no monitor wrote (not a number, or below 1) is an error naming the
+    database, never a traceback nor a "migration" of it."""
+    db_path = stored_version(imls, tmp_path, version)
+    before = hashlib.sha256(db_path.read_bytes()).hexdigest()
     result = run(imls, *command)
     assert result.exit_code == 1
     assert "Traceback" not in result.stderr
-    assert str(db_path) in result.stderr and "'abc', not a number" in result.stderr
+    assert str(db_path) in result.stderr
+    assert f"reads '{version}', not a version monitor ever wrote" in result.stderr
+    assert hashlib.sha256(db_path.read_bytes()).hexdigest() == before
 
 
 @pytest.mark.parametrize("damage", ["random bytes", "truncated"])

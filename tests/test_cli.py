@@ -12,6 +12,8 @@ from conftest import ACTIVE_PATH, ARCHIVED_PATH, SCENARIO, imls_pages, json_line
 
 from monitor.cli import cli
 
+ACTIVE_PATH_FIXTURE = SCENARIO / "step1" / "active.html"
+
 
 @pytest.fixture
 def scenario(site, tmp_path):
@@ -136,6 +138,37 @@ def test_show_headers_and_unknown_capture(scenario):
     missing = run(scenario, "show", "99999")
     assert missing.exit_code == 1
     assert "no capture #99999" in missing.stderr
+
+
+def test_show_prints_any_body_a_check_accepted_however_high_max_bytes(
+    site, tmp_path, monkeypatch
+):
+    """`show` decodes up to max_bytes when it is set above show's own bound: a gzip body
+    the check accepted (under max_bytes) prints whole; one past max_bytes is refused
+    naming max_bytes and `show --raw`."""
+    import gzip
+
+    from werkzeug import Response
+
+    import monitor.records
+
+    monkeypatch.setattr(monitor.records, "SHOW_MAX_BYTES", 1_000_000)  # show's own bound
+    html = (ACTIVE_PATH_FIXTURE.read_bytes() + b"<!--" + b" " * 2_000_000 + b"-->")
+    bodies = {"/big": gzip.compress(html), "/bomb": gzip.compress(html + b" " * 2_000_000)}
+    for path, body in bodies.items():
+        site.serve(path, lambda request, body=body: Response(
+            body, headers={"Content-Type": "text/html", "Content-Encoding": "gzip"}))  # fmt: skip
+    named = [("big", "/big"), ("bomb", "/bomb")]
+    pages = [dict(p, url=site.url(path), name=name)
+             for p, (name, path) in zip(imls_pages(site), named, strict=True)]  # fmt: skip
+    config = write_config(tmp_path, pages, monitor={"max_bytes": 3_000_000})
+    assert run(config, "check").exit_code == 1  # the bomb page is a page-error
+    captures = {c["page"]: c["id"] for c in json_lines(run(config, "snapshots", "--json"))}
+    big = run(config, "show", str(captures["big"]))
+    assert big.exit_code == 0 and big.stdout_bytes == html
+    bomb = run(config, "show", str(captures["bomb"]))
+    assert bomb.exit_code == 1 and "max_bytes (3000000 bytes)" in bomb.stderr
+    assert f"monitor show --raw {captures['bomb']}" in bomb.stderr
 
 
 def test_snapshots_lists_revisits(scenario, site):

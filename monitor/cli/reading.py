@@ -278,11 +278,13 @@ def show(capture_id: int, headers: bool, raw: bool) -> None:
     Example:
         monitor show 42 > page.html
     """
-    from monitor.records import archived_body
+    from monitor.records import SHOW_MAX_BYTES, archived_body
 
     config = get_config()
+    # Any body a check accepted decodes within max_bytes, however high it is configured.
+    limit = max(SHOW_MAX_BYTES, config.monitor.max_bytes)
     status_line, header_pairs, body = archived_body(
-        open_store(config), warc_dir(config), capture_id, decoded=not raw
+        open_store(config), warc_dir(config), capture_id, decoded=not raw, max_bytes=limit
     )
     if headers:
         click.echo(status_line)

@@ -55,12 +55,15 @@ SCHEMA_VERSION = 5
 def schema_version(where: str, stored: object) -> int:
     """The schema version as `meta` stores it (text); anything else is a damaged database."""
     try:
-        return int(str(stored))
+        version = int(str(stored))
     except ValueError:
+        version = 0
+    if version < 1:  # monitor's first schema is version 1
         raise StoreError(
             f"{where}: the database's schema version reads {str(stored)[:40]!r}, not a "
-            "number: this is not a database monitor wrote, or it is damaged"
-        ) from None
+            "version monitor ever wrote: this is not a database monitor wrote, or it is damaged"
+        )
+    return version
 
 
 # version -> (table, column, SQL adding it): what upgrading to that version adds to the
