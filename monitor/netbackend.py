@@ -121,6 +121,13 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             await self._writer.wait_closed()
         except (OSError, ssl.SSLError):
             pass  # the peer went first: the connection is closed all the same
+        except asyncio.CancelledError:
+            # Python 3.11's streams share one close future per connection: a task cancelled
+            # while awaiting it (a fetch, at a stop) cancels it for every later aclose. Only
+            # a cancel of this task is ours to raise; the transport is closing either way.
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise
 
     async def start_tls(
         self,

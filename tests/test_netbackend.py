@@ -404,3 +404,32 @@ def test_httpcore_still_names_the_primitives_the_monitor_replaces():
     from monitor.netbackend import use_asyncio_primitives
 
     assert use_asyncio_primitives() is True
+
+
+def test_closing_a_connection_again_after_a_cancelled_close_is_quiet():
+    """A fetch cancelled while closing its connection (the daemon's stop) leaves asyncio's
+    shared close future cancelled; the pool closing that connection afterwards must not
+    take that for its own cancellation (before: CancelledError in place of the cycle's
+    CycleCancelled). A cancel of the closing task itself still propagates."""
+    from monitor.netbackend import AsyncioStream
+
+    async def scenario() -> bool:
+        accepted: list[asyncio.StreamWriter] = []
+        server = await asyncio.start_server(lambda r, w: accepted.append(w), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        stream = AsyncioStream(reader, writer)
+        first = asyncio.create_task(stream.aclose())
+        await asyncio.sleep(0)  # it awaits the close future
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await stream.aclose()  # the pool's close of the same connection
+        for peer in accepted:
+            peer.close()
+            await peer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return first.cancelled()
+
+    assert asyncio.run(scenario()) is True
