@@ -308,8 +308,10 @@ def test_a_joining_digest_grows_only_a_digest_no_one_has_tried_or_claimed(
     at = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
     later = at + timedelta(minutes=1)
     cycle = (NewDelivery(0, "hash0", ("a", "b"), at, at), NewDelivery(1, "hash1", ("a",), at, at))
+    # Target 3 has target 1's URL (hash0) and its own filters: its ids never join target 1's.
     links = (NewDelivery(0, "hash0", ("c",), later, later, joins=at),
-             NewDelivery(1, "hash1", ("c",), later, later, joins=at))  # fmt: skip
+             NewDelivery(1, "hash1", ("c",), later, later, joins=at),
+             NewDelivery(2, "hash0", ("d",), later, later, joins=at))  # fmt: skip
     empty = CycleResult((), (), ())
     sqlite, postgres = SqliteStore(tmp_path / "join.db"), PostgresStore(postgres_database)
     memory = MemoryOutbox()
@@ -327,17 +329,17 @@ def test_a_joining_digest_grows_only_a_digest_no_one_has_tried_or_claimed(
         memory.add((), links)
         pending = [[(d.target, d.event_ids) for d in o.due(later, 10)] for o in outboxes]
         assert pending[0] == pending[1] == pending[2]
-        assert sorted(pending[0]) == [(0, ("a", "b", "c")), (1, ("a",)), (1, ("c",))]
+        assert sorted(pending[0]) == [(0, ("a", "b", "c")), (1, ("a",)), (1, ("c",)), (2, ("d",))]
         # A PostgreSQL worker's claim (due() leases the row) is as good as a send begun.
         third = at + timedelta(minutes=2)
         postgres.record_cycle(CycleRecord(third, third, (), (), empty, {}, deliveries=(
-            NewDelivery(0, "hash0", ("d",), third, third),)))  # fmt: skip
+            NewDelivery(0, "hash0", ("x",), third, third),)))  # fmt: skip
         claimed = postgres.outbox().due(third, 10)
-        assert [d.event_ids for d in claimed if d.target == 0][-1] == ("d",)
+        assert [d.event_ids for d in claimed if d.target == 0][-1] == ("x",)
         postgres.record_cycle(CycleRecord(third, third, (), (), empty, {}, deliveries=(
-            NewDelivery(0, "hash0", ("e",), third, third, joins=third),)))  # fmt: skip
+            NewDelivery(0, "hash0", ("y",), third, third, joins=third),)))  # fmt: skip
         rows = postgres.conn.execute("SELECT event_ids FROM outbox ORDER BY id").fetchall()
-        assert [json.loads(r[0]) for r in rows][-2:] == [["d"], ["e"]]
+        assert [json.loads(r[0]) for r in rows][-2:] == [["x"], ["y"]]
     finally:
         sqlite.close()
         postgres.close()

@@ -64,9 +64,9 @@ class MemoryOutbox:
             return None
         for record in sorted(self.records.values(), key=lambda r: -r.delivery.id):
             d = record.delivery
-            if (record.state == "pending" and d.attempts == 0 and d.created_at == new.joins
-                    and d.next_at == d.created_at
-                    and d.target_url_hash == new.target_url_hash):  # fmt: skip
+            same_target = (d.target, d.target_url_hash) == (new.target, new.target_url_hash)
+            if (same_target and record.state == "pending" and d.attempts == 0
+                    and d.created_at == new.joins and d.next_at == d.created_at):  # fmt: skip
                 return d
         return None
 

@@ -66,12 +66,13 @@ def delivery_row(new: NewDelivery) -> dict[str, Any]:
     }
 
 
-# The digest a NewDelivery with `joins` extends: the target's newest one queued at that
-# time and never tried nor claimed (a claim moves next_at: PostgreSQL's lease). One that
-# may be on its way to the target is never grown: the joining ids get a row of their own.
-# PostgreSQL locks the row ({lock} = FOR UPDATE), so a worker claims it before or after.
+# The digest a NewDelivery with `joins` extends: its target's (index and URL) newest one
+# queued at that time, never tried nor claimed (a claim moves next_at: PostgreSQL's
+# lease). One that may be on its way is never grown: the joining ids get a row of their
+# own. PostgreSQL locks the row ({lock} = FOR UPDATE): a worker claims it before or after.
 JOINABLE_SQL = (
-    "SELECT id, event_ids FROM outbox WHERE target_hash = {m} AND created_at = {m} "
+    "SELECT id, event_ids FROM outbox WHERE target = {m} AND target_hash = {m} "
+    "AND created_at = {m} "
     "AND next_at = created_at AND status = 'pending' AND attempts = 0 "
     "ORDER BY id DESC LIMIT 1{lock}"
 )
@@ -91,7 +92,8 @@ def join_digests(
         found = None
         if new.joins is not None:
             sql = JOINABLE_SQL.format(m=mark, lock=lock)
-            found = execute(sql, (new.target_url_hash, format_time(new.joins))).fetchone()
+            where = (new.target, new.target_url_hash, format_time(new.joins))
+            found = execute(sql, where).fetchone()
         if found is None:
             fresh.append(new)
             continue
