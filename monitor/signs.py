@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from monitor.canonical import canonical_query
+
 AnswerKind = Literal["page", "blocked", "soft404"]
 
 # An interstitial says little: a longer visible text is a real page whatever it mentions.
@@ -146,9 +148,14 @@ _BLOCK_TEXT: tuple[tuple[str, _Pattern], ...] = (
 # The vendor behind a generic block word, told by the text (Akamai's "Reference #...").
 _AKAMAI_REFERENCE = _rx(r"\breference #\d+\.[0-9a-f.]+")
 
+# "page you are looking for", "page you requested", "page you're trying to reach"...
+_WHICH_PAGE = (
+    r"(?: (?:that )?you(?: are| were|['’]re)? (?:looking for|requested|trying to (?:reach|find))"
+    r"| requested)?"
+)
 _NOT_FOUND_PARTS: tuple[_Pattern, ...] = (
     # EDGI: a standard status line, "DDD", "error DDD" or "DDD error"
-    _rx(r"(?:http )?(?:error:? )?(?:404|410)(?: error)?(?: not found| gone)?\.?"),
+    _rx(r"(?:http )?(?:error:? )?(?:404|410)(?: error)?(?: ?[-–—:|]? (?:not found|gone))?\.?"),
     _rx(r"not found\.?|page missing|nothing (?:was )?found here\.?"),
 )
 _NOT_FOUND_WORDS: tuple[_Pattern, ...] = (
@@ -159,8 +166,12 @@ _NOT_FOUND_WORDS: tuple[_Pattern, ...] = (
         r"(?: was| is| has been| could be)? not found\b"
     ),
     _rx(r"\bthis page isn['’]t available\b"),
-    _rx(r"\bpage (?:cannot|can['’]t|could not|couldn['’]t) be found\b"),
-    _rx(r"\bpage (?:does not|doesn['’]t|no longer) exists?\b"),
+    # "page [you are looking for] could not be found / does not exist", and "we can't
+    # find that page": the wordings of common CMS and framework defaults
+    _rx(rf"\bpage{_WHICH_PAGE} (?:cannot|can['’]t|could not|couldn['’]t) be found\b"),
+    _rx(rf"\bpage{_WHICH_PAGE} (?:does not|doesn['’]t|did not|didn['’]t|no longer) exists?\b"),
+    _rx(r"\b(?:we|i) (?:cannot|can['’]t|can not|could not|couldn['’]t) find (?:that|the|this) "
+        r"page\b"),  # fmt: skip
     # not from EDGI (English only there): the same words in common site languages
     _rx(r"\bseite (?:wurde )?nicht gefunden\b|\bp[aá]gina no encontrada\b"),
     _rx(r"\bpage (?:non trouv[ée]e|introuvable)\b|\bpagina non trovata\b"),
@@ -193,7 +204,9 @@ def read_answer(
     if not 200 <= status < 300:
         return PAGE
     title, heading, text = title[:_MAX_TITLE], heading[:_MAX_TITLE], text[:_MAX_TEXT]
-    parts = [p for p in (*_TITLE_PARTS.split(title.strip()), heading.strip()) if p]
+    # a heading is read in parts as a title is ("Error 404 - Not Found")
+    parts = [p for p in (*_TITLE_PARTS.split(title.strip()), heading.strip(),
+                         *_TITLE_PARTS.split(heading.strip())) if p]  # fmt: skip
     shown = title.strip() or heading.strip()
     blocked = _blocked(parts, text.strip(), shown, entry_texts, challenge)
     if blocked is not None:
@@ -283,4 +296,4 @@ def _url_key(url: str) -> tuple[str, str, str] | None:
     if port is not None and port not in (80, 443):
         site = f"{site}:{port}"
     path = parts.path.rstrip("/") if parts.path not in ("", "/") else ""
-    return site, path, parts.query
+    return site, path, canonical_query(parts.query)  # ?utm_source=... is the same page

@@ -140,6 +140,16 @@ GONE = {
         lambda s: s.serve("/i/beta", page("Page not found", "Sorry.")),
         'soft 404: "Page not found"',
     ),
+    "soft-404-heading": (  # the title says nothing; the main heading says it all
+        lambda s: s.serve("/i/beta", page("Beta", "Try searching the site.",
+                                          h1="Sorry, we couldn't find that page")),  # fmt: skip
+        "soft 404: \"Sorry, we couldn't find that page\"",
+    ),
+    "redirect-listing-tracked": (
+        lambda s: s.serve("/i/beta", lambda r: Response(
+            "", status=301, headers={"Location": s.url(LIST) + "?utm_source=old"})),  # fmt: skip
+        "soft 404: redirected to the listing {listing}?utm_source=old",
+    ),
 }
 
 

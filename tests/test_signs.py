@@ -236,6 +236,18 @@ CASES = [
         title="Página no encontrada | Biblioteca Nacional",
         id="spanish",
     ),
+    *(
+        case(soft404(f'"{heading}"'), title=IMLS, heading=heading, id=f"heading-{n}")
+        for n, heading in enumerate([
+            "Sorry, we couldn't find that page",
+            "The page you requested could not be found",
+            "We can’t find the page you’re looking for",
+            "Sorry, the page you are looking for does not exist",
+            "The page you were looking for doesn't exist.",  # Rails' default
+            "Hmm, we can't find that page",
+            "Error 404 - Not Found",
+        ])
+    ),
     # --- soft 404: redirects -------------------------------------------------------------
     case(
         soft404("redirected to https://www.imls.gov/"),
@@ -263,6 +275,13 @@ CASES = [
         final=PAGE_URL + "/",
         listings=LISTINGS,
         id="listing-redirect",
+    ),
+    case(
+        soft404(f"redirected to the listing {PAGE_URL}?utm_source=old-site"),
+        title=f"National Initiatives | {IMLS}",
+        final=PAGE_URL + "?utm_source=old-site",
+        listings=LISTINGS,
+        id="listing-redirect-with-tracking-query",
     ),
     # --- pages that only look alike --------------------------------------------------------
     case(
@@ -318,6 +337,12 @@ CASES = [
         id="edgi-redirect-elsewhere",
     ),
     case(PAGE, title=IMLS, final="https://www.imls.gov/?q=lg-246285", id="home-with-query"),
+    case(
+        PAGE,
+        title=f"Find the page you need | {IMLS}",
+        heading="Can't find the page you need? Search our initiatives",
+        id="help-text-about-finding-pages",
+    ),
     case(
         PAGE,
         title=f"National Initiatives | {IMLS}",
