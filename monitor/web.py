@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from monitor.config import Config
 from monitor.decoders import DecodeError
 from monitor.errors import MonitorError, StoreError
+from monitor.extract.charset import is_html
 from monitor.feed import FeedFormat, render_feed
 from monitor.lookup import find_entry
 from monitor.models import ENTRY_STATES, EVENT_KINDS, format_time
@@ -190,6 +191,12 @@ def capture_body(store: Store, config: Config, capture_id: int) -> Response:
         )
         return error_page(500, "Capture cannot be shown", why, site_title=site)
     declared = next((v for k, v in headers if k.lower() == "content-type"), capture.content_type)
+    if declared is None and capture.original_capture_id is not None:
+        # A 304's body is the one it confirms, and so is its type (the 304 names none).
+        original = store.capture(capture.original_capture_id)
+        declared = original.content_type if original is not None else None
+    if declared is None and is_html(None, body):  # no type sent: HTML if the check read it so
+        declared = "text/html"
     extra = (("X-Frame-Options", "SAMEORIGIN"),)
     return Response(200, body, capture_type(declared), CAPTURE_CSP, headers=extra)
 

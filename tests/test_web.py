@@ -30,6 +30,7 @@ from bs4 import BeautifulSoup
 from conftest import (
     ACTIVE_PATH,
     ARCHIVED_PATH,
+    IMLS,
     SCENARIO,
     Site,
     imls_pages,
@@ -463,6 +464,41 @@ def test_a_capture_whose_coding_cannot_be_undone_is_a_422(site, tmp_path, encodi
     assert answer.status == 422
     assert says in answer.body.decode() and "monitor show --raw" in answer.body.decode()
     assert web.respond(loaded, f"/captures/{event['capture_id']}/view").status == 200
+
+
+def test_a_304_or_an_untyped_capture_is_served_as_the_html_it_is(site, tmp_path):
+    """A 304 names no type: its capture is served with the type (and charset) of the body it
+    confirms; a 200 sent with no Content-Type, which the check read as HTML, is HTML too.
+    Both stay sandboxed. (Before: text/plain, so the framed view showed the source.)"""
+    body = (IMLS / "active.html").read_bytes()
+
+    def conditional(request) -> Response:
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304, headers={"ETag": '"v1"'})
+        typed = {"ETag": '"v1"', "Content-Type": "text/html; charset=windows-1252"}
+        return Response(body, headers=typed)
+
+    def untyped(request) -> Response:
+        answer = Response(body)
+        del answer.headers["Content-Type"]
+        return answer
+
+    site.serve("/etag", conditional)
+    site.serve("/untyped", untyped)
+    pages = [dict(p, name=name, url=site.url(path)) for p, (name, path) in zip(
+        imls_pages(site), [("etag", "/etag"), ("untyped", "/untyped")], strict=True)]  # fmt: skip
+    config = write_config(tmp_path, pages)
+    assert run(config, "check").exit_code == 0
+    assert run(config, "check").exit_code == 0
+    rows = json_lines(run(config, "snapshots", "--json"))
+    (revisit,) = [r for r in rows if r["page"] == "etag" and r["status"] == 304]
+    (bare, *_) = [r for r in rows if r["page"] == "untyped"]
+    loaded = load_config(config)
+    for capture, want in ((revisit, "text/html; charset=windows-1252"), (bare, "text/html")):
+        answer = web.respond(loaded, f"/captures/{capture['id']}")
+        assert answer.status == 200 and answer.content_type == want
+        assert answer.body == body
+        assert "sandbox" in answer.csp
 
 
 @pytest.mark.parametrize("path", ["/captures/999999", "/captures/abc", "/captures/"])
