@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.config import Config
-from monitor.errors import MonitorError, StoreError
+from monitor.errors import MonitorError, NoDatabaseYet, StoreError
 from monitor.web import CONTROL_ESCAPES, Response, error_page, respond
 from monitor.webcaptures import host_allowed
 
@@ -75,6 +75,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             response = respond(config, self.path)
+        except NoDatabaseYet:
+            response = error_page(
+                503,
+                "No check yet",
+                "No check has been recorded yet: the change log appears after the first one.",
+                site_title=config.feed.title,
+            )
         except StoreError as error:
             log.error("%s: %s", self.path.translate(CONTROL_ESCAPES), error)
             response = error_page(

@@ -918,6 +918,36 @@ def test_serve_command_prints_its_url_and_stops_cleanly(served, signum):
         proc.stderr.close()
 
 
+def test_serve_started_before_the_first_check_answers_503_then_the_log(site, tmp_path):
+    """On a fresh install `serve` may start before `run`'s first cycle: it says so on
+    stderr and answers 503 ("no check yet") instead of exiting; once a check is recorded
+    the same server shows the change log."""
+    site.serve_file(ACTIVE_PATH, SCENARIO / "step1" / "active.html")
+    site.serve_file(ARCHIVED_PATH, SCENARIO / "step1" / "archived.html")
+    config = write_config(tmp_path, imls_pages(site))
+    command = [sys.executable, "-m", "monitor", "--config", str(config), "serve"]
+    proc = subprocess.Popen([*command, "--port", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        warning = proc.stderr.readline()
+        assert "no database here yet" in warning and "503" in warning, warning
+        line = proc.stderr.readline()
+        assert line.startswith("Serving http://127.0.0.1:"), line
+        base = line.split()[1]
+        early = httpx.get(base, timeout=10)
+        assert early.status_code == 503 and "No check has been recorded yet" in early.text
+        assert httpx.get(base + "healthz", timeout=10).status_code == 503
+        assert run(config, "check").exit_code == 0
+        assert httpx.get(base, timeout=10).status_code == 200
+        assert httpx.get(base + "healthz", timeout=10).json()["ok"] is True
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
 def test_serve_command_reports_a_busy_port(served):
     """A port already taken is a one-line error naming the address, not a traceback."""
     with socket.socket() as taken:

@@ -83,8 +83,13 @@ def serve(host: str, port: int) -> None:
     Example:
         monitor serve --port 8080
     """
+    from monitor.errors import NoDatabaseYet
     from monitor.webserver import serve_forever
 
     config = get_config()
-    open_store(config).close()  # fail early and clearly when there is no database yet
+    try:
+        open_store(config).close()  # a damaged or too new database fails here, clearly
+    except NoDatabaseYet as error:  # started beside `run` on a fresh install: wait for it
+        click.echo(f"monitor serve: {error}; every page answers 503 until a check is "
+                   "recorded", err=True)  # fmt: skip
     serve_forever(config, host=host, port=port)
