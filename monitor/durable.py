@@ -19,18 +19,23 @@ _NEW_FILE_MODE = 0o644
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` through a synced temp file beside it; StoreError on failure."""
+    """Replace `path` with `data` through a synced temp file beside it; StoreError on failure.
+
+    A symbolic link is written through (its target is replaced, the link stays): a feed
+    linked into a web root is the file that gets updated.
+    """
+    shown, path = path, Path(os.path.realpath(path))
     directory = path.parent
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = _NEW_FILE_MODE
     except OSError as exc:
-        raise StoreError(f"{path}: cannot write the file: {_reason(exc)}") from exc
+        raise StoreError(f"{shown}: cannot write the file: {_reason(exc)}") from exc
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise StoreError(f"{path}: cannot write the file: {_reason(exc)}") from exc
+        raise StoreError(f"{shown}: cannot write the file: {_reason(exc)}") from exc
     tmp = Path(tmp_name)
     replaced = False
     try:
@@ -42,7 +47,7 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
         replaced = True
     except OSError as exc:
-        raise StoreError(f"{path}: cannot write the file: {_reason(exc)}") from exc
+        raise StoreError(f"{shown}: cannot write the file: {_reason(exc)}") from exc
     finally:
         # Whatever went wrong (KeyboardInterrupt included), leave no temp file beside the feed.
         if not replaced:

@@ -128,6 +128,32 @@ def test_feed_command_formats(scenario, tmp_path, fmt):
     assert set(titles[:2]) == {"Removed: WebWise Conference", "Restored: Film Forward"}
 
 
+def test_feed_output_takes_its_format_from_the_suffix_and_writes_through_a_link(
+    scenario, tmp_path, monkeypatch
+):
+    """Without --format, -o's suffix names the format, as [feed].path's does (.rss, .json,
+    else Atom); --format still wins; `-o -` is stdout; a symlink (a feed linked into a
+    web root) is written through, its target updated and the link kept."""
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, fmt in (("f.rss", "rss"), ("f.json", "json"), ("f.atom", "atom"), ("f", "atom")):
+        assert run(scenario, "feed", "-o", str(out / name)).exit_code == 0
+        want = run(scenario, "feed", "--format", fmt).stdout_bytes
+        assert (out / name).read_bytes() == want, name
+    assert run(scenario, "feed", "--format", "atom", "-o", str(out / "x.json")).exit_code == 0
+    assert (out / "x.json").read_bytes() == run(scenario, "feed").stdout_bytes
+    monkeypatch.chdir(tmp_path)
+    dash = run(scenario, "feed", "--format", "json", "-o", "-")
+    assert json.loads(dash.stdout_bytes)["items"] and not (tmp_path / "-").exists()
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "real.atom").write_text("old", encoding="utf-8")
+    (out / "link.atom").symlink_to(www / "real.atom")
+    assert run(scenario, "feed", "-o", str(out / "link.atom")).exit_code == 0
+    assert (out / "link.atom").is_symlink()
+    assert (www / "real.atom").read_bytes() == run(scenario, "feed").stdout_bytes
+
+
 def test_show_headers_and_unknown_capture(scenario):
     """show --headers prints the archived status line and headers; an unknown id exits 1."""
     captures = json_lines(run(scenario, "snapshots", "--json"))

@@ -15,7 +15,7 @@ from monitor.cli.base import (
 )
 from monitor.durable import write_atomically
 from monitor.feed import FEED_FORMATS, FeedFormat, render_feed
-from monitor.publish import feed_info
+from monitor.publish import feed_info, format_for_path
 from monitor.store import EventQuery
 
 # -- publishing ---------------------------------------------------------------
@@ -26,18 +26,18 @@ from monitor.store import EventQuery
     "--format",
     "fmt",
     type=click.Choice(FEED_FORMATS),
-    default="atom",
-    show_default=True,
-    help="Atom 1.0, JSON Feed 1.1 or RSS 2.0.",
+    default=None,
+    help="Atom 1.0, JSON Feed 1.1 or RSS 2.0  [default: as -o's suffix names it "
+    "(.json, .rss, .atom/.xml), else atom]",
 )
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file (atomically) instead of stdout.",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write to this file (atomically; through a symlink) instead of stdout ('-').",
 )
 @common_options
-def feed(fmt: FeedFormat, output: Path | None) -> None:
+def feed(fmt: FeedFormat | None, output: Path | None) -> None:
     """The change-log feed: the newest [feed].max_entries events, newest first.
 
     \b
@@ -45,6 +45,10 @@ def feed(fmt: FeedFormat, output: Path | None) -> None:
         monitor feed --format json | jq '.items[].title'
         monitor feed -o /var/www/imls/changes.atom
     """
+    if output is not None and str(output) == "-":
+        output = None
+    if fmt is None:  # as [feed].path does: the file's suffix names its format
+        fmt = format_for_path(output) if output is not None else "atom"
     config = get_config()
     events = open_store(config).events(EventQuery(limit=config.feed.max_entries))
     data = render_feed(events, feed_info(config), fmt, max_entries=config.feed.max_entries)
