@@ -39,6 +39,18 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 60  # an idle keep-alive connection gives its thread back after this
 
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":
+            # A bare "GET /path" would be answered by the body alone: no status, no headers,
+            # so no sandbox around an archived page. No client of ours speaks 0.9: refuse.
+            self.request_version = "HTTP/1.0"
+            self.close_connection = True
+            self.send_error(400, "HTTP/0.9 is not served: send HTTP/1.0 or 1.1")
+            return False
+        return True
+
     def do_GET(self) -> None:  # noqa: N802 -- http.server's naming
         self._answer(head=False)
 

@@ -723,6 +723,17 @@ def raw_exchange(served, request: bytes) -> bytes:
     return answer
 
 
+def test_an_http_0_9_request_gets_a_400_never_a_bare_body(served):
+    """`GET /captures/ID` with no version is HTTP/0.9, answered by the body alone: no
+    status, no headers, no sandbox. It is refused with a real status line instead."""
+    capture_id = json_lines(run(served.config, "snapshots", "--json"))[0]["id"]
+    request = f"GET /captures/{capture_id}\r\nHost: localhost\r\n\r\n"
+    answer = raw_exchange(served, request.encode())
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"<html" not in answer.lower().split(b"\r\n\r\n", 1)[0]
+    assert b"views-row" not in answer  # none of the archived page
+
+
 @pytest.mark.parametrize(
     "request_head",
     [
