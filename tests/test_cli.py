@@ -154,6 +154,34 @@ def test_feed_output_takes_its_format_from_the_suffix_and_writes_through_a_link(
     assert (www / "real.atom").read_bytes() == run(scenario, "feed").stdout_bytes
 
 
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "ascii"])
+def test_a_non_utf8_output_gets_every_event_and_no_traceback(site, tmp_path, encoding):
+    """On a latin-1 or cp1252 stdout (a Windows redirect, an old terminal), `check --json`
+    prints every committed event, as JSON with escapes, and `log --diff` prints its arrows
+    escaped: no UnicodeEncodeError after the cycle was recorded (its events lost to cron)."""
+    import os
+    import subprocess
+    import sys
+
+    config = write_config(tmp_path, imls_pages(site))
+    site.serve_file(ACTIVE_PATH, SCENARIO / "step1" / "active.html")
+    site.serve_file(ARCHIVED_PATH, SCENARIO / "step1" / "archived.html")
+    assert run(config, "check").exit_code == 0
+    site.serve_file(ACTIVE_PATH, SCENARIO / "step2" / "active.html")
+    site.serve_file(ARCHIVED_PATH, SCENARIO / "step2" / "archived.html")
+    env = dict(os.environ, PYTHONIOENCODING=encoding)
+    monitor = [sys.executable, "-m", "monitor", "--config", str(config)]
+    checked = subprocess.run([*monitor, "check", "--json"], capture_output=True, env=env)
+    assert checked.returncode == 0 and b"Traceback" not in checked.stderr, checked.stderr
+    printed = [json.loads(line) for line in checked.stdout.splitlines()]
+    logged = json_lines(run(config, "log", "--json"))
+    assert sorted(printed, key=lambda e: e["id"]) == sorted(logged, key=lambda e: e["id"])
+    assert len(printed) == 3
+    assert any(not e["description"].isascii() for e in printed if e.get("description"))
+    diff = subprocess.run([*monitor, "log", "--diff"], capture_output=True, env=env)
+    assert diff.returncode == 0 and b"Traceback" not in diff.stderr, diff.stderr
+
+
 def test_show_headers_and_unknown_capture(scenario):
     """show --headers prints the archived status line and headers; an unknown id exits 1."""
     captures = json_lines(run(scenario, "snapshots", "--json"))

@@ -19,11 +19,22 @@ __all__ = ["COMMAND_MODULES", "cli", "main"]
 
 def main(argv: Iterable[str] | None = None) -> None:
     """Console-script entry point."""
+    _tolerate_unencodable_output()
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="monitor")
     except ConfigError as error:  # raised while click is still parsing
         click.echo(f"Error: {error}", err=True)
         sys.exit(error.exit_code)
+
+
+def _tolerate_unencodable_output() -> None:
+    """A watched page's text may hold what a non-UTF-8 terminal or file (latin-1, cp1252)
+    cannot encode: write it escaped (`\\u2019`) rather than stop mid-output with a
+    traceback, after the cycle that found it has been recorded."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding not in ("utf8", "") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -95,7 +96,9 @@ def open_store(config: Config) -> Store:
 
 
 def emit_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False))
+    # Non-ASCII as is on a UTF-8 output; escaped (still the same JSON) on any other.
+    encoding = (getattr(sys.stdout, "encoding", None) or "utf-8").lower().replace("-", "")
+    click.echo(json.dumps(obj, ensure_ascii=encoding != "utf8"))
 
 
 class MonitorGroup(click.Group):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -62,8 +61,10 @@ def check(pages: tuple[str, ...], wait: float, strict: bool, as_json: bool) -> N
         report = run_check(config, page_names=pages, wait_s=wait, progress=progress)
     colour = colour_on()
     for event in report.events:
-        click.echo(json.dumps(event.to_json(), ensure_ascii=False) if as_json
-                   else event_line(event, colour=colour), color=colour)  # fmt: skip
+        if as_json:
+            emit_json(event.to_json())
+        else:
+            click.echo(event_line(event, colour=colour), color=colour)
     states = [(p.name, p.status, len(p.members)) for p in report.pages]
     for line in baseline_lines(states, report.first_checked):
         click.echo(line, err=True)
