@@ -92,13 +92,15 @@ class VerifyReport:
 
 def verify_data(store: Store, warc_dir: Path) -> VerifyReport:
     """Check every WARC record the database points at, every WARC file, and the database."""
-    refs = [(r.capture_id, r.warc_file, r.offset, r.record_id) for r in store.warc_refs()]
+    rows = store.warc_refs()
+    refs = [(r.capture_id, r.warc_file, r.offset, r.record_id) for r in rows]
+    claims = {r.capture_id: (r.payload_digest, r.target_uri, r.refers_to) for r in rows}
     report = VerifyReport(
         captures=len(refs),
         warc_files=len(list(warc_dir.glob("*.warc.gz"))) if warc_dir.exists() else 0,
         entries=store.count("entries"),
         events=store.count("events"),
     )
-    report.problems.extend(verify_archive(warc_dir, refs))
+    report.problems.extend(verify_archive(warc_dir, refs, claims=claims))
     report.problems.extend(Problem("error", message) for message in store.check_integrity())
     return report

@@ -265,6 +265,35 @@ def test_verify_reports_a_damaged_record(imls, tmp_path):
     assert "error" in result.stdout
 
 
+TAMPERING = {
+    "payload digest": ("UPDATE captures SET payload_digest = 'sha1:AAAA' "
+                       "WHERE id = (SELECT min(id) FROM captures)", "the database says payload"),
+    "target URI": ("UPDATE captures SET target_uri = 'http://evil.example/' "
+                   "WHERE id = (SELECT min(id) FROM captures)", "the database says URL"),
+    "revisit's original": ("UPDATE captures SET original_capture_id = (SELECT min(id) FROM "
+                           "captures WHERE page = 'archived') WHERE id = (SELECT max(id) FROM "
+                           "captures WHERE record_type = 'revisit' AND page = 'active')",
+                           "the database says it revisits"),
+    "version's capture": ("UPDATE entry_versions SET capture_id = 12345 WHERE rowid = 1",
+                          "version points at a missing capture"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("what", list(TAMPERING))
+def test_verify_reports_a_database_row_that_the_archive_contradicts(imls, tmp_path, what):
+    """A capture's digest, URL or original, or a version's capture, that does not match
+    the WARC record (or any capture) is an error: `show` would print the wrong body."""
+    assert run(imls, "check").exit_code == 0  # unchanged: revisits
+    assert run(imls, "verify").exit_code == 0
+    sql, says = TAMPERING[what]
+    with sqlite3.connect(tmp_path / "data" / "monitor.db") as db:
+        assert db.execute(sql).rowcount == 1
+    db.close()
+    result = run(imls, "verify")
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert says in result.stdout
+
+
 def test_a_second_check_refuses_while_one_runs(imls, tmp_path):
     """While a cycle holds the data directory, another check says so and exits 3 (not 1:
     cron wrappers tell "busy" from "a page failed")."""

@@ -12,7 +12,7 @@ import base64
 import hashlib
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -48,6 +48,7 @@ class _Scanned:
     payload_digest: str | None = None
     refers_to: str | None = None
     problem: str | None = None  # None: the record checks out
+    target_uri: str | None = None
     at_tail: bool = False  # unreadable up to the end of the file (a crash mid-write)
 
 
@@ -82,7 +83,9 @@ def _examine(offset: int, length: int, data: bytes, at_end: bool) -> _Scanned:
     header = loaded.header
     kind, record_id = header("WARC-Type") or "unknown", header("WARC-Record-ID")
     digest, refers_to = header("WARC-Payload-Digest"), header("WARC-Refers-To")
-    return _Scanned(offset, length, kind, record_id, digest, refers_to, "; ".join(problems) or None)
+    problem = "; ".join(problems) or None
+    return _Scanned(offset, length, kind, record_id, digest, refers_to, problem,
+                    target_uri=header("WARC-Target-URI"))  # fmt: skip
 
 
 def _member_end(fh: BinaryIO, offset: int, read_size: int) -> int | None:
@@ -189,10 +192,19 @@ def iter_file_records(path: Path, read_size: int = READ_SIZE) -> Iterator[tuple[
         raise StoreError(f"{path}: cannot read: {error}") from error
 
 
+# What the database says a capture's record holds: payload digest, target URI, and the
+# record a revisit refers to (None: not said, not checked).
+Claims = tuple[str | None, str | None, str | None]
+
+
 def verify_archive(
-    warc_dir: Path, refs: Iterable[tuple[int, str, int, str]], read_size: int = READ_SIZE
+    warc_dir: Path,
+    refs: Iterable[tuple[int, str, int, str]],
+    read_size: int = READ_SIZE,
+    claims: Mapping[int, Claims] | None = None,
 ) -> list[Problem]:
-    """Problems in the archive: every WARC file re-read, every (capture_id, file, offset, id) ref.
+    """Problems in the archive: every WARC file re-read, every (capture_id, file, offset, id) ref,
+    and, with `claims`, what the database says each record holds against what it holds.
 
     Errors are data that does not check out; a warning is a torn tail nothing points
     at (a crash mid-write, cut off when the writer next opens the file) or a legacy
@@ -215,6 +227,8 @@ def verify_archive(
     for capture_id, name, offset, record_id in refs:
         pointed.add((name, offset))
         message = _check_ref(scans, by_id, (name, offset, record_id))
+        if message is None and claims and capture_id in claims:
+            message = _check_claims(scans[name][offset], claims[capture_id])
         if message:
             where = f"capture {capture_id}: {name} at offset {offset}"
             problems.append(Problem("error", f"{where}: {message}"))
@@ -243,6 +257,22 @@ def _file_problem(name: str, scanned: _Scanned) -> Problem:
         return Problem("error", f"{name}: unreadable bytes at offsets {span}: {why}")
     what = f"{scanned.record_type} record {scanned.record_id}"
     return Problem("error", f"{name}: {what} at offset {at}: {why}")
+
+
+def _check_claims(scanned: _Scanned, claims: Claims) -> str | None:
+    """Where the database's columns disagree with the record they point at, or None."""
+    digest, target_uri, refers_to = claims
+    if digest is not None and scanned.payload_digest is not None:
+        if digest != scanned.payload_digest:
+            return f"the database says payload {digest}, the record {scanned.payload_digest}"
+    if target_uri is not None and scanned.target_uri is not None:
+        if target_uri != scanned.target_uri:
+            return f"the database says URL {target_uri}, the record {scanned.target_uri}"
+    if scanned.record_type == "revisit" and refers_to is not None:
+        if refers_to != scanned.refers_to:
+            return (f"the database says it revisits {refers_to}, the record refers to "
+                    f"{scanned.refers_to}")  # fmt: skip
+    return None
 
 
 def _check_ref(

@@ -145,12 +145,30 @@ class CheckRow:
 
 @dataclass(frozen=True)
 class WarcRef:
-    """Where the database says a capture's record is, for verify."""
+    """Where the database says a capture's record is, and what it says the record holds
+    (its payload digest, target URI and, for a revisit, the record it refers to), for verify."""
 
     capture_id: int
     warc_file: str
     offset: int
     record_id: str
+    payload_digest: str | None = None
+    target_uri: str | None = None
+    refers_to: str | None = None  # the original capture's record id (a revisit's)
+
+
+# Plain SQL both stores run: each archived capture, with its original's record id.
+WARC_REFS_SQL = (
+    "SELECT c.id, c.warc_file, c.warc_offset, c.record_id, c.payload_digest, c.target_uri, "
+    "o.record_id AS original_record FROM captures c "
+    "LEFT JOIN captures o ON o.id = c.original_capture_id "
+    "WHERE c.warc_file IS NOT NULL ORDER BY c.id"
+)
+
+
+def warc_ref_from_row(r: Row) -> WarcRef:
+    return WarcRef(r["id"], r["warc_file"], r["warc_offset"], r["record_id"],
+                   r["payload_digest"], r["target_uri"], r["original_record"])  # fmt: skip
 
 
 def entry_from_row(r: Row) -> EntryRow:

@@ -31,6 +31,10 @@ DANGLING = {
     "check never finished": "SELECT id FROM checks WHERE finished_at IS NULL",
     "revisit without its original": "SELECT id FROM captures WHERE record_type = "
     "'revisit' AND original_capture_id IS NULL",
+    "revisit points at a missing capture": "SELECT c.id FROM captures c LEFT JOIN captures o "
+    "ON o.id = c.original_capture_id WHERE c.original_capture_id IS NOT NULL AND o.id IS NULL",
+    "version points at a missing capture": "SELECT v.entry_id AS id FROM entry_versions v "
+    "LEFT JOIN captures c ON c.id = v.capture_id WHERE v.capture_id IS NOT NULL AND c.id IS NULL",
 }
 
 

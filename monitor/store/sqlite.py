@@ -430,13 +430,9 @@ class SqliteStore:
         return check_from_row(rows[0]) if rows else None
 
     def warc_refs(self) -> list[WarcRef]:
-        from monitor.store.reading import WarcRef
+        from monitor.store.reading import WARC_REFS_SQL, warc_ref_from_row
 
-        rows = self._rows(
-            "SELECT id, warc_file, warc_offset, record_id FROM captures "
-            "WHERE warc_file IS NOT NULL ORDER BY id"
-        )
-        return [WarcRef(r["id"], r["warc_file"], r["warc_offset"], r["record_id"]) for r in rows]
+        return [warc_ref_from_row(r) for r in self._rows(WARC_REFS_SQL)]
 
     def check_integrity(self) -> list[str]:
         """Problems in the database itself: SQLite's own check and dangling references."""
