@@ -182,6 +182,21 @@ def test_a_non_utf8_output_gets_every_event_and_no_traceback(site, tmp_path, enc
     assert diff.returncode == 0 and b"Traceback" not in diff.stderr, diff.stderr
 
 
+@pytest.mark.parametrize("option", ["--data-dir", "--config"])
+def test_an_empty_path_option_is_a_usage_error_not_the_working_directory(
+    scenario, tmp_path, monkeypatch, option
+):
+    """`--data-dir "$DATA"` with DATA unset: exit 2 naming the option, and no archive
+    started in the working directory (before: monitor.db and warc/ landed there)."""
+    work = tmp_path / "cron-cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = run(scenario, "check", option, "")
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}': must not be empty" in result.stderr
+    assert list(work.iterdir()) == []
+
+
 def test_show_headers_and_unknown_capture(scenario):
     """show --headers prints the archived status line and headers; an unknown id exits 1."""
     captures = json_lines(run(scenario, "snapshots", "--json"))

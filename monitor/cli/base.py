@@ -35,18 +35,28 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         ctx.meta[f"{param.name}_explicit"] = explicit or ctx.meta.get(f"{param.name}_explicit")
 
 
+class _GivenPath(click.Path):
+    """A path option that refuses "": `--data-dir "$DATA"` with DATA unset would otherwise
+    be the working directory, and a new archive would start wherever cron runs."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("must not be empty (an unset variable?)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def common_options(f: F) -> F:
     """--config and --data-dir, accepted before or after the subcommand."""
     f = click.option(
         "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=_GivenPath(file_okay=False, path_type=Path),
         expose_value=False,
         callback=_remember,
         help="Data directory (WARC files, monitor.db); overrides [monitor].data_dir.",
     )(f)
     f = click.option(
         "--config",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=_GivenPath(dir_okay=False, path_type=Path),
         envvar="MONITOR_CONFIG",
         expose_value=False,
         callback=_remember,
