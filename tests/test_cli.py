@@ -197,6 +197,45 @@ def test_an_empty_path_option_is_a_usage_error_not_the_working_directory(
     assert list(work.iterdir()) == []
 
 
+def test_ctrl_c_during_a_check_exits_130_and_records_nothing(site, tmp_path):
+    """Ctrl-C while pages are fetched: exit 130 (128 + SIGINT, as shells say), not 1 (which
+    tells cron a page failed), no traceback, and no half of the cycle recorded."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from werkzeug import Response
+
+    asked, release = threading.Event(), threading.Event()
+
+    def hanging(request):
+        asked.set()
+        release.wait(30)
+        return Response("<html></html>", content_type="text/html")
+
+    config = write_config(tmp_path, imls_pages(site))
+    site.serve_file(ARCHIVED_PATH, SCENARIO / "step1" / "archived.html")
+    site.serve(ACTIVE_PATH, hanging)
+    command = [sys.executable, "-m", "monitor", "--config", str(config), "check"]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        assert asked.wait(30)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        said = proc.stderr.read()
+        assert "Interrupted." in said and "Traceback" not in said
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert "last check: none yet" in run(config, "status").stdout
+
+
 def test_show_headers_and_unknown_capture(scenario):
     """show --headers prints the archived status line and headers; an unknown id exits 1."""
     captures = json_lines(run(scenario, "snapshots", "--json"))

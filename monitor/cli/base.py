@@ -120,6 +120,11 @@ class MonitorGroup(click.Group):
         except MonitorError as error:
             click.echo(f"Error: {error}", err=True)
             ctx.exit(error.exit_code)
+        except KeyboardInterrupt:
+            # 128 + SIGINT, as shells report it: exit 1 means "a page failed" to cron.
+            # A cycle interrupted before its commit recorded nothing (one transaction).
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
 
 
 # Each command's module (under monitor.cli), imported when the command runs or help lists
