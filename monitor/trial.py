@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
+from monitor.canonical import canonical_link
 from monitor.config import Config
 from monitor.config.model import MonitorSettings, PageConfig, Selectors
 from monitor.errors import ConfigError
@@ -19,6 +20,7 @@ from monitor.extract import extract_page
 from monitor.extract.engine import selector_error
 from monitor.fetch import Target, fetch_target, make_client
 from monitor.models import Entry
+from monitor.observe import Body, answer_problem, sign_problem
 
 SELECTOR_KEYS = ("item", "title", "link", "description", "next")
 
@@ -47,7 +49,9 @@ class Trial:
 
 
 def _same_url(a: str, b: str) -> bool:
-    return a.rstrip("/") == b.rstrip("/")
+    """The same page, as links compare (SPEC: fragment, tracking query, case of the scheme
+    and host, default port and a trailing "/" aside)."""
+    return a.rstrip("/") == b.rstrip("/") or canonical_link(a) == canonical_link(b)
 
 
 def trial_page(
@@ -108,13 +112,23 @@ async def _trial(page: PageConfig, settings: MonitorSettings) -> Trial:
                 if not why.startswith(url):  # fetch errors name the URL already
                     why = f"{url}: {why}"
                 return Trial(page, tuple(read), f"page {len(read) + 1}: {why}")
+            number = len(read) + 1
+            # What a check would make of the answer: not HTML, cut short, a block page or
+            # a soft 404 is said as such, never "no item matched" (a selector to blame).
+            body = Body(result.final_url, result.content_type, result.body)
+            refused = answer_problem(page, result, body)
+            if refused is not None:
+                return Trial(page, tuple(read), f"page {number}: {refused.detail}")
             extraction = extract_page(
                 result.body,
                 content_type=result.content_type,
                 base_url=result.final_url,
                 layouts=page.all_layouts,
             )
-            number = len(read) + 1
+            sign = sign_problem(page, url, result, extraction)
+            if sign is not None:
+                where = "" if sign.detail.startswith(url) else f"{url}: "
+                return Trial(page, tuple(read), f"page {number}: {where}{sign.detail}")
             read.append(TrialPage(number, result.final_url, result.status, extraction.entries))
             nxt = extraction.next_url
             if not nxt or nxt.rstrip("/") in seen:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import ACTIVE_PATH, IMLS, imls_pages, json_lines, run, write_config
 from servers import closed_url
+from werkzeug import Response
 
 LIST = """<html><body><ul>{items}</ul>{next}</body></html>"""
 
@@ -28,6 +29,9 @@ def test_try_a_configured_page_records_nothing(site, tmp_path):
     assert not (tmp_path / "data").exists()
     text = run(config, "try", site.url(ACTIVE_PATH)).stdout  # the page found by its URL
     assert text.count("link: ") == 23
+    # ... compared as links are: a fragment, a tracking query, the host's case aside
+    same = site.url("").upper().rstrip("/") + ACTIVE_PATH + "?utm_source=x#top"  # HTTP://...
+    assert run(config, "try", same).stdout.count("link: ") == 23
 
 
 def test_try_options_override_and_next_pages_are_followed(site, tmp_path):
@@ -85,3 +89,27 @@ def test_try_a_page_that_fails_exits_1(site, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: page 1: {refused}: ")
     assert result.stderr.count(refused) == 1 and "entries" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "says"),
+    [
+        ("<html><head><title>Access Denied</title></head><body>You don't have permission."
+         "</body></html>", "text/html", 'blocked: "Access Denied"'),
+        ("<html><head><title>Page not found | IMLS</title></head><body><h1>Page not found"
+         "</h1></body></html>", "text/html", 'soft 404: "Page not found"'),
+        ("Just text, no page.", "text/plain", "not HTML (text/plain)"),
+    ],
+    ids=["block-page", "soft-404", "not-html"],
+)
+def test_try_says_what_a_check_would_of_a_block_page_a_soft_404_or_not_html(
+    site, tmp_path, body, content_type, says
+):
+    """A block page, a soft 404 or a non-HTML answer is named as check names it (exit 1),
+    not reported as "No item matched": the selector is not what is wrong."""
+    site.serve("/wall", lambda request: Response(body, content_type=content_type))
+    config = write_config(tmp_path, imls_pages(site))
+    result = run(config, "try", site.url("/wall"), "--item", "li")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert says in result.stderr and "No item matched" not in result.stderr
+    assert result.stderr.count(site.url("/wall")) == 1
