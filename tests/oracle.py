@@ -29,7 +29,7 @@ from bs4.exceptions import ParserRejectedMarkup
 
 from monitor.config import Selectors
 from monitor.extract.charset import decode_html
-from monitor.extract.links import absolute_link
+from monitor.extract.links import absolute_link, own_link
 from monitor.extract.text import CONTROLS as _CONTROLS
 from monitor.extract.text import normalise_text
 from monitor.models import Entry
@@ -271,6 +271,7 @@ def _entries_of(soup: BeautifulSoup, text: str, base_url: str, select: Selectors
         title = _element_text(title_element, nested) if title_element is not None else ""
         link_element = found["link"].get(item_id)
         link = _link_of(link_element, base, nested) if link_element is not None else None
+        link = own_link(link, base_url)
         if select.description:
             element = found["description"].get(item_id)
             description = _element_text(element, nested) if element is not None else ""

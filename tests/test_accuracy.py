@@ -189,6 +189,22 @@ def test_a_new_item_shown_twice_is_one_added_event(site, watched):
     assert kinds(check(watched)) == Counter({("added", "Community Salute"): 1})
 
 
+def test_items_linking_to_in_page_anchors_are_entries_of_their_own(site, tmp_path):
+    """A listing whose items link to anchors on itself ("#open-ebooks", "#") has one entry
+    per item, not one for all (they do not share a "link"): replacing an item is a
+    `removed` and an `added`, never silence."""
+    anchors = [(slug, f"#{slug}") for slug in ACTIVE] + [("film-forward-2", "#")]
+    page = [row(s.replace("-", " ").title(), href, f"About {s}.") for s, href in anchors]
+    serve(site, listing(*page), listing(*(initiative(s, archived=True) for s in ARCHIVED)))
+    config = write_config(tmp_path, imls_pages(site))
+    assert check(config) == []
+    mine = [e for e in entries(config) if e["state"] == "active"]
+    assert len(mine) == len(anchors) and all(e["link"] is None for e in mine)
+    page[2] = row("Webwise", "#webwise", "About webwise.")
+    serve(site, listing(*page))
+    assert kinds(check(config)) == Counter({("removed", "Imls Focus"): 1, ("added", "Webwise"): 1})
+
+
 # -- 3. link churn ---------------------------------------------------------------------------
 
 

@@ -313,7 +313,8 @@ def test_invalid_selector_names_the_key() -> None:
         ('<a href="x/y?q=1&amp;r=2#frag">', "https://e.org/dir/page", "https://e.org/dir/x/y?q=1&r=2#frag"),
         ('<a href="/root">', "https://e.org/dir/page", "https://e.org/root"),
         ('<a href="//cdn.example.net/x">', "http://e.org/", "http://cdn.example.net/x"),
-        ('<a href="#part">', "https://e.org/p?a=1", "https://e.org/p?a=1#part"),
+        ('<a href="#part">', "https://e.org/p?a=1", None),  # the page itself: no link
+        ('<a href="other#part">', "https://e.org/p?a=1", "https://e.org/other#part"),
         ('<a href=" \n /spaced\t ">', "https://e.org/", "https://e.org/spaced"),
         ('<a href="https://other.org/abs">', "https://e.org/", "https://other.org/abs"),
         ('<a href="javascript:alert(1)">', "https://e.org/", None),
@@ -331,6 +332,7 @@ def test_invalid_selector_names_the_key() -> None:
         "relative",
         "root-relative",
         "protocol-relative",
+        "in-page-anchor-is-no-link",
         "fragment-kept",
         "whitespace-stripped",
         "absolute",

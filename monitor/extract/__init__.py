@@ -34,7 +34,8 @@ __all__ = [
 ]
 
 # Goes into the body key: when it changes, stored entries are re-derived silently.
-EXTRACTOR_VERSION = "lexbor-1"
+# lexbor-2: a link back to the page itself ("#", "#anchor") is no link (links.own_link).
+EXTRACTOR_VERSION = "lexbor-2"
 # The start of a page's visible text kept for block-page and soft-404 signs.
 TEXT_CHARS = 4000
 
@@ -97,7 +98,7 @@ def extract_page(
         items = tree.css(field.item)
         if items:
             layout = index
-            entries = engine.read_items(tree, items, field, base)
+            entries = engine.read_items(tree, items, field, base, base_url)
             next_selector = getattr(layouts[index], "next", None)
             if next_selector:
                 found = tree.css_first(next_selector)

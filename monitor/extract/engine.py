@@ -16,7 +16,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from monitor.entry import Entry
 from monitor.extract.limits import bound_markup
-from monitor.extract.links import absolute_link
+from monitor.extract.links import absolute_link, own_link
 from monitor.extract.text import normalise_text
 
 # Elements whose text runs on with the text around them; every other element (p, div, li, td,
@@ -211,9 +211,15 @@ def _common_parent(items: Sequence[LexborNode]) -> LexborNode | None:
 
 
 def read_items(
-    tree: LexborHTMLParser, items: Sequence[LexborNode], fields: Fields, base_url: str
+    tree: LexborHTMLParser,
+    items: Sequence[LexborNode],
+    fields: Fields,
+    base_url: str,
+    page_url: str | None = None,
 ) -> list[Entry]:
-    """One Entry per item, in document order; skeletons (no title, link nor text) left out."""
+    """One Entry per item, in document order; skeletons (no title, link nor text) left out.
+    A link back to `page_url` itself is no link (links.own_link)."""
+    page_url = base_url if page_url is None else page_url
     owners = Owners({item.mem_id for item in items})
     nested = items_nest(items, owners)
     if nested and tree.root is not None:  # items inside items: mark each element once
@@ -248,6 +254,7 @@ def read_items(
         title = _text_of(title_element, item_id, inside)
         link_element = found["link"].get(item_id)
         link = href_of(link_element, base_url) if link_element is not None else None
+        link = own_link(link, page_url)
         if fields.description:
             description = _text_of(description_element, item_id, inside)
         else:

@@ -69,3 +69,14 @@ def _joined(href: str, base_url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
     return url
+
+
+def own_link(link: str | None, page_url: str) -> str | None:
+    """An item's link, or None when it leads back to the page it is on ("#", "#anchor",
+    the page's own URL): such an item has no page of its own, and a listing of in-page
+    anchors must not become one entry because its items share that "link"."""
+    if link is None:
+        return None
+    if link.partition("#")[0] == page_url.partition("#")[0]:
+        return None
+    return link
