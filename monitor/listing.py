@@ -109,7 +109,7 @@ async def _walk(
 ) -> PageObservation | None:
     """Read page 1 and follow `next` links; an observation when the listing cannot be read."""
     result, requested, number = first, page.url, 1
-    seen = {_same_page_key(page.url)}
+    seen = {_same_page_key(page.url), _same_page_key(first.final_url or page.url)}
     while True:
         problem = answer_problem(page, result, body)
         if problem is not None:
@@ -138,6 +138,14 @@ async def _walk(
         requested = next_url
         result = await _fetch(client, page, next_url, None, writer, last_responses, settings,
                               walked)  # fmt: skip
+        landed = _same_page_key(result.final_url or next_url)
+        if landed != _same_page_key(next_url) and landed in seen:
+            # Page N sent back to a page already read (often page 1): the later pages were
+            # not served, and reading on would make the listing look shorter than it is.
+            detail = (f"page {number} of the listing: {next_url} redirected to "
+                      f"{result.final_url}, a page of the listing already read")  # fmt: skip
+            return PageObservation(page.name, "error", detail=detail)
+        seen.add(landed)
         body = None
         if result.body is not None and result.error is None and not result.gone:
             body = Body(result.final_url, result.content_type, result.body)

@@ -123,6 +123,32 @@ def test_a_pager_that_loops_stops_at_a_page_already_seen(site, tmp_path):
     assert len(json_lines(run(config, "entries", "--json"))) == 3
 
 
+def test_a_second_page_redirected_back_to_the_first_is_an_error_not_a_shorter_list(
+    site, tmp_path
+):
+    """Page 2 answering with a redirect to page 1 (a pager the site stopped serving): page 1
+    still says there is more, so the listing is a page-error naming page 2, and none of
+    the entries on the later pages is removed, however few were left on page 1."""
+    paged(site, NAMES, per_page=4)  # page 1 keeps 4 of 7: above anomaly_ratio
+    config = config_for(tmp_path, site)
+    assert run(config, "check").exit_code == 0
+    first = listing_page(NAMES[:4], "/grants?page=2")
+
+    def back_to_one(request):
+        if request.args.get("page", "1") == "1":
+            return Response(first, content_type="text/html")
+        return Response("", status=302, headers={"Location": site.url("/grants")})
+
+    site.serve("/grants", back_to_one)
+    result = run(config, "check", "--json")
+    assert result.exit_code == 1
+    (event,) = json_lines(result)
+    assert event["kind"] == "page-error"
+    assert event["detail"].startswith("page 2 of the listing: ")
+    assert "a page of the listing already read" in event["detail"]
+    assert len(json_lines(run(config, "entries", "--json", "--state", "active"))) == 7
+
+
 BLOCK_PAGES = {
     "cloudflare": (
         "<html><head><title>Just a moment...</title></head><body>"
