@@ -306,6 +306,18 @@ def test_a_second_check_refuses_while_one_runs(imls, tmp_path):
     assert "after waiting 0.3 s" in waited.stderr and "pass --wait" not in waited.stderr
 
 
+def test_a_check_counts_the_failures_of_the_pages_it_checked(imls, site):
+    """`check --page active` exits 0 while the page it did not check stays gone: its
+    record says 0 failures, as its exit status does (it said 1, the other page's)."""
+    site.serve(ARCHIVED_PATH, status(404))
+    assert run(imls, "check").exit_code == 1
+    assert json.loads(run(imls, "status", "--json").stdout)["last_check"]["failures"] == 1
+    assert run(imls, "check", "--page", "active").exit_code == 0
+    last = json.loads(run(imls, "status", "--json").stdout)["last_check"]
+    assert (last["pages"], last["failures"]) == (["active"], 0)
+    assert "0 failures" in run(imls, "status").stdout
+
+
 def test_check_page_only_checks_that_page(imls, site):
     """--page checks only the named page; an unknown name is a usage error (exit 2)."""
     before = len(site.requests)

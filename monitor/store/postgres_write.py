@@ -34,7 +34,9 @@ def write_cycle(conn: Conn, record: CycleRecord) -> RecordedCycle:
     events = tuple(_with_capture(e, captures) for e in result.events)
     insert_events(conn, check_id, events)
     insert_deliveries(conn, record.deliveries)  # with the events: never one without the other
-    failures = sum(1 for p in result.pages if p.status in ("error", "gone"))
+    # the pages this check left in error or gone (exit 1): of those it checked
+    checked = set(record.pages)
+    failures = sum(1 for p in result.pages if p.name in checked and p.status in ("error", "gone"))
     conn.execute(
         "UPDATE checks SET finished_at = %s, events = %s, failures = %s, warc_file = %s "
         "WHERE id = %s",

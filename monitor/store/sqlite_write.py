@@ -63,7 +63,9 @@ def write_cycle(conn: sqlite3.Connection, record: CycleRecord) -> RecordedCycle:
         from monitor.store.sqlite_outbox import insert_deliveries  # loads the notify modules
 
         insert_deliveries(conn, record.deliveries)
-    failures = sum(1 for p in result.pages if p.status in ("error", "gone"))
+    # the pages this check left in error or gone (exit 1): of those it checked
+    checked = set(record.pages)
+    failures = sum(1 for p in result.pages if p.name in checked and p.status in ("error", "gone"))
     conn.execute(
         "UPDATE checks SET finished_at = ?, events = ?, failures = ?, warc_file = ? WHERE id = ?",
         (at, len(events), failures, record.warc_file, check_id),
