@@ -126,6 +126,7 @@ class FakeArchive:
         throttle_status: int = 429,
         retry_after: str | None = "7",
         refuse: bool = False,
+        prefix: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.history = sorted(history, key=lambda c: c.timestamp)
@@ -140,6 +141,7 @@ class FakeArchive:
         self.throttle_status = throttle_status
         self.retry_after = retry_after
         self.refuse = refuse
+        self.prefix = prefix  # match URLs by prefix (matchType=prefix, as some servers do)
         self.clock = clock
         self.requests: list[SeenRequest] = []
         self._lock = threading.Lock()
@@ -210,7 +212,8 @@ class FakeArchive:
     ) -> list[tuple[ArchivedCapture, dict[str, str]]]:
         params = dict(query)
         wanted = _key(params.get("url", ""))
-        rows = [(c, fields) for c, key, fields in self._index if key == wanted]
+        rows = [(c, fields) for c, key, fields in self._index
+                if key == wanted or (self.prefix and key.startswith(wanted))]  # fmt: skip
         if self.filters:
             for value in (v for k, v in query if k == "filter"):
                 negate = value.startswith("!")

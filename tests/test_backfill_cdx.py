@@ -13,8 +13,10 @@ import httpx
 import pytest
 from archive_history import ACTIVE_URL, ARCHIVED_URL
 from fake_archive import ArchivedCapture, FakeArchive, imls_history
+from pytest_httpserver import HTTPServer
 
 from monitor.backfill import (
+    ArchiveError,
     ArchiveRefused,
     CdxCapture,
     RateLimiter,
@@ -155,6 +157,38 @@ def test_only_successful_html_captures_one_per_run_of_digests(server_filters):
     assert ("filter", "mimetype:text/html") in query.query
     assert ("collapse", "digest") in query.query
     assert ("output", "json") in query.query
+
+
+def test_captures_of_other_urls_a_server_lists_are_not_the_pages(tmp_path):
+    """A CDX server matching by prefix also lists /other and /sub pages: only the page's
+    own URL (scheme, www., default port and trailing slash aside) is its history."""
+    a, b = b"<html>A</html>", b"<html>B</html>"
+    rows = [
+        capture("20150101000000", a),
+        ArchivedCapture("20150102000000", URL + "/other-initiative", b),
+        ArchivedCapture("20150103000000", URL.replace("https://", "http://") + "/", b"<p>C"),
+        ArchivedCapture("20150104000000", URL + "-archive", a),
+    ]
+    with FakeArchive(rows, prefix=True) as archive:
+        found = captures_of(archive)
+    assert [c.timestamp for c in found] == ["20150101000000", "20150103000000"]
+
+
+@pytest.mark.parametrize("style", ["wayback", "pywb"])
+def test_an_answer_that_is_not_a_cdx_index_is_an_error_naming_the_url(style):
+    """An HTML page (a login, a wrong cdx_url) answered with 200 is not "no captures":
+    backfill fails naming the page's URL and what the answer starts with."""
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.expect_request("/cdx").respond_with_data(
+        "<html><head><title>Sign in</title></head><body>Please sign in</body></html>\n" * 3,
+        content_type="text/html")  # fmt: skip
+    server.start()
+    try:
+        with pytest.raises(ArchiveError, match="not a CDX index.*<html>"):
+            run(lambda client: list_captures(client, server.url_for("/cdx"), URL, since=None,
+                                             until=None, limiter=RateLimiter(1e9)))  # fmt: skip
+    finally:
+        server.stop()
 
 
 def test_since_and_until_bound_the_captures():

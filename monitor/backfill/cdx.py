@@ -24,6 +24,7 @@ from monitor.backfill.polite import (
     RateLimiter,
     polite_get,
 )
+from monitor.canonical import canonical_link
 
 PAGE_SIZE = 1000
 MAX_PAGES = 10_000  # a resume key that never ends must not loop forever
@@ -31,6 +32,7 @@ DEFAULT_FIELDS = ("urlkey", "timestamp", "original", "mimetype", "statuscode", "
 # pywb's JSON names some fields differently.
 ALIASES = {"url": "original", "mime": "mimetype", "status": "statuscode"}
 _TIMESTAMP = re.compile(r"\d{4,14}")
+_WWW_HOST = re.compile(r"^(https?://)www\d*\.", re.IGNORECASE)
 _REDUNDANT_PORT = re.compile(r"^(http://[^/:?#]+):80(?=[/?#]|$)|^(https://[^/:?#]+):443(?=[/?#]|$)")
 
 
@@ -189,6 +191,17 @@ def capture_from_row(row: dict[str, str]) -> CdxCapture | None:
     )
 
 
+def same_resource(original: str, url: str) -> bool:
+    """A CDX row's URL names the watched page: equal as canonical links, and "www." aside
+    (as the archive's SURT key compares them). A server that matches by prefix or by host
+    also lists other pages: those are never the page's history."""
+    return _www_apart(canonical_link(original)) == _www_apart(canonical_link(url))
+
+
+def _www_apart(link: str | None) -> str | None:
+    return _WWW_HOST.sub(r"\1", link) if link is not None else None
+
+
 def _wanted(capture: CdxCapture, since: str | None, until: str | None) -> bool:
     """Our own filters, for a server that ignores `filter`, `from` or `to`."""
     mimetype = capture.mimetype.split(";")[0].strip().lower()
@@ -263,6 +276,10 @@ async def list_captures(
         response = await polite_get(client, cdx_url, limiter, params=params)
         _check_answer(response, url)
         page = parse_cdx_page(response.body)
+        if not page.rows and page.skipped:  # every line unreadable: an HTML page, a login...
+            start = response.body[:60].decode("utf-8", "replace").strip()
+            raise ArchiveError(f"{url}: the CDX server's answer is not a CDX index "
+                               f"(it starts {start!r}): is cdx_url right?")  # fmt: skip
         new = 0
         last: str | None = None
         for row in page.rows:
@@ -275,7 +292,7 @@ async def list_captures(
                 continue  # the row a resume key or a `from` page repeats
             seen.add(key)
             new += 1
-            if _wanted(capture, since_s, until_s):
+            if _wanted(capture, since_s, until_s) and same_resource(capture.original, url):
                 found.append(capture)
         if new == 0:
             break
