@@ -231,7 +231,9 @@ USAGE = {
     "feed-format-xml": (["feed", "--format", "xml"], 2, "xml"),
     "serve-port-out-of-range": (["serve", "--port", "70000"], 2, "70000"),
     "unknown-command": (["frobnicate"], 2, "frobnicate"),
-}
+    "backfill-until-before-since": (["backfill", "--since", "2018-01-01", "--until",
+                                     "2016-01-01"], 2, "2016-01-01 is before --since 2018-01-01"),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(("args", "code", "says"), list(USAGE.values()), ids=list(USAGE))

@@ -54,6 +54,11 @@ def backfill(pages: tuple[str, ...], since: date | None, until: date | None, as_
     from monitor.backfill.run import run_backfill
 
     config = get_config()
+    start = since if since is not None else config.backfill.since
+    if start is not None and until is not None and until < start:
+        where = "--since" if since is not None else "[backfill].since"
+        raise click.BadParameter(f"{until} is before {where} {start}: no day is in between",
+                                 param_hint="'--until'")  # fmt: skip
     show = sys.stderr.isatty()
     try:
         report = run_backfill(
