@@ -341,6 +341,10 @@ def entry_outcomes(
             assert old is not None
             fields = Entry(old.title, old.link, old.description)
         capture_id = _capture(observations, page_name)
+        if capture_id is None and old is not None:
+            # It stands on a page not read this cycle (an archived page it was already on):
+            # the evidence is the capture of the page it left.
+            capture_id = _capture(observations, old.page)
         state = _state_of(places)
         kind, changes, new_version = _outcome(old, state, fields, baseline=baseline)
         if old is not None and not new_version and old.page == page_name:

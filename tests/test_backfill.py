@@ -124,6 +124,14 @@ def test_the_archive_history_becomes_imported_events_in_time_order(tmp_path):
                    and e["kind"] == "removed")  # fmt: skip
     captures = {c["id"]: c for c in json_lines(run(config, "snapshots", "--json"))}
     assert captures[removed["capture_id"]]["at"] == "2017-08-15T00:00:00Z"
+    # Every event names the capture it was observed in; one that moves to an archived page
+    # read earlier names the active page's capture it left (before: none).
+    assert all(e["capture_id"] in captures for e in printed), [
+        summary([e]) for e in printed if e["capture_id"] not in captures]
+    moved = next(e for e in printed if e["title"] == "Learning Labs in Libraries and Museums"
+                 and e["kind"] == "archived")  # fmt: skip
+    left = captures[moved["capture_id"]]
+    assert (left["page"], left["at"]) == ("active", moved["at"])
 
 
 def test_warc_records_say_where_and_when_they_come_from(tmp_path):
