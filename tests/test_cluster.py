@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -255,6 +256,11 @@ def test_run_enqueues_each_group_once_and_not_again_while_queued(
 
     shown = producer.wait_for(lambda: daemon()["next_run_at"] and daemon(), "the next enqueue")
     assert shown["running"] is True and f"pid {producer.proc.pid}" in shown["producer"]
+    # ... the tick to come, said at every tick (not the one that fired, until a renewal)
+    for _ in range(6):
+        time.sleep(0.5)
+        ahead = datetime.fromisoformat(daemon()["next_run_at"]) - datetime.now(UTC)
+        assert ahead > timedelta(seconds=-1.5), ahead  # seconds are truncated when stored
     assert "producer: running (" in run(config, "status").stdout
     assert producer.stop() == 0
     assert queued(redis_url) == 2

@@ -128,7 +128,19 @@ class Producer:
                 continue
             enqueued.append(group)
             _log(logging.INFO, "group enqueued", group=group, task_id=task_id)
+        self._announce_next()  # the tick just fired: status shows the next one, not this one
         return enqueued
+
+    def _announce_next(self) -> None:
+        """Tell `monitor status` (through Redis) when the next tick is due."""
+        job = self.scheduler.get_job("enqueue")
+        when = getattr(job, "next_run_time", None)
+        if when is None:
+            return
+        try:
+            announce_next_run(self.client, format_time(when))
+        except (redis.RedisError, OSError):
+            pass  # the next renewal says it again
 
     def _renew(self) -> None:
         try:
