@@ -194,8 +194,10 @@ def capture_view_html(
 def neighbours(
     capture: CaptureRow, same_page: Sequence[CaptureRow]
 ) -> tuple[CaptureRow | None, CaptureRow | None]:
-    """The page's capture before and after this one (final exchanges only), by id."""
-    ordered = sorted((c for c in same_page if c.final or c.id == capture.id), key=lambda c: c.id)
+    """The capture of the same URL before and after this one (final exchanges only), by id:
+    a listing's captures in turn, not its entries' own pages (captured under its name too)."""
+    mine = [c for c in same_page if c.url == capture.url and (c.final or c.id == capture.id)]
+    ordered = sorted(mine, key=lambda c: c.id)
     ids = [c.id for c in ordered]
     if capture.id not in ids:
         return None, None

@@ -430,3 +430,24 @@ def test_the_daemon_runs_the_entry_page_job(site, tmp_path, start_daemon):  # no
     assert daemon.logged("entry pages done")
     assert fetched(site, LIST) == 1  # the listing job runs hourly: the rest were entry pages
     assert daemon.stop() == 0
+
+
+def test_a_listing_capture_views_previous_and_next_are_the_listings_own(site, two):
+    """Entry pages are archived under their listing's name: the capture view's previous and
+    next links still step through captures of the same URL, never into an entry's page."""
+    from bs4 import BeautifulSoup
+
+    from monitor import web
+
+    for n in range(1, 4):
+        site.serve(LIST, listing(("/i/alpha", "Alpha"), ("/i/beta", f"Beta {n}")))
+        check_at(two, day(n))
+    captures = json_lines(run(two, "snapshots", "--json"))
+    listing_ids = sorted(c["id"] for c in captures if c["url"] == site.url(LIST))
+    assert len(listing_ids) >= 3 and len(captures) > len(listing_ids)  # entry pages too
+    middle = listing_ids[len(listing_ids) // 2]
+    page = web.respond(load_config(two), f"/captures/{middle}/view").body.decode()
+    view = BeautifulSoup(page, "html.parser")
+    at = listing_ids.index(middle)
+    assert view.find("a", rel="prev")["href"] == f"/captures/{listing_ids[at - 1]}/view"
+    assert view.find("a", rel="next")["href"] == f"/captures/{listing_ids[at + 1]}/view"
