@@ -294,6 +294,41 @@ def test_verify_reports_a_database_row_that_the_archive_contradicts(imls, tmp_pa
     assert says in result.stdout
 
 
+def test_last_seen_moves_with_every_check_that_lists_the_entry(imls, site, tmp_path):
+    """An unchanged page (a revisit) still saw its entries: `entries` and `history` say
+    they were last seen at that check, not at the last check whose body was new."""
+    import time
+
+    def page_ok_at(name: str) -> str:
+        pages = json.loads(run(imls, "status", "--json").stdout)["pages"]
+        return next(p["last_ok_at"] for p in pages if p["name"] == name)
+
+    first = {e["entry_id"]: e["last_seen"] for e in json_lines(run(imls, "entries", "--json"))}
+    time.sleep(1.1)  # times are kept to the second
+    assert run(imls, "check").exit_code == 0  # unchanged: revisits
+    rows = json_lines(run(imls, "entries", "--json"))
+    seen = page_ok_at("active")
+    assert seen > max(first.values())
+    active = [e for e in rows if e["state"] == "active"]
+    assert {e["last_seen"] for e in active} == {seen}
+    one = active[0]["entry_id"]
+    assert json_lines(run(imls, "history", one, "--json"))[0]["entry"]["last_seen"] == seen
+    # An entry gone from the page keeps its last sighting.
+    page = (IMLS / "active.html").read_text(encoding="utf-8")
+    title = "Open eBooks"  # on the active page alone
+    start = page.rindex('<div class="views-row', 0, page.index(title))
+    end = page.index('<div class="views-row', page.index(title))
+    site.serve(ACTIVE_PATH, page[:start] + page[end:])
+    time.sleep(1.1)
+    assert run(imls, "check").exit_code == 0
+    after = {e["title"]: e for e in json_lines(run(imls, "entries", "--json"))}
+    assert after[title]["state"] == "removed"
+    # the last check whose body listed it (an unchanged check since is not recorded per entry)
+    assert after[title]["last_seen"] <= seen
+    still = next(t for t in after if t != title and after[t]["page"] == "active")
+    assert after[still]["last_seen"] == page_ok_at("active") > seen
+
+
 def test_a_second_check_refuses_while_one_runs(imls, tmp_path):
     """While a cycle holds the data directory, another check says so and exits 3 (not 1:
     cron wrappers tell "busy" from "a page failed")."""

@@ -335,11 +335,20 @@ class PostgresStore(PostgresDetail):
             sql += " WHERE state = %s"
             params.append(state)
         sql += f" ORDER BY {R.STATE_ORDER}, seq"
-        return [reading.entry_from_row(r) for r in self._rows(sql, params)]
+        listed = self._listed_until()
+        return [reading.entry_from_row(r, listed.get(r["id"])) for r in self._rows(sql, params)]
 
     def entry(self, entry_id: str) -> EntryRow | None:
         rows = self._rows("SELECT * FROM entries WHERE id = %s", (entry_id,))
-        return reading.entry_from_row(rows[0]) if rows else None
+        if not rows:
+            return None
+        return reading.entry_from_row(rows[0], self._listed_until(entry_id).get(entry_id))
+
+    def _listed_until(self, entry_id: str | None = None) -> dict[str, str]:
+        where = "" if entry_id is None else " AND l.entry_id = %s"
+        params = () if entry_id is None else (entry_id,)
+        rows = self._rows(reading.LISTED_UNTIL_SQL.format(where=where), params)
+        return {r["entry_id"]: r["listed_until"] for r in rows if r["listed_until"]}
 
     def entry_ids(self, prefix: str, limit: int = 10) -> list[str]:
         """Entry ids starting with `prefix` (at most `limit`), for ids typed by hand."""

@@ -171,8 +171,22 @@ def warc_ref_from_row(r: Row) -> WarcRef:
                    r["payload_digest"], r["target_uri"], r["original_record"])  # fmt: skip
 
 
-def entry_from_row(r: Row) -> EntryRow:
-    """An EntryRow from an entries row."""
+# When each entry was last listed, as the pages say: the last good check of a page it
+# stands on (not held). An unchanged page (a revisit, a 304) rewrites no entry row, so
+# entries.last_seen alone is the last check whose new body listed it. {where}: "" or a
+# condition on l.entry_id.
+LISTED_UNTIL_SQL = (
+    "SELECT l.entry_id, max(p.last_ok_at) AS listed_until FROM placements l "
+    "JOIN pages p ON p.name = l.page WHERE l.held = 0{where} GROUP BY l.entry_id"
+)
+
+
+def entry_from_row(r: Row, listed_until: str | None = None) -> EntryRow:
+    """An EntryRow from an entries row; `listed_until` (LISTED_UNTIL_SQL) if later than
+    the row's last_seen is when it was last seen."""
+    last_seen = parse_time(r["last_seen"])
+    if listed_until and r["state"] != "removed":
+        last_seen = max(last_seen, parse_time(listed_until))
     return EntryRow(
         r["id"],
         r["title"],
@@ -181,7 +195,7 @@ def entry_from_row(r: Row) -> EntryRow:
         r["state"],
         r["page"],
         parse_time(r["first_seen"]),
-        parse_time(r["last_seen"]),
+        last_seen,
         parse_time(r["last_changed"]),
         r["versions"],
     )

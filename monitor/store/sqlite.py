@@ -375,13 +375,24 @@ class SqliteStore:
             sql += " WHERE state = ?"
             params.append(state)
         sql += f" ORDER BY {R.STATE_ORDER}, rowid"
-        return [entry_from_row(r) for r in self._rows(sql, params)]
+        listed = self._listed_until()
+        return [entry_from_row(r, listed.get(r["id"])) for r in self._rows(sql, params)]
 
     def entry(self, entry_id: str) -> EntryRow | None:
         from monitor.store.reading import entry_from_row
 
         rows = self._rows("SELECT * FROM entries WHERE id = ?", (entry_id,))
-        return entry_from_row(rows[0]) if rows else None
+        if not rows:
+            return None
+        return entry_from_row(rows[0], self._listed_until(entry_id).get(entry_id))
+
+    def _listed_until(self, entry_id: str | None = None) -> dict[str, str]:
+        from monitor.store.reading import LISTED_UNTIL_SQL
+
+        where = "" if entry_id is None else " AND l.entry_id = ?"
+        params = () if entry_id is None else (entry_id,)
+        rows = self._rows(LISTED_UNTIL_SQL.format(where=where), params)
+        return {r["entry_id"]: r["listed_until"] for r in rows if r["listed_until"]}
 
     def entry_ids(self, prefix: str, limit: int = 10) -> list[str]:
         """Entry ids starting with `prefix` (at most `limit`), for ids typed by hand."""
