@@ -177,7 +177,7 @@ def warc_ref_from_row(r: Row) -> WarcRef:
 # condition on l.entry_id.
 LISTED_UNTIL_SQL = (
     "SELECT l.entry_id, max(p.last_ok_at) AS listed_until FROM placements l "
-    "JOIN pages p ON p.name = l.page WHERE l.held = 0{where} GROUP BY l.entry_id"
+    "JOIN pages p ON p.name = l.page WHERE NOT l.held{where} GROUP BY l.entry_id"
 )
 
 
