@@ -191,8 +191,12 @@ def _body_of(
     archived one it confirms (a str says why it could not be read)."""
     if result.body is not None:
         return Body(result.final_url, result.content_type, result.body)
-    if not result.not_modified or memory.body_key == memory.accepted_key:
+    if not result.not_modified:
         return None
+    if memory.accepted_key is not None and memory.body_key == memory.accepted_key:
+        return None  # it confirms the body whose entries stand
+    # A 304 on a page with no accepted body (its first check, a server that answers 304
+    # to a request with no validators) confirms only what the archive holds, if anything.
     # The 304 confirms a body whose entries were not accepted (an error or anomaly then):
     # read it back from the archive to look at it again.
     try:

@@ -149,6 +149,21 @@ def test_a_second_page_redirected_back_to_the_first_is_an_error_not_a_shorter_li
     assert len(json_lines(run(config, "entries", "--json", "--state", "active"))) == 7
 
 
+def test_a_304_with_nothing_to_confirm_is_an_error_not_an_empty_baseline(site, tmp_path):
+    """A server (a CDN) answering 304 to a first request that sent no validators confirms
+    no body: a page-error (exit 1), not a baseline of 0 entries that then stays "ok"."""
+    site.serve("/grants", lambda request: Response(status=304))
+    config = config_for(tmp_path, site)
+    result = run(config, "check", "--json")
+    assert result.exit_code == 1
+    (event,) = json_lines(result)
+    assert event["kind"] == "page-error" and "HTTP 304" in event["detail"]
+    assert "no earlier body" in event["detail"]
+    paged(site, NAMES)  # then it answers: the first real check is the baseline, silently
+    assert run(config, "check", "--json").exit_code == 0
+    assert len(json_lines(run(config, "entries", "--json"))) == 7
+
+
 BLOCK_PAGES = {
     "cloudflare": (
         "<html><head><title>Just a moment...</title></head><body>"
