@@ -393,6 +393,16 @@ def test_invalid_config_names_file_and_key(tmp_path: Path, text: str, keypath: s
             "pages[0].url: must be an absolute http:// or https:// URL with a host, got 'ftp://x'",
         ),
         (
+            page().replace("https://example.org/list", "https://u:s3cret@example.org/list"),
+            "pages[0].url: must not hold a user name or password: the URL is shown in events, "
+            "feeds and the archive, got 'https://u:***@example.org/list'",
+        ),
+        (
+            page().replace("https://example.org/list", "https://example.org:0/list"),
+            "pages[0].url: has port 0, which no server listens on, got "
+            "'https://example.org:0/list'",
+        ),
+        (
             section("monitor", "anomaly_ratio = 1.5"),
             "monitor.anomaly_ratio: must be a number from 0 to 1, got 1.5",
         ),
@@ -401,7 +411,8 @@ def test_invalid_config_names_file_and_key(tmp_path: Path, text: str, keypath: s
             "schedule.cron: cannot be given together with schedule.interval",
         ),
     ],
-    ids=["retries-string", "retries-bool", "item-missing", "duplicate", "ftp", "ratio", "both"],
+    ids=["retries-string", "retries-bool", "item-missing", "duplicate", "ftp", "password",
+         "port-0", "ratio", "both"],
 )
 def test_invalid_config_messages_read_well(tmp_path: Path, text: str, message: str) -> None:
     """The messages a user sees for common mistakes are exactly these."""

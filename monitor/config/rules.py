@@ -90,7 +90,7 @@ NOTIFY: Rules = {
 }
 PAGE: Rules = {
     "name": ("name", name),
-    "url": ("url", urls.http_url),
+    "url": ("url", urls.page_url),
     "role": ("role", role),
     "max_pages": ("max_pages", int_at_least(1)),
     "group": ("group", name),

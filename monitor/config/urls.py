@@ -61,6 +61,22 @@ def http_url(value: object) -> str:
     return url
 
 
+def page_url(value: object) -> str:
+    """A watched page: http(s), a host, a port if any from 1, and no user or password (the
+    URL is written into events, captures, feeds and the archive: a secret there would be
+    published)."""
+    url = http_url(value)
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise Invalid(
+            "must not hold a user name or password: the URL is shown in events, feeds and "
+            f"the archive, got {show(redact_url(url))}"
+        )
+    if parts.port == 0:
+        raise Invalid(f"has port 0, which no server listens on, got {show(url)}")
+    return url
+
+
 def base_url(value: object) -> str:
     """The public address of the feed and web pages: http(s), no query, ends with "/"."""
     url = http_url(value)
