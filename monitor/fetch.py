@@ -286,7 +286,7 @@ def _judge(url: str, body: _Body, started_at: datetime) -> _Hop:
     what = f"HTTP {status} {reason or httpx.codes.get_reason_phrase(status)}".rstrip()
     if status in REDIRECT_STATUSES:
         what += " without Location"
-    return replace(hop, error=what, transient=status == 429 or status >= 500)
+    return replace(hop, error=what, transient=status == 429 or 500 <= status <= 599)
 
 
 # --- one attempt: the redirect chain -----------------------------------------------------

@@ -221,6 +221,7 @@ USAGE = {
     "log-since-impossible-date": (["log", "--since", "2026-13-45"], 2, "2026-13-45"),
     "log-kind-nonsense": (["log", "--kind", "nonsense"], 2, "nonsense"),
     "log-limit-zero": (["log", "--limit", "0"], 2, "--limit"),
+    "log-csv-diff": (["log", "--csv", "--diff"], 2, "--diff shows word diffs in the text log"),
     "entries-state-bogus": (["entries", "--state", "bogus"], 2, "bogus"),
     "history-unknown-id": (["history", "0123456789ab"], 1, "no entry '0123456789ab'"),
     "history-no-id": (["history"], 2, "ENTRY_ID"),

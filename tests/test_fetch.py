@@ -238,6 +238,16 @@ def test_forbidden_is_an_error_without_retry(srv: FaultServer) -> None:
     assert result.exchanges[0].raw_body == b"go away"
 
 
+@pytest.mark.parametrize("status", [600, 999])
+def test_a_status_past_5xx_is_an_error_without_retry(srv: FaultServer, status: int) -> None:
+    """SPEC's transient statuses are 5xx and 429: a 999 (a WAF's own code) is not one."""
+    srv.set("/page", Respond(status, b"odd", reason="Odd"))
+    result = fetch(srv.url("/page"), retries=2)
+
+    assert result.error == f"{srv.url('/page')}: HTTP {status} Odd"
+    assert (result.attempts, srv.hits("/page")) == (1, 1)
+
+
 @pytest.mark.parametrize(
     ("reason", "shown"),
     [("Bad \x01\x02\x1b[31mthing\x7f", "Bad [31mthing"), ("\x01\x02", "Forbidden")],

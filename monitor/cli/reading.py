@@ -81,6 +81,11 @@ def log_command(
         event_line,
     )
 
+    if show_diff and as_csv:  # a CSV row has no room for a diff: say so, not drop it
+        raise click.UsageError(
+            "--diff shows word diffs in the text log; --csv lists the changed fields "
+            "(--json gives each change's before and after)"
+        )
     store = open_store(get_config())
     _check_page_names(store, pages)
     events = store.events(EventQuery(since=since, kinds=kinds, pages=pages, limit=limit))
