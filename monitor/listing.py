@@ -195,10 +195,9 @@ def _body_of(
         return None
     if memory.accepted_key is not None and memory.body_key == memory.accepted_key:
         return None  # it confirms the body whose entries stand
-    # A 304 on a page with no accepted body (its first check, a server that answers 304
-    # to a request with no validators) confirms only what the archive holds, if anything.
-    # The 304 confirms a body whose entries were not accepted (an error or anomaly then):
-    # read it back from the archive to look at it again.
+    # The 304 confirms a body whose entries were not accepted (an error or anomaly then),
+    # or none at all (a first check answered 304 without validators): read back what the
+    # archive holds, if anything, to look at it again.
     try:
         reloaded = reload_body(writer, result, last_responses, max_bytes)
     except MonitorError as error:
