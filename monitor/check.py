@@ -19,9 +19,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from monitor.archive import CycleWriter
 from monitor.classify import classify_cycle
@@ -55,8 +57,7 @@ Progress = Callable[[str, int, int], None]  # (page name, done, total)
 STOP_POLL_S = 0.1  # how often the fetch phase looks at run_check's `stop` event
 
 
-@dataclass(frozen=True)
-class CheckReport:
+class CheckReport(Struct, frozen=True):
     """What a cycle did: its events and how each checked page fared."""
 
     check_id: int

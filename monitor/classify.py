@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from monitor.canonical import same_link, same_text
 from monitor.judge import (
@@ -47,8 +49,7 @@ Lists = dict[str, tuple[tuple[str, Entry | None], ...]]  # page -> (entry id, fi
 FieldsLoader = Callable[[Sequence[str]], Mapping[str, tuple[Entry | None, ...]]]
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(Struct, frozen=True):
     """Where entries stand after the cycle: each page's list, and what was seen or held."""
 
     lists: Mapping[str, tuple[tuple[str, Entry | None], ...]]  # every configured page

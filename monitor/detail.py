@@ -15,9 +15,11 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from monitor.archive import CycleWriter
 from monitor.check import queued_deliveries
@@ -44,8 +46,7 @@ T = TypeVar("T")
 STOP_POLL_S = 0.1
 
 
-@dataclass(frozen=True)
-class DetailReport:
+class DetailReport(Struct, frozen=True):
     """What an entry-page phase did: its check id (None: nothing was due), events, counts."""
 
     check_id: int | None

@@ -6,11 +6,10 @@ does not build the cycle's dozen other dataclasses at its start (models.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(Struct, frozen=True):
     """One item extracted from a page: text already decoded and whitespace-normalised."""
 
     title: str

@@ -15,13 +15,13 @@ import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
 from feedgen.feed import FeedGenerator
 from lxml import etree
+from msgspec import Struct
 
 from monitor.diff import DiffOp as DiffOp
 from monitor.diff import diff_words as diff_words
@@ -71,8 +71,7 @@ _MEDIA_TYPES: dict[FeedFormat, str] = {
 }
 
 
-@dataclass(frozen=True)
-class FeedInfo:
+class FeedInfo(Struct, frozen=True):
     """The feed's own metadata: title, a stable id (an IRI) and the URLs it is known by.
 
     `base_url` ([feed].base_url, ending in "/") is where the feed and the web pages are

@@ -16,10 +16,11 @@ import random
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import datetime
 
 import httpx
+from msgspec import Struct
+from msgspec.structs import replace
 
 from monitor.config import MonitorSettings
 from monitor.decoders import (
@@ -44,16 +45,14 @@ ACCEPT_ENCODING = "gzip, deflate, br"
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's own
 
 
-@dataclass(frozen=True)
-class Validators:
+class Validators(Struct, frozen=True):
     """From the last good capture, for conditional requests."""
 
     etag: str | None = None
     last_modified: str | None = None
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(Struct, frozen=True):
     """One URL to fetch, and who asked for it."""
 
     url: str
@@ -150,8 +149,7 @@ class _Body:
 # --- one request ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Hop:
+class _Hop(Struct, frozen=True):
     """One request of an attempt: the response (as an exchange) if any, and what went wrong."""
 
     url: str
@@ -203,8 +201,7 @@ def _failed(
     )
 
 
-@dataclass(frozen=True)
-class _Ask:
+class _Ask(Struct, frozen=True):
     """How every request of one fetch is made."""
 
     settings: MonitorSettings
@@ -292,8 +289,7 @@ def _judge(url: str, body: _Body, started_at: datetime) -> _Hop:
 # --- one attempt: the redirect chain -----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Attempt:
+class _Attempt(Struct, frozen=True):
     """One try at a target: every response of its redirect chain, and how it ended."""
 
     exchanges: tuple[HttpExchange, ...]

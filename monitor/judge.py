@@ -11,8 +11,10 @@ wait for an archived page to answer (the hold rule).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from monitor.match import KeysOf, distinct_items
 from monitor.models import Event, PageEventKind, PageObservation, PageState
@@ -20,8 +22,7 @@ from monitor.models import Event, PageEventKind, PageObservation, PageState
 BAD_STATUSES = ("error", "gone", "anomaly")
 
 
-@dataclass(frozen=True)
-class PageVerdict:
+class PageVerdict(Struct, frozen=True):
     """What one page's check means for its entries, and the page events it raises."""
 
     state: PageState  # the page's new state (members not yet updated)
@@ -105,7 +106,7 @@ def _troubled(
     same_episode = state.status == status
     streak = state.streak + 1 if same_episode else 1
     events: tuple[tuple[PageEventKind, str], ...] = () if same_episode else ((kind, detail),)
-    new_state = replace(state, status=status, streak=streak)  # type: ignore[arg-type]
+    new_state = replace(state, status=status, streak=streak)
     confirmed_gone = status == "gone" and streak >= confirm_checks
     cleared = confirmed_gone and bool(state.members)
     if cleared:

@@ -7,8 +7,9 @@ not know (a newer database, a typo in a stored row) still renders, with a neutra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from msgspec import Struct
 
 EntryEventKind = Literal["added", "changed", "archived", "restored", "removed"]
 PageEventKind = Literal["page-error", "page-recovered", "page-gone", "page-anomaly"]
@@ -31,8 +32,7 @@ Scope = Literal["entry", "page", "link"]
 Tone = Literal["good", "bad", "warn", "info"]
 
 
-@dataclass(frozen=True)
-class KindInfo:
+class KindInfo(Struct, frozen=True):
     """One kind of event: how it is titled, coloured, grouped and explained."""
 
     name: str

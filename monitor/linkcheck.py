@@ -26,12 +26,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
+from msgspec import Struct
+from msgspec.structs import replace
 from publicsuffixlist import PublicSuffixList
 
 from monitor.config import DetailConfig, PageConfig
@@ -98,8 +99,7 @@ def next_slot(url: str, every_s: float, after: datetime, *, inclusive: bool = Fa
     return _EPOCH + timedelta(milliseconds=slot)
 
 
-@dataclass(frozen=True)
-class DueLink:
+class DueLink(Struct, frozen=True):
     """An entry page to fetch now: the entry, what is remembered of its page, its config."""
 
     candidate: LinkCandidate
@@ -107,8 +107,7 @@ class DueLink:
     detail: DetailConfig
 
 
-@dataclass(frozen=True)
-class LinkPlan:
+class LinkPlan(Struct, frozen=True):
     """What a phase does: the pages to fetch, and rows to write without fetching."""
 
     due: tuple[DueLink, ...]
@@ -160,8 +159,7 @@ def _due(memory: LinkMemory, detail: DetailConfig, now: datetime) -> bool:
 # -- what an answer means ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LinkVerdict:
+class LinkVerdict(Struct, frozen=True):
     """What one fetch of an entry page says; `detail` in SPEC's words (`HTTP 404`, ...)."""
 
     outcome: LinkOutcome
@@ -169,8 +167,7 @@ class LinkVerdict:
     content: str | None = None  # the `content` text of a good HTML page (None: not read)
 
 
-@dataclass(frozen=True)
-class PageSigns:
+class PageSigns(Struct, frozen=True):
     """What the fetch edge read from a 2xx HTML body."""
 
     title: str

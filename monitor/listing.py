@@ -9,10 +9,11 @@ failing makes the whole listing an error for this check, never a shorter listing
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import httpx
+from msgspec import Struct
+from msgspec.structs import replace
 
 from monitor.archive import CycleWriter, PreviousCapture, read_capture
 from monitor.config import MonitorSettings, PageConfig
@@ -32,8 +33,7 @@ from monitor.parsing import Parser
 from monitor.store import CaptureRecord, LastResponse, PageMemory, PageUpdate
 
 
-@dataclass(frozen=True)
-class PageCheck:
+class PageCheck(Struct, frozen=True):
     """One listing's fetch, archived and observed, ready to classify and record."""
 
     page: PageConfig

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 from monitor.store.base import ReadStore
 
@@ -10,8 +10,7 @@ MIN_PREFIX = 4  # shorter prefixes match too much to be meant
 MAX_CANDIDATES = 10  # an ambiguous prefix lists this many of its matches
 
 
-@dataclass(frozen=True)
-class EntryLookup:
+class EntryLookup(Struct, frozen=True):
     """What a typed id names: one entry (`entry_id`), or none, or several (`candidates`)."""
 
     typed: str

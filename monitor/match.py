@@ -18,10 +18,11 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
+
+from msgspec import Struct
 
 from monitor.canonical import (
     CACHED_FORMS,
@@ -52,8 +53,7 @@ WORD = re.compile(r"\w{3,}")  # words that count as evidence when finding pairs
 ANY_WORD = re.compile(r"\w+")
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(Struct, frozen=True):
     """An entry ever seen, as matching needs it."""
 
     entry_id: str
@@ -213,8 +213,7 @@ class _Index:
         return (entry_id not in members, candidate.removed, self.order[entry_id])
 
 
-@dataclass(frozen=True)
-class _Wanted:
+class _Wanted(Struct, frozen=True):
     """The tier keys of the items to match: what a candidate must share to be looked up."""
 
     keys: tuple[frozenset[object], ...]  # one set per tier

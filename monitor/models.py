@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC as UTC_TZ
 from datetime import datetime
 from typing import Any, Literal
+
+from msgspec import Struct, field
 
 # The kinds live in kinds.py with their labels; re-exported here, where they always were.
 from monitor.entry import Entry as Entry
@@ -29,8 +30,7 @@ FIELDS: tuple[str, ...] = ("title", "link", "description")
 EventSource = Literal["check", "backfill"]
 
 
-@dataclass(frozen=True)
-class HttpExchange:
+class HttpExchange(Struct, frozen=True):
     """One request and the response to it, exactly as they crossed the wire."""
 
     method: str
@@ -46,8 +46,7 @@ class HttpExchange:
     truncated: str | None = None
 
 
-@dataclass(frozen=True)
-class FetchResult:
+class FetchResult(Struct, frozen=True):
     """What fetching one page gave: the exchanges to archive and the decoded final body.
 
     `error` is set when the page could not be fetched (a page-error); a 404/410 is
@@ -77,8 +76,7 @@ class FetchResult:
         return self.error is None and self.status in (404, 410)
 
 
-@dataclass(frozen=True)
-class CaptureRef:
+class CaptureRef(Struct, frozen=True):
     """Where one archived response sits in the WARC files (relative to DATA_DIR/warc/)."""
 
     warc_file: str
@@ -90,14 +88,12 @@ class CaptureRef:
     refers_to: str | None = None  # record id of the original, for a revisit
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(Struct, frozen=True):
     before: str | None
     after: str | None
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(Struct, frozen=True):
     """One line of the change log."""
 
     id: str
@@ -115,7 +111,7 @@ class Event:
     source: EventSource = "check"
     # The rendered before/after of `changes` (HTML, escaped), computed once when the event
     # is recorded so that feeds and pages never diff again; not part of the event's JSON.
-    changes_html: str | None = field(default=None, compare=False, repr=False)
+    changes_html: str | None = None
 
     @property
     def is_page_event(self) -> bool:
@@ -158,8 +154,7 @@ class Event:
         return data
 
 
-@dataclass(frozen=True, slots=True)
-class KnownEntry:
+class KnownEntry(Struct, frozen=True):
     """An entry as the database knows it before a cycle (removed ones included)."""
 
     entry_id: str
@@ -174,8 +169,7 @@ class KnownEntry:
         return (self.title, self.link, self.description)
 
 
-@dataclass(frozen=True)
-class PageState:
+class PageState(Struct, frozen=True):
     """What the monitor remembers of one page between cycles."""
 
     name: str
@@ -195,8 +189,7 @@ class PageState:
 ObservationOutcome = Literal["ok", "unchanged", "error", "gone"]
 
 
-@dataclass(frozen=True)
-class PageObservation:
+class PageObservation(Struct, frozen=True):
     """What one check of one page saw, ready for classification.
 
     ok: `entries` were extracted from a new body; unchanged: the body is the one
@@ -211,8 +204,7 @@ class PageObservation:
     capture_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class EntryUpdate:
+class EntryUpdate(Struct, frozen=True):
     """An entry created or altered by a cycle: its new fields and state."""
 
     entry_id: str
@@ -226,8 +218,7 @@ class EntryUpdate:
     new_version: bool  # fields or state differ from the last version stored
 
 
-@dataclass(frozen=True)
-class CycleResult:
+class CycleResult(Struct, frozen=True):
     """Everything classification decided for one cycle."""
 
     events: tuple[Event, ...]

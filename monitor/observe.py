@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from monitor.config import PageConfig
 from monitor.decoders import decode_payload
@@ -23,8 +24,7 @@ from monitor.signs import SHORT_TEXT, Answer, read_answer
 log = logging.getLogger("monitor")
 
 
-@dataclass(frozen=True)
-class Body:
+class Body(Struct, frozen=True):
     """One page of a listing as it was answered: the decoded body and where it came from."""
 
     url: str  # the final URL (after redirects)

@@ -17,7 +17,8 @@ import struct
 import sys
 import threading
 import time
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from monitor.extract import Extraction, extract_page
 
@@ -30,8 +31,7 @@ PARENT_POLL_S = 1.0  # how often a worker checks that the process that started i
 FRAME = struct.Struct("!Q")  # each pickle on the pipes is preceded by its length
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(Struct, frozen=True):
     """One selector set, as extraction reads it (monitor.config.Selectors without config)."""
 
     item: str
@@ -41,8 +41,7 @@ class Layout:
     next: str | None
 
 
-@dataclass(frozen=True)
-class ParseJob:
+class ParseJob(Struct, frozen=True):
     """What crosses to a worker: one body and the layouts to read it with."""
 
     data: bytes

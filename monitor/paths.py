@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 if TYPE_CHECKING:
     from monitor.config import Config
 
 
-@dataclass(frozen=True)
-class DataDir:
+class DataDir(Struct, frozen=True):
     """A data directory: the database, the WARC files, the locks, the daemon's state."""
 
     root: Path

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 from monitor.archive import Problem, read_capture, verify_archive
 from monitor.decoders import DecodeError, decode_payload
@@ -56,8 +57,7 @@ def archived_body(
     return status_line, headers, body
 
 
-@dataclass
-class VerifyReport:
+class VerifyReport(Struct):
     problems: list[Problem] = field(default_factory=list)
     captures: int = 0
     warc_files: int = 0

@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
+
+from msgspec import Struct
 
 from monitor.canonical import canonical_query
 
@@ -51,8 +52,7 @@ _MAX_TEXT = 8192
 _MAX_QUOTE = 100
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(Struct, frozen=True):
     """What a fetched answer means; detail starts "blocked:" or "soft 404:" when not a page."""
 
     kind: AnswerKind

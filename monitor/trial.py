@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from monitor.canonical import canonical_link
 from monitor.config import Config
@@ -25,8 +27,7 @@ from monitor.observe import Body, answer_problem, sign_problem
 SELECTOR_KEYS = ("item", "title", "link", "description", "next")
 
 
-@dataclass(frozen=True)
-class TrialPage:
+class TrialPage(Struct, frozen=True):
     """One page of the listing as fetched: its URL, status and the entries it gave."""
 
     number: int
@@ -35,8 +36,7 @@ class TrialPage:
     entries: tuple[Entry, ...]
 
 
-@dataclass(frozen=True)
-class Trial:
+class Trial(Struct, frozen=True):
     """What trying the selectors gave: the pages read, and why reading stopped early."""
 
     page: PageConfig

@@ -14,9 +14,10 @@ import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from msgspec import Struct
 
 from monitor.config import Config
 from monitor.decoders import DecodeError
@@ -74,8 +75,7 @@ _CHARSET = re.compile(r"[A-Za-z0-9._:-]{1,40}")
 CONTROL_ESCAPES = {n: f"\\x{n:02x}" for n in (*range(0x20), 0x7F)}
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(Struct, frozen=True):
     """One answer: status, body and headers; `etag` asks for a strong ETag and 304s."""
 
     status: int

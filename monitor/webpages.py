@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
+
+from msgspec import Struct
 
 from monitor.diff import diff_words
 from monitor.kinds import kind_info
@@ -200,8 +201,7 @@ def error_html(heading: str, message: str, *, site_title: str) -> str:
 # -- the change log (/) -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LogQuery:
+class LogQuery(Struct, frozen=True):
     """The filters of `/` and where its page starts: before event seq `before` (keyset)."""
 
     kinds: tuple[str, ...] = ()

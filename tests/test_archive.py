@@ -9,7 +9,6 @@ import io
 import os
 import tempfile
 import zlib
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 from warcio.archiveiterator import ArchiveIterator
 from warcio.checker import Checker
 from warcio.recordbuilder import RecordBuilder

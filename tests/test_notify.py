@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from msgspec.structs import replace
 from pytest_httpserver import HTTPServer
 from servers import Delay, FaultServer, Respond, Series, closed_url
 from werkzeug import Request, Response
@@ -149,7 +150,7 @@ def test_page_and_link_events_have_readable_titles():
     assert event_message(gone, None).title == "Page gone: active"
     assert "Detail: 404 twice" in event_message(gone, None).body
     link = event(4, title="Film Forward", detail="https://x.example/ answered 404")
-    link = Event(**{**link.__dict__, "kind": "link-gone"})
+    link = replace(link, kind="link-gone")
     assert event_message(link, None).title == "Link gone: Film Forward"
 
 

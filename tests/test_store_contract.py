@@ -9,13 +9,13 @@ method of the CycleStore and ReadStore protocols must give equal typed rows on b
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import ACTIVE_PATH, ARCHIVED_PATH, SCENARIO, imls_pages, write_config
+from msgspec.structs import replace
 from werkzeug import Response
 
 import monitor.check

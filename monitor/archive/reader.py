@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import io
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
+from msgspec import Struct
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord
@@ -33,8 +33,7 @@ _PARSE_ERRORS = (ArchiveLoadFailed, StatusAndHeadersParserException, EOFError, S
                  ValueError, TypeError, IndexError)
 
 
-@dataclass(frozen=True)
-class ArchivedResponse:
+class ArchivedResponse(Struct, frozen=True):
     """One response or revisit record read back; raw_payload is still content-encoded."""
 
     record_type: Literal["response", "revisit"]
@@ -54,8 +53,7 @@ class Unreadable(Exception):
     """A gzip member or WARC record that cannot be read; the message says why."""
 
 
-@dataclass(frozen=True)
-class Loaded:
+class Loaded(Struct, frozen=True):
     """One record parsed out of its decompressed gzip member."""
 
     record: ArcWarcRecord

@@ -11,10 +11,11 @@ import hashlib
 import io
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from msgspec import Struct
+from msgspec.structs import replace
 from warcio.recordbuilder import RecordBuilder
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
@@ -34,8 +35,7 @@ HTTP_HEADER_FIELD = "http-header"
 _RECORDS = RecordBuilder(warc_version="1.1")  # builds records only; stateless
 
 
-@dataclass(frozen=True)
-class PreviousCapture:
+class PreviousCapture(Struct, frozen=True):
     """The last response recorded for a target URL; for revisits, the original response."""
 
     record_id: str
@@ -44,8 +44,7 @@ class PreviousCapture:
     payload_digest: str  # "sha1:BASE32"
 
 
-@dataclass(frozen=True)
-class Provenance:
+class Provenance(Struct, frozen=True):
     """Where an exchange is recorded as coming from: defaults are the exchange's own URL and time.
 
     A backfilled memento is recorded under the page's original URL at the capture's own

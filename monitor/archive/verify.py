@@ -13,9 +13,10 @@ import hashlib
 import os
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
+
+from msgspec import Struct
 
 from monitor.archive.reader import GZIP_WBITS, READ_SIZE, Loaded, Unreadable, load, read_member
 from monitor.errors import StoreError
@@ -26,8 +27,7 @@ _TAIL_WINDOW = 1 << 20  # how far back from the end whole_end looks for the last
 _TAIL_CANDIDATES = 32
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(Struct, frozen=True):
     """One finding of verify_archive: an error (data is wrong) or a warning (harmless)."""
 
     severity: Literal["error", "warning"]
@@ -37,8 +37,7 @@ class Problem:
         return f"{self.severity}: {self.message}"
 
 
-@dataclass(frozen=True)
-class _Scanned:
+class _Scanned(Struct, frozen=True):
     """What a sequential read found at one offset of a file: a record, or damage."""
 
     offset: int

@@ -21,11 +21,11 @@ import re
 import socket
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from msgspec import Struct
 from warcio.recordloader import ArcWarcRecord
 from warcio.warcwriter import WARCWriter
 
@@ -44,8 +44,7 @@ def default_writer_id() -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
 
 
-@dataclass
-class _Open:
+class _Open(Struct):
     """The file being appended to, under its flock."""
 
     path: Path

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import httpx
+from msgspec import Struct
 
 from monitor.backfill.polite import (
     ArchiveAnswer,
@@ -36,8 +36,7 @@ _WWW_HOST = re.compile(r"^(https?://)www\d*\.", re.IGNORECASE)
 _REDUNDANT_PORT = re.compile(r"^(http://[^/:?#]+):80(?=[/?#]|$)|^(https://[^/:?#]+):443(?=[/?#]|$)")
 
 
-@dataclass(frozen=True)
-class CdxCapture:
+class CdxCapture(Struct, frozen=True):
     """One capture of a page, as the CDX server lists it."""
 
     timestamp: str  # YYYYMMDDhhmmss, as the archive spells it (memento URLs use it)
@@ -49,8 +48,7 @@ class CdxCapture:
     length: int | None
 
 
-@dataclass(frozen=True)
-class CdxPage:
+class CdxPage(Struct, frozen=True):
     """One answer of the CDX server: its rows as field dicts, and the key to the next page."""
 
     rows: list[dict[str, str]]

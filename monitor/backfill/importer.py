@@ -10,11 +10,11 @@ already recorded (page URL, timestamp, digest) is never fetched again.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from http import HTTPStatus
 
 import httpx
+from msgspec import Struct
 
 from monitor.archive import WarcWriter
 from monitor.backfill.cdx import CdxCapture, list_captures
@@ -30,8 +30,7 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 _FRAMING = frozenset({"content-encoding", "transfer-encoding", "content-length"})
 
 
-@dataclass(frozen=True)
-class Wanted:
+class Wanted(Struct, frozen=True):
     """A capture the archive lists for a page, with what identifies it."""
 
     page: PageConfig
@@ -42,8 +41,7 @@ class Wanted:
         return CaptureKey(self.page.url, self.capture.timestamp, self.capture.digest)
 
 
-@dataclass(frozen=True)
-class Fetched:
+class Fetched(Struct, frozen=True):
     """What importing the captures did."""
 
     found: int  # captures the archive lists in the range

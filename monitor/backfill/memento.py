@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import email.utils
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urljoin
 
 import httpx
+from msgspec import Struct
 
 from monitor.backfill.cdx import CdxCapture, parse_timestamp
 from monitor.backfill.polite import ArchiveAnswer, RateLimiter, polite_get
@@ -39,8 +39,7 @@ _ERROR_TEXTS = (
 )
 
 
-@dataclass(frozen=True)
-class Memento:
+class Memento(Struct, frozen=True):
     """What the archive answered for one capture: the bytes, or why they are not the capture."""
 
     capture: CdxCapture

@@ -13,10 +13,10 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+from msgspec import Struct
 
 from monitor.errors import MonitorError
 from monitor.politeness import retry_after_s
@@ -40,13 +40,15 @@ class ArchiveRefused(ArchiveError):
     """The archive refuses us (403, a block, or 429 past our retries): going on would be rude."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(Struct, frozen=True):
     """How often and how long to retry a 429, a 5xx or a network error."""
 
     retries: int = 4
     backoff_s: float = 2.0
     max_wait_s: float = 300.0  # a Retry-After asking for more than this is a refusal
+
+
+DEFAULT_RETRY = RetryPolicy()
 
 
 class RateLimiter:
@@ -98,8 +100,7 @@ class RateLimiter:
 MAX_BYTES = 10_000_000
 
 
-@dataclass(frozen=True)
-class ArchiveAnswer:
+class ArchiveAnswer(Struct, frozen=True):
     """One response from the archive, its body read (and content-decoded) under a limit."""
 
     url: str
@@ -150,7 +151,7 @@ async def polite_get(
     limiter: RateLimiter,
     *,
     params: list[tuple[str, str]] | None = None,
-    policy: RetryPolicy = RetryPolicy(),
+    policy: RetryPolicy = DEFAULT_RETRY,
     max_bytes: int = MAX_BYTES,
 ) -> ArchiveAnswer:
     """GET through the limiter, retrying 429/5xx/network errors; the body is read.

@@ -22,8 +22,10 @@ import itertools
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import datetime
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from monitor.canonical import comparable_text
 from monitor.classify import classify_cycle
@@ -40,8 +42,7 @@ from monitor.store.backfill import (
 NAMESPACE = uuid.UUID("6f0c1c52-5d1e-4c8a-9a43-0b6e2f7d3a11")  # monitor's imported history
 
 
-@dataclass(frozen=True)
-class ReplayStep:
+class ReplayStep(Struct, frozen=True):
     """One archived capture, extracted: a cycle that observes its page only."""
 
     key: CaptureKey
@@ -51,8 +52,7 @@ class ReplayStep:
     entries: tuple[Entry, ...]
 
 
-@dataclass(frozen=True)
-class ReplayRules:
+class ReplayRules(Struct, frozen=True):
     """The guards of live checks, and backfill's hold limit in capture time."""
 
     confirm_checks: int
@@ -60,8 +60,7 @@ class ReplayRules:
     hold_for_s: float
 
 
-@dataclass
-class _Held:
+class _Held(Struct):
     """An entry that left an active page, waiting for the archived pages to answer."""
 
     left: ReplayStep
@@ -69,8 +68,7 @@ class _Held:
     waiting: set[str]
 
 
-@dataclass
-class Replay:
+class Replay(Struct):
     """What the replay derived, with the replay's own entry ids."""
 
     events: list[tuple[Event, CaptureKey]] = field(default_factory=list)

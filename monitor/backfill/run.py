@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import cast
+
+from msgspec import Struct
 
 from monitor.archive import WarcWriter, read_capture
 from monitor.backfill.importer import Fetched, Progress, find_captures, import_captures
@@ -39,8 +40,7 @@ log = logging.getLogger("monitor")
 LOCK_WAIT_S = 120.0  # a live check in flight finishes well within this
 
 
-@dataclass(frozen=True)
-class BackfillReport:
+class BackfillReport(Struct, frozen=True):
     """What a backfill run did, and the imported history it left."""
 
     fetched: Fetched

@@ -6,8 +6,9 @@ whether a config has [cluster] without loading Celery, Redis or psycopg.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from monitor.config import ClusterConfig, Config, load_config
 from monitor.errors import ConfigError
@@ -15,8 +16,7 @@ from monitor.errors import ConfigError
 __all__ = ["ClusterConfig", "ClusterSetup", "cluster_of", "load_setup", "page_groups"]
 
 
-@dataclass(frozen=True)
-class ClusterSetup:
+class ClusterSetup(Struct, frozen=True):
     """A loaded config, its [cluster] (None without) and its page groups in config order."""
 
     config: Config

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from msgspec import Struct
 
-@dataclass(frozen=True)
-class _CronField:
+
+class _CronField(Struct, frozen=True):
     keyword: str  # CronTrigger's keyword argument
     label: str  # as crontab(5) calls it
     low: int

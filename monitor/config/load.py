@@ -8,9 +8,10 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from msgspec.structs import replace
 
 from monitor.config import rules
 from monitor.config.model import (

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+
+from msgspec import Struct, field
 
 from monitor.models import Role
 
@@ -14,8 +15,7 @@ DEFAULT_USER_AGENT = (
 )
 
 
-@dataclass(frozen=True)
-class Selectors:
+class Selectors(Struct, frozen=True):
     """CSS selectors for one page: `item` finds entries, the rest look inside an item."""
 
     item: str
@@ -25,8 +25,7 @@ class Selectors:
     next: str | None = None  # the listing's next-page link, searched in the whole page
 
 
-@dataclass(frozen=True)
-class DetailConfig:
+class DetailConfig(Struct, frozen=True):
     """[pages.detail]: each entry's own page is fetched too."""
 
     every_s: float = 86400.0
@@ -34,8 +33,7 @@ class DetailConfig:
     keep_checking_s: float = 30 * 86400.0  # after the entry left every listing
 
 
-@dataclass(frozen=True)
-class PageConfig:
+class PageConfig(Struct, frozen=True):
     name: str
     url: str
     role: Role
@@ -51,8 +49,7 @@ class PageConfig:
         return (self.select, *self.layouts)
 
 
-@dataclass(frozen=True)
-class MonitorSettings:
+class MonitorSettings(Struct, frozen=True):
     data_dir: Path = Path("snapshots")
     user_agent: str = DEFAULT_USER_AGENT
     timeout_s: float = 30.0
@@ -64,29 +61,25 @@ class MonitorSettings:
     warc_max_bytes: int = 1_000_000_000
 
 
-@dataclass(frozen=True)
-class ScheduleConfig:
+class ScheduleConfig(Struct, frozen=True):
     interval_s: float | None = 6 * 3600.0  # None when `cron` is given
     cron: str | None = None
     jitter_s: float = 300.0
     run_at_start: bool = True
 
 
-@dataclass(frozen=True)
-class FeedConfig:
+class FeedConfig(Struct, frozen=True):
     title: str = "IMLS national initiatives: change log"
     max_entries: int = 200
     path: Path | None = None  # absolute once loaded
     base_url: str | None = None  # ends with "/" once loaded
 
 
-@dataclass(frozen=True)
-class ServeConfig:
+class ServeConfig(Struct, frozen=True):
     allowed_hosts: tuple[str, ...] = ()  # lower-case host names, any port
 
 
-@dataclass(frozen=True)
-class BackfillConfig:
+class BackfillConfig(Struct, frozen=True):
     cdx_url: str = "https://web.archive.org/cdx/search/cdx"
     memento_url: str = "https://web.archive.org/web/{timestamp}id_/{url}"
     rate_per_minute: float = 15.0
@@ -94,8 +87,7 @@ class BackfillConfig:
     hold_for_s: float = 90 * 86400.0
 
 
-@dataclass(frozen=True)
-class NotifyTarget:
+class NotifyTarget(Struct, frozen=True):
     """One [[notify]] table: where to send which events."""
 
     url: str  # an Apprise URL; may hold secrets, never print it whole
@@ -105,16 +97,14 @@ class NotifyTarget:
     give_up_after_s: float = 7 * 86400.0
 
 
-@dataclass(frozen=True)
-class ClusterConfig:
+class ClusterConfig(Struct, frozen=True):
     database: str  # postgresql:// URL; may hold a password
     broker: str  # redis://, rediss://, amqp:// or amqps:// URL; may hold a password
     archive: Path  # absolute once loaded
     task_timeout_s: float = 600.0
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Struct, frozen=True):
     path: Path  # the file it was read from (absolute)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)

@@ -11,8 +11,8 @@ the text rules of SPEC (text.py). The limits on hostile markup are in limits.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from msgspec import Struct
 from selectolax.lexbor import LexborHTMLParser
 
 from monitor.entry import Entry
@@ -57,8 +57,7 @@ if TYPE_CHECKING:
         def description(self) -> str | None: ...
 
 
-@dataclass(frozen=True)
-class Extraction:
+class Extraction(Struct, frozen=True):
     """What one page says: its entries, which layout found them, its next page, its signs."""
 
     entries: tuple[Entry, ...]

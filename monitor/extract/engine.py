@@ -9,9 +9,9 @@ own text() (C, fast) separates words where a browser's layout does.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
+from msgspec import Struct
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from monitor.entry import Entry
@@ -30,8 +30,7 @@ HIDDEN_TAGS = ["script", "style", "template"]
 _NOT_BOUNDARIES = INLINE_TAGS | {"html", "head", "body", "br"}
 
 
-@dataclass(frozen=True)
-class Fields:
+class Fields(Struct, frozen=True):
     """The selectors of one layout, as the engine reads them."""
 
     item: str

@@ -8,9 +8,10 @@ finds its deliveries.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from msgspec import Struct
 
 from monitor.config import Config, NotifyTarget
 from monitor.errors import ConfigError, NoDatabaseYet, StoreError
@@ -27,8 +28,7 @@ GONE = "(no longer in the config)"
 Send = Callable[[str, Message, float], SendResultLike]
 
 
-@dataclass(frozen=True)
-class ProbeResult:
+class ProbeResult(Struct, frozen=True):
     """What `notify test` got from one target."""
 
     number: int  # from 1, in config order
@@ -42,8 +42,7 @@ class ProbeResult:
         return f"target {self.number} {self.url}: {verdict}"
 
 
-@dataclass(frozen=True)
-class TargetStatus:
+class TargetStatus(Struct, frozen=True):
     """One target's deliveries, as `notify status` shows them."""
 
     number: int | None  # from 1, in config order; None: no longer in the config

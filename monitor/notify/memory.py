@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from monitor.models import Event
 from monitor.notify.outbox import Delivery, NewDelivery
@@ -13,8 +15,7 @@ from monitor.notify.outbox import Delivery, NewDelivery
 DeliveryState = Literal["pending", "sent", "failed"]
 
 
-@dataclass(frozen=True)
-class DeliveryRecord:
+class DeliveryRecord(Struct, frozen=True):
     """A delivery and what became of it, as `monitor notify status` shows it."""
 
     delivery: Delivery

@@ -10,9 +10,10 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
+
+from msgspec import Struct
 
 from monitor.models import Event, format_time
 from monitor.render import capture_path, entry_path
@@ -27,8 +28,7 @@ DIGEST_TITLES = 5  # names shown in a digest's title before "..."
 _LABELS = {"page-error": "Page error", "page-recovered": "Page recovered"}
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(Struct, frozen=True):
     """One notification: a title (subject) and a plain-text body."""
 
     title: str

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
+
+from msgspec import Struct, field
 
 from monitor.models import Event
 from monitor.notify.message import Message, digest_message, event_message
@@ -34,8 +35,7 @@ class SendResultLike(Protocol):
     def error(self) -> str | None: ...
 
 
-@dataclass(frozen=True)
-class NewDelivery:
+class NewDelivery(Struct, frozen=True):
     """A delivery a cycle adds to the outbox: its events for one target, due at once."""
 
     target: int  # index of the target in config order (0-based)
@@ -48,8 +48,7 @@ class NewDelivery:
     joins: datetime | None = None
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(Struct, frozen=True):
     """One pending message: one event (or a digest of a cycle's events) for one target."""
 
     id: int
@@ -83,8 +82,7 @@ class Outbox(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class DeliveryReport:
+class DeliveryReport(Struct, frozen=True):
     """What one deliver_due() call did; errors are redacted and name the target (from 1)."""
 
     sent: int = 0

@@ -6,10 +6,10 @@ import contextvars
 import logging
 import threading
 import warnings
-from dataclasses import dataclass
 
 import apprise
 from apprise.manager_plugins import NotificationManager
+from msgspec import Struct
 
 from monitor.notify.message import Message
 from monitor.notify.redact import redact_text, redact_url
@@ -32,8 +32,7 @@ _SENDING = threading.Lock()
 _CURRENT: contextvars.ContextVar[object] = contextvars.ContextVar("monitor_notify_send")
 
 
-@dataclass(frozen=True)
-class SendResult:
+class SendResult(Struct, frozen=True):
     """What one send gave: ok, or an error that names the (redacted) target and the cause."""
 
     ok: bool

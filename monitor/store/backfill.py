@@ -8,16 +8,16 @@ PostgreSQL mirrors it. Nothing here touches a live event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+
+from msgspec import Struct
 
 from monitor.models import Event
 from monitor.store.base import CaptureRecord
 
 
-@dataclass(frozen=True)
-class CaptureKey:
+class CaptureKey(Struct, frozen=True):
     """What identifies a capture in a web archive: the page's URL, the timestamp, the digest."""
 
     page_url: str
@@ -30,8 +30,7 @@ class CaptureKey:
         return f"{self.timestamp} {self.digest} {self.page_url}"
 
 
-@dataclass(frozen=True)
-class ImportedCapture:
+class ImportedCapture(Struct, frozen=True):
     """One capture imported from a web archive, as recorded."""
 
     key: CaptureKey
@@ -45,8 +44,7 @@ class ImportedCapture:
     warc_offset: int | None
 
 
-@dataclass(frozen=True)
-class LiveEntry:
+class LiveEntry(Struct, frozen=True):
     """An entry live checks know, with the fields it had when live checks first saw it."""
 
     entry_id: str
@@ -56,8 +54,7 @@ class LiveEntry:
     removed: bool
 
 
-@dataclass(frozen=True)
-class ImportedVersion:
+class ImportedVersion(Struct, frozen=True):
     """One version of an entry, derived from the archive."""
 
     entry_id: str
@@ -70,8 +67,7 @@ class ImportedVersion:
     capture_id: int | None
 
 
-@dataclass(frozen=True)
-class ImportedEntry:
+class ImportedEntry(Struct, frozen=True):
     """An entry seen only in the archive: its row as the derived history leaves it."""
 
     entry_id: str
@@ -85,8 +81,7 @@ class ImportedEntry:
     last_changed: datetime
 
 
-@dataclass(frozen=True)
-class ImportedHistory:
+class ImportedHistory(Struct, frozen=True):
     """The whole derived history: it replaces the previous one in one transaction."""
 
     events: tuple[Event, ...]  # source "backfill", in time order

@@ -10,9 +10,10 @@ implementations sees a connection or a column name.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
+
+from msgspec import Struct, field
 
 from monitor.models import (
     CycleResult,
@@ -35,8 +36,7 @@ if TYPE_CHECKING:  # loaded only where used: a check cycle reads none of these r
     from monitor.store.reading import CaptureRow, CheckRow, EntryRow, PageRow, VersionRow, WarcRef
 
 
-@dataclass(frozen=True)
-class LastResponse:
+class LastResponse(Struct, frozen=True):
     """The last whole 2xx response archived for one URL (through revisits, the original)."""
 
     target_uri: str
@@ -48,8 +48,7 @@ class LastResponse:
     content_type: str | None
 
 
-@dataclass(frozen=True)
-class PageMemory:
+class PageMemory(Struct, frozen=True):
     """What checking one page needs from its last checks."""
 
     state: PageState
@@ -61,16 +60,14 @@ class PageMemory:
     accepted_captures: tuple[int, ...] = ()  # the captures of the accepted body, page by page
 
 
-@dataclass(frozen=True)
-class CycleState:
+class CycleState(Struct, frozen=True):
     """Everything a cycle reads before it fetches: each page's memory, the last responses."""
 
     pages: Mapping[str, PageMemory]
     last_responses: Mapping[str, LastResponse]  # by target URI
 
 
-@dataclass(frozen=True)
-class CaptureRecord:
+class CaptureRecord(Struct, frozen=True):
     """One archived exchange to record (or a fetch that got no response at all)."""
 
     page: str
@@ -96,8 +93,7 @@ class CaptureRecord:
     attempts: int | None = None
 
 
-@dataclass(frozen=True)
-class PageUpdate:
+class PageUpdate(Struct, frozen=True):
     """What a checked page's row learns from this cycle's fetch."""
 
     url: str
@@ -111,8 +107,7 @@ class PageUpdate:
     extractor: str | None = None  # with "set": the engine version that read the body
 
 
-@dataclass(frozen=True)
-class CycleRecord:
+class CycleRecord(Struct, frozen=True):
     """Everything one cycle writes, in one transaction."""
 
     started_at: datetime
@@ -126,8 +121,7 @@ class CycleRecord:
     deliveries: tuple[NewDelivery, ...] = ()
 
 
-@dataclass(frozen=True)
-class Rederived:
+class Rederived(Struct, frozen=True):
     """A page's accepted body read again by a new extraction engine: its entries' new fields."""
 
     page: str
@@ -139,8 +133,7 @@ class Rederived:
     held: frozenset[str] = frozenset()  # members kept by the hold rule (PageState.held)
 
 
-@dataclass(frozen=True)
-class RecordedCycle:
+class RecordedCycle(Struct, frozen=True):
     """What writing a cycle assigned: its id, and each page's final capture."""
 
     check_id: int
@@ -148,8 +141,7 @@ class RecordedCycle:
     captures: Mapping[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class EventQuery:
+class EventQuery(Struct, frozen=True):
     """Which events to read, newest first; `before_seq` pages through them (keyset)."""
 
     since: datetime | None = None

@@ -8,9 +8,10 @@ classes (bench/README.md, "speed 5"); the stores load their entry-page side on f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
+
+from msgspec import Struct
 
 from monitor.models import Event, format_time
 from monitor.store.base import CaptureRecord, LastResponse
@@ -22,8 +23,7 @@ if TYPE_CHECKING:
 LinkStatus = Literal["new", "ok", "gone", "error"]
 
 
-@dataclass(frozen=True)
-class LinkMemory:
+class LinkMemory(Struct, frozen=True):
     """What the store remembers of one entry's own page between checks (entry_pages)."""
 
     entry_id: str
@@ -41,8 +41,7 @@ class LinkMemory:
     removed_at: datetime | None = None  # when its entry left every listing
 
 
-@dataclass(frozen=True)
-class LinkCandidate:
+class LinkCandidate(Struct, frozen=True):
     """An entry with a link, as a detail phase reads it: whose own page may be checked."""
 
     entry_id: str
@@ -53,8 +52,7 @@ class LinkCandidate:
     removed_at: datetime | None  # a removed entry's last `removed` event (else last seen)
 
 
-@dataclass(frozen=True)
-class DetailState:
+class DetailState(Struct, frozen=True):
     """Everything an entry-page phase reads before it fetches."""
 
     candidates: tuple[LinkCandidate, ...]
@@ -62,8 +60,7 @@ class DetailState:
     last_responses: Mapping[str, LastResponse]  # by target URI, of the entry pages
 
 
-@dataclass(frozen=True)
-class LinkCheck:
+class LinkCheck(Struct, frozen=True):
     """One entry page fetched: its new memory, the captures, the events (capture ids unset)."""
 
     memory: LinkMemory
@@ -72,8 +69,7 @@ class LinkCheck:
     events: tuple[Event, ...] = ()
 
 
-@dataclass(frozen=True)
-class DetailRecord:
+class DetailRecord(Struct, frozen=True):
     """Everything one entry-page phase writes, in one transaction."""
 
     started_at: datetime
@@ -86,16 +82,14 @@ class DetailRecord:
     deliveries: tuple[NewDelivery, ...] = ()
 
 
-@dataclass(frozen=True)
-class RecordedDetail:
+class RecordedDetail(Struct, frozen=True):
     """What writing a detail phase assigned: its check id (None: nothing fetched), its events."""
 
     check_id: int | None
     events: tuple[Event, ...]
 
 
-@dataclass(frozen=True)
-class LinkCheckRow:
+class LinkCheckRow(Struct, frozen=True):
     """One check of an entry's page, as recorded (for history and the timeline)."""
 
     at: datetime

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+from msgspec import Struct
 
 from monitor.models import format_time, parse_time
 from monitor.notify.outbox import Delivery, NewDelivery, Outbox
@@ -21,8 +22,7 @@ from monitor.store.rows import optional_time as _time
 Row = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class NotifyStatusRow:
+class NotifyStatusRow(Struct, frozen=True):
     """The outbox's deliveries to one target (as queued: its index and URL hash), by state."""
 
     target: int  # the index (0-based, config order) it was last queued under

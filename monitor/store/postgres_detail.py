@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import psycopg
+from msgspec.structs import replace
 
 from monitor.errors import StoreError
 from monitor.models import Event, format_time, parse_time

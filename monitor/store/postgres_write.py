@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import psycopg
+from msgspec.structs import replace
 
 from monitor.models import CycleResult, EntryUpdate, Event, PageState, format_time
 from monitor.store.base import CaptureRecord, CycleRecord, PageUpdate, RecordedCycle, Rederived

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from msgspec import Struct
 
 from monitor.models import format_time, parse_time
 from monitor.store.rows import optional_time as _time
@@ -20,8 +21,7 @@ from monitor.store.rows import optional_time as _time
 Row = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class CaptureRow:
+class CaptureRow(Struct, frozen=True):
     id: int
     check_id: int
     page: str
@@ -61,8 +61,7 @@ class CaptureRow:
         }
 
 
-@dataclass(frozen=True)
-class EntryRow:
+class EntryRow(Struct, frozen=True):
     id: str
     title: str
     link: str | None
@@ -89,8 +88,7 @@ class EntryRow:
         }
 
 
-@dataclass(frozen=True)
-class VersionRow:
+class VersionRow(Struct, frozen=True):
     version: int
     at: datetime
     state: str
@@ -113,8 +111,7 @@ class VersionRow:
         }
 
 
-@dataclass(frozen=True)
-class PageRow:
+class PageRow(Struct, frozen=True):
     """A page as the store knows it (status, counts, last fetch), for status and the web page."""
 
     name: str
@@ -130,8 +127,7 @@ class PageRow:
     last_capture_id: int | None
 
 
-@dataclass(frozen=True)
-class CheckRow:
+class CheckRow(Struct, frozen=True):
     """One check cycle as recorded."""
 
     id: int
@@ -143,8 +139,7 @@ class CheckRow:
     warc_file: str | None
 
 
-@dataclass(frozen=True)
-class WarcRef:
+class WarcRef(Struct, frozen=True):
     """Where the database says a capture's record is, and what it says the record holds
     (its payload digest, target URI and, for a revisit, the record it refers to), for verify."""
 

@@ -6,8 +6,9 @@ import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
+
+from msgspec.structs import replace
 
 from monitor.models import CycleResult, EntryUpdate, Event, PageState, format_time
 from monitor.store.base import (
