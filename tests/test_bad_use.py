@@ -15,6 +15,7 @@ import os
 import random
 import resource
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -421,6 +422,35 @@ def test_database_overwritten_with_garbage_is_a_clear_error(recorded):
         no_traceback(result.stdout, result.stderr)
         assert result.exit_code == 1, command
         assert str(recorded.data / "monitor.db") in result.stderr
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("changes", "{not json"),
+        ("changes", '["a list"]'),
+        ("changes", '{"title": "no before or after"}'),
+        ("at", "yesterday"),
+    ],
+    ids=["changes-not-json", "changes-a-list", "change-without-sides", "at-not-a-time"],
+)
+def test_an_events_row_edited_by_hand_is_a_clear_error(recorded, column, value):
+    """An events row whose columns no monitor wrote: the commands that read it exit 1 naming
+    the database and the event, with no traceback; the other events' commands still work."""
+    recorded.server.set("/list", Respond(200, listing(edit=1)))
+    assert run(recorded.config, "check").exit_code == 0
+    db_path = recorded.data / "monitor.db"
+    with sqlite3.connect(db_path) as db:
+        (event_id,) = db.execute("SELECT id FROM events ORDER BY seq LIMIT 1").fetchone()
+        db.execute(f"UPDATE events SET {column} = ? WHERE id = ?", (value, event_id))
+    db.close()
+    for command in (["log"], ["log", "--json"], ["feed", "--format", "json"]):
+        result = run(recorded.config, *command)
+        no_traceback(result.stdout, result.stderr)
+        assert result.exit_code == 1, (command, result.stdout)
+        assert str(db_path) in result.stderr and event_id in result.stderr, result.stderr
+        assert "damaged" in result.stderr
+    assert run(recorded.config, "status").exit_code == 0
 
 
 def test_deleted_warc_file_is_reported_not_fatal(recorded):

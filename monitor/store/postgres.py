@@ -316,7 +316,7 @@ class PostgresStore(PostgresDetail):
     def events(self, query: EventQuery | None = None) -> list[Event]:
         """Events newest first (by time, then seq), filtered; before_seq pages through them."""
         sql, params = R.events_sql(query or EventQuery(), "%s")
-        return [R.event_from_row(r) for r in self._rows(sql, params)]
+        return [R.event_from_row(r, self.location) for r in self._rows(sql, params)]
 
     def event_seq(self, event_id: str) -> int | None:
         """The seq of one event (the key `before_seq` pages by), None if unknown."""

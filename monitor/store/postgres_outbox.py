@@ -115,7 +115,7 @@ class PostgresOutbox:
         if not ids:
             return []
         rows = self._rows("SELECT * FROM events WHERE id = ANY(%s)", (list(ids),), "read events")
-        found = {r["id"]: R.event_from_row(r) for r in rows}
+        found = {r["id"]: R.event_from_row(r, self.location) for r in rows}
         return [found[i] for i in ids if i in found]
 
     def notify_status(self) -> list[O.NotifyStatusRow]:

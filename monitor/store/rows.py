@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from monitor.errors import StoreError
 from monitor.models import Change, Event, format_time, parse_time
 from monitor.store.base import CaptureRecord, EventQuery, PageUpdate
 
@@ -68,17 +69,25 @@ def event_row(check_id: int, event: Event) -> dict[str, Any]:
     }
 
 
-def event_from_row(row: Row) -> Event:
-    """An Event from an events row."""
-    changes = None
-    if row["changes"]:
-        changes = {
-            k: Change(v["before"], v["after"]) for k, v in json.loads(row["changes"]).items()
-        }
+def event_from_row(row: Row, where: str) -> Event:
+    """An Event from an events row; a row no monitor wrote (edited by hand, or a damaged
+    page of the file) is a StoreError naming `where` (the database) and the event."""
+    try:
+        changes = None
+        if row["changes"]:
+            changes = {
+                k: Change(v["before"], v["after"]) for k, v in json.loads(row["changes"]).items()
+            }
+    except (ValueError, TypeError, AttributeError, KeyError):
+        raise _damaged(where, row, "its changes are not the JSON object monitor writes") from None
+    try:
+        at = parse_time(row["at"])
+    except (ValueError, TypeError):
+        raise _damaged(where, row, f"its time {row['at']!r} is not an ISO 8601 time") from None
     return Event(
         id=row["id"],
         kind=row["kind"],
-        at=parse_time(row["at"]),
+        at=at,
         page=row["page"],
         entry_id=row["entry_id"],
         title=row["title"],
@@ -90,6 +99,10 @@ def event_from_row(row: Row) -> Event:
         source=row["source"] or "check",
         changes_html=row.get("changes_html"),
     )
+
+
+def _damaged(where: str, row: Row, what: str) -> StoreError:
+    return StoreError(f"{where}: event {row['id']}: {what}; the database is damaged")
 
 
 def capture_row(check_id: int, capture: CaptureRecord) -> dict[str, Any]:

@@ -352,7 +352,7 @@ class SqliteStore:
     def events(self, query: EventQuery | None = None) -> list[Event]:
         """Events newest first (by time, then seq), filtered; before_seq pages through them."""
         sql, params = R.events_sql(query or EventQuery(), "?")
-        return [R.event_from_row(r) for r in self._rows(sql, params)]
+        return [R.event_from_row(r, str(self.path)) for r in self._rows(sql, params)]
 
     def event_seq(self, event_id: str) -> int | None:
         """The seq of one event (the key `before_seq` pages by), None if unknown."""

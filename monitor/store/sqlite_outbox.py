@@ -82,7 +82,7 @@ class SqliteOutbox:
             return []
         marks = ", ".join("?" for _ in ids)
         found = {
-            r["id"]: R.event_from_row(r)
+            r["id"]: R.event_from_row(r, str(self.path))
             for r in self._rows(f"SELECT * FROM events WHERE id IN ({marks})", list(ids))
         }
         return [found[i] for i in ids if i in found]
