@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import click
 
-from monitor.cli.base import COMMAND_MODULES, cli
+from monitor.cli.base import COMMAND_MODULES, cli, writes_utf8
 from monitor.errors import ConfigError
 
 __all__ = ["COMMAND_MODULES", "cli", "main"]
@@ -32,8 +32,7 @@ def _tolerate_unencodable_output() -> None:
     cannot encode: write it escaped (`\\u2019`) rather than stop mid-output with a
     traceback, after the cycle that found it has been recorded."""
     for stream in (sys.stdout, sys.stderr):
-        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-        if encoding not in ("utf8", "") and hasattr(stream, "reconfigure"):
+        if not writes_utf8(stream) and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
 
 

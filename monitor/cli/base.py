@@ -105,10 +105,15 @@ def open_store(config: Config) -> Store:
     return store
 
 
+def writes_utf8(stream: Any) -> bool:
+    """Whether a text stream encodes UTF-8 (one that names no encoding is taken to)."""
+    encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("-", "")
+    return encoding == "utf8"
+
+
 def emit_json(obj: Any) -> None:
     # Non-ASCII as is on a UTF-8 output; escaped (still the same JSON) on any other.
-    encoding = (getattr(sys.stdout, "encoding", None) or "utf-8").lower().replace("-", "")
-    click.echo(json.dumps(obj, ensure_ascii=encoding != "utf8"))
+    click.echo(json.dumps(obj, ensure_ascii=not writes_utf8(sys.stdout)))
 
 
 class MonitorGroup(click.Group):

@@ -345,10 +345,8 @@ class PostgresStore(PostgresDetail):
         return reading.entry_from_row(rows[0], self._listed_until(entry_id).get(entry_id))
 
     def _listed_until(self, entry_id: str | None = None) -> dict[str, str]:
-        where = "" if entry_id is None else " AND l.entry_id = %s"
-        params = () if entry_id is None else (entry_id,)
-        rows = self._rows(reading.LISTED_UNTIL_SQL.format(where=where), params)
-        return {r["entry_id"]: r["listed_until"] for r in rows if r["listed_until"]}
+        rows = self._rows(*reading.listed_until_query(entry_id, "%s"))
+        return reading.listed_until_by_entry(rows)
 
     def entry_ids(self, prefix: str, limit: int = 10) -> list[str]:
         """Entry ids starting with `prefix` (at most `limit`), for ids typed by hand."""

@@ -9,7 +9,7 @@ build their classes: each dataclass costs a start ~0.5 ms on Python 3.11 (bench/
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -174,6 +174,18 @@ LISTED_UNTIL_SQL = (
     "SELECT l.entry_id, max(p.last_ok_at) AS listed_until FROM placements l "
     "JOIN pages p ON p.name = l.page WHERE NOT l.held{where} GROUP BY l.entry_id"
 )
+
+
+def listed_until_query(entry_id: str | None, mark: str) -> tuple[str, tuple[str, ...]]:
+    """LISTED_UNTIL_SQL for every entry or one, with the store's parameter mark."""
+    if entry_id is None:
+        return LISTED_UNTIL_SQL.format(where=""), ()
+    return LISTED_UNTIL_SQL.format(where=f" AND l.entry_id = {mark}"), (entry_id,)
+
+
+def listed_until_by_entry(rows: Iterable[Row]) -> dict[str, str]:
+    """entry id -> when it was last listed, from LISTED_UNTIL_SQL's rows."""
+    return {r["entry_id"]: r["listed_until"] for r in rows if r["listed_until"]}
 
 
 def entry_from_row(r: Row, listed_until: str | None = None) -> EntryRow:

@@ -387,12 +387,9 @@ class SqliteStore:
         return entry_from_row(rows[0], self._listed_until(entry_id).get(entry_id))
 
     def _listed_until(self, entry_id: str | None = None) -> dict[str, str]:
-        from monitor.store.reading import LISTED_UNTIL_SQL
+        from monitor.store.reading import listed_until_by_entry, listed_until_query
 
-        where = "" if entry_id is None else " AND l.entry_id = ?"
-        params = () if entry_id is None else (entry_id,)
-        rows = self._rows(LISTED_UNTIL_SQL.format(where=where), params)
-        return {r["entry_id"]: r["listed_until"] for r in rows if r["listed_until"]}
+        return listed_until_by_entry(self._rows(*listed_until_query(entry_id, "?")))
 
     def entry_ids(self, prefix: str, limit: int = 10) -> list[str]:
         """Entry ids starting with `prefix` (at most `limit`), for ids typed by hand."""
