@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from conftest import ACTIVE_PATH, ARCHIVED_PATH, SCENARIO, imls_pages, json_lines, run, write_config
 
@@ -153,6 +154,24 @@ def test_a_group_locked_in_postgres_is_not_checked(site, tmp_path, postgres_data
         assert site.requests == []  # nothing was fetched
         assert (tmp_path / "data" / "monitor.lock").exists() is False  # no flock either
     assert run(config, "check").exit_code == 0
+
+
+def test_a_released_group_lock_is_free_at_once(postgres_database, monkeypatch):
+    """A check that ends frees its group for the one that follows at once (cron's next
+    command, a worker's next task). The server ends a closed session when its process has
+    exited, a moment later; here the sessions outlive their close until the test ends, so
+    only an unlock sent before closing frees the group in time."""
+    closing: list[psycopg.Connection] = []
+    real_close = psycopg.Connection.close
+    monkeypatch.setattr(psycopg.Connection, "close", lambda conn: closing.append(conn))
+    try:
+        with group_lock(postgres_database, ["default"], wait_s=0, purpose="first"):
+            pass
+        with group_lock(postgres_database, ["default"], wait_s=0, purpose="next"):
+            pass
+    finally:
+        for conn in closing:
+            real_close(conn)
 
 
 def test_a_dead_holder_frees_the_group_lock(site, tmp_path, postgres_database):

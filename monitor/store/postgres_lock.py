@@ -7,6 +7,7 @@ flock. The key is a stable 64-bit hash of the group's name, the same on every ma
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -41,7 +42,12 @@ def group_lock(url: str, groups: Sequence[str], *, wait_s: float, purpose: str) 
             _take(conn, url, group, wait_s)
         yield
     finally:
-        conn.close()  # ending the session releases its advisory locks
+        # Unlock, then close. Closing alone frees the locks only when the server process
+        # of the session has exited, a moment later: a check that follows at once (cron's
+        # next command, a worker's next task) would find its group still held and exit 3.
+        with contextlib.suppress(psycopg.Error):  # a broken session ends on the server's side
+            conn.execute("SELECT pg_advisory_unlock_all()")
+        conn.close()
 
 
 def _take(conn: psycopg.Connection[Any], url: str, group: str, wait_s: float) -> None:
