@@ -12,8 +12,8 @@ and exceptions, on asyncio's own streams. TLS is `StreamWriter.start_tls` (Pytho
 A connection's idle check reads the stream's own state (EOF seen, data waiting):
 asyncio reads the socket as data arrives, so the socket itself says nothing.
 
-The TLS context is httpx's verifying one with its CA bundle loaded at the first TLS
-connection (`DeferredTLSContext`): a one-off check of http:// pages never pays for it.
+The TLS context is httpx's verifying one, made at the first TLS connection
+(`DeferredTLSContext`): a one-off check of http:// pages never pays for it.
 
 httpcore's own locks and events go through anyio too, whatever the network backend:
 `use_asyncio_primitives` puts asyncio's in their place (see there why that is sound).
@@ -44,47 +44,59 @@ READ_LIMIT = 1 << 16  # the stream's buffer; httpcore reads 64 KiB at a time
 HAPPY_EYEBALLS_DELAY_S = 0.25
 
 
-class DeferredTLSContext(ssl.SSLContext):
-    """httpx's default TLS context, its trust loaded when the first connection wraps it.
+class DeferredTLSContext:
+    """httpx's verifying TLS context, made when the first TLS connection needs it.
 
-    Loading the CA bundle costs ~30 ms, a tenth of a one-off check of two pages, and a
-    config of http:// pages never needs it. What is trusted is what httpx trusts:
-    $SSL_CERT_FILE, else $SSL_CERT_DIR, else certifi's bundle; the host name is checked
-    and a certificate required (PROTOCOL_TLS_CLIENT's defaults), as there.
+    Making any `ssl.SSLContext` initialises OpenSSL (~2.5 ms, ~10 M instructions) and
+    loading the CA bundle costs ~30 ms more: a config of http:// pages needs neither, and a
+    one-off check of two pages takes ~0.17 s in all. httpx hands this object to httpcore
+    unchanged (it passes any context it does not build itself), and httpcore only sets its
+    ALPN protocols and hands it to the stream's `start_tls`, where `AsyncioStream` asks for
+    the real one (`context()`).
+
+    What is trusted is what httpx trusts: $SSL_CERT_FILE, else $SSL_CERT_DIR, else
+    certifi's bundle, read when the context is made; the host name is checked and a
+    certificate required (PROTOCOL_TLS_CLIENT's defaults), as there.
     """
 
-    def __new__(cls) -> DeferredTLSContext:
-        return super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)
-
     def __init__(self) -> None:
-        super().__init__()
-        self._trust_lock = threading.Lock()  # the daemon's threads share one context
-        self._trust_loaded = False
+        self._lock = threading.Lock()  # the daemon's threads share one context
+        self._context: ssl.SSLContext | None = None
+        self._alpn: list[str] | None = None
 
-    def _load_trust(self) -> None:
-        with self._trust_lock:
-            if self._trust_loaded:
-                return
-            if os.environ.get("SSL_CERT_FILE"):
-                self.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
-            elif os.environ.get("SSL_CERT_DIR"):
-                self.load_verify_locations(capath=os.environ["SSL_CERT_DIR"])
-            else:
-                import certifi  # httpx's own dependency
+    @property
+    def made(self) -> bool:
+        return self._context is not None
 
-                self.load_verify_locations(cafile=certifi.where())
-            keylog = os.environ.get("SSLKEYLOGFILE")  # as ssl.create_default_context does
-            if keylog and not sys.flags.ignore_environment:
-                self.keylog_filename = keylog
-            self._trust_loaded = True
+    def set_alpn_protocols(self, protocols: Iterable[str]) -> None:
+        with self._lock:
+            self._alpn = list(protocols)
+            if self._context is not None:
+                self._context.set_alpn_protocols(self._alpn)
 
-    def wrap_bio(self, *args: typing.Any, **kwargs: typing.Any) -> ssl.SSLObject:
-        self._load_trust()  # asyncio's start_tls wraps a BIO pair
-        return super().wrap_bio(*args, **kwargs)
+    def context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._context is None:
+                self._context = _verifying_context()
+                if self._alpn is not None:
+                    self._context.set_alpn_protocols(self._alpn)
+            return self._context
 
-    def wrap_socket(self, *args: typing.Any, **kwargs: typing.Any) -> ssl.SSLSocket:
-        self._load_trust()
-        return super().wrap_socket(*args, **kwargs)
+
+def _verifying_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if os.environ.get("SSL_CERT_FILE"):
+        context.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
+    elif os.environ.get("SSL_CERT_DIR"):
+        context.load_verify_locations(capath=os.environ["SSL_CERT_DIR"])
+    else:
+        import certifi  # httpx's own dependency
+
+        context.load_verify_locations(cafile=certifi.where())
+    keylog = os.environ.get("SSLKEYLOGFILE")  # as ssl.create_default_context does
+    if keylog and not sys.flags.ignore_environment:
+        context.keylog_filename = keylog
+    return context
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
@@ -137,6 +149,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     ) -> httpcore.AsyncNetworkStream:
         try:
             async with asyncio.timeout(timeout):
+                if isinstance(ssl_context, DeferredTLSContext):
+                    ssl_context = ssl_context.context()
                 await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
         except TimeoutError as error:
             await self.aclose()
@@ -286,14 +300,19 @@ class LinearPool(httpcore.AsyncConnectionPool):
 class AsyncioTransport(httpx.AsyncHTTPTransport):
     """httpx's transport (its request/response mapping and exceptions) over AsyncioBackend."""
 
-    def __init__(self, *, verify: ssl.SSLContext, limits: httpx.Limits) -> None:
-        super().__init__(verify=verify, limits=limits)
+    def __init__(
+        self, *, verify: ssl.SSLContext | DeferredTLSContext, limits: httpx.Limits
+    ) -> None:
+        # httpx and httpcore pass a context they did not make through untouched (see
+        # DeferredTLSContext): typed as theirs, for them
+        context = typing.cast(ssl.SSLContext, verify)
+        super().__init__(verify=context, limits=limits)
         # httpx builds its pool in __init__ with no way to name a backend: replace it.
         # Checked, so that an httpx that keeps its pool elsewhere fails here, loudly.
         if not isinstance(getattr(self, "_pool", None), httpcore.AsyncConnectionPool):
             raise RuntimeError("httpx.AsyncHTTPTransport no longer keeps its pool in _pool")
         self._pool = LinearPool(
-            ssl_context=verify,
+            ssl_context=context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

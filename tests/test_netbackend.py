@@ -163,7 +163,7 @@ def test_an_untrusted_certificate_is_refused(tls_server):
     assert tls_server.requests == 0
 
 
-def _client_with(context: ssl.SSLContext) -> httpx.AsyncClient:
+def _client_with(context: ssl.SSLContext | DeferredTLSContext) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=10, max_keepalive_connections=10)
     return httpx.AsyncClient(transport=AsyncioTransport(verify=context, limits=limits))
 
@@ -171,16 +171,21 @@ def _client_with(context: ssl.SSLContext) -> httpx.AsyncClient:
 def test_the_monitors_context_loads_its_trust_at_the_first_tls_connection(
     ca, tls_server, tmp_path, monkeypatch
 ):
-    """No CA is loaded until a TLS connection needs one; then $SSL_CERT_FILE is trusted."""
+    """No TLS context is made (nor CA loaded) until a TLS connection needs one; then
+    $SSL_CERT_FILE is trusted, and the context serves the connections after it."""
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     context = DeferredTLSContext()
-    assert context.cert_store_stats()["x509_ca"] == 0  # an http:// cycle stops here
+    client = _client_with(context)
+    assert not context.made  # an http:// cycle stops here
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # read when first used, not before
-    (result,) = asyncio.run(_fetch_all(_client_with(context), [tls_server.url()]))
-    assert result.error is None and result.exchanges[-1].raw_body == PAGE
-    assert context.cert_store_stats()["x509_ca"] == 1
+    first, second = asyncio.run(_fetch_all(client, [tls_server.url(), tls_server.url("/b")]))
+    assert first.error is None and first.exchanges[-1].raw_body == PAGE
+    assert second.error is None
+    made = context.context()
+    assert made.cert_store_stats()["x509_ca"] == 1
+    assert made.verify_mode == ssl.CERT_REQUIRED and made.check_hostname
 
 
 def test_the_monitors_context_verifies_like_httpxs(ca, tls_server, tmp_path, monkeypatch):
