@@ -25,13 +25,14 @@ from monitor.archive import CycleWriter
 from monitor.check import queued_deliveries
 from monitor.config import Config, PageConfig
 from monitor.errors import CycleCancelled
-from monitor.extract import extract_page, extract_text, is_html
+from monitor.extract import is_html
 from monitor.fetch import Target, Validators, fetch_target, make_client
 from monitor.linkcheck import DueLink, LinkVerdict, PageSigns, judge_link, plan_links, read_link
 from monitor.listing import archive_fetch
 from monitor.lock import data_dir_lock
 from monitor.models import Event, FetchResult, utc_now
 from monitor.observe import maybe_cut_short
+from monitor.parseguard import guarded_extract_page, guarded_extract_text
 from monitor.paths import warc_dir
 from monitor.politeness import HostLimits
 from monitor.store import LastResponse, Store, open_store
@@ -219,11 +220,11 @@ def _verdict(link: DueLink, result: FetchResult, listing_urls: Sequence[str]) ->
 
 
 def _signs(body: bytes, result: FetchResult, selector: str | None) -> PageSigns:
-    page = extract_page(body, content_type=result.content_type, base_url=result.final_url,
-                        layouts=[])  # fmt: skip
+    page = guarded_extract_page(body, content_type=result.content_type,
+                                base_url=result.final_url, layouts=[])  # fmt: skip
     content = None
     if selector:
-        content = extract_text(body, content_type=result.content_type, selector=selector)
+        content = guarded_extract_text(body, content_type=result.content_type, selector=selector)
     return PageSigns(page.title, page.heading, page.text, content)
 
 

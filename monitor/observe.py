@@ -17,8 +17,9 @@ from msgspec import Struct
 from monitor.config import PageConfig
 from monitor.decoders import decode_payload
 from monitor.errors import MonitorError
-from monitor.extract import EXTRACTOR_VERSION, Extraction, extract_page, is_html
+from monitor.extract import EXTRACTOR_VERSION, Extraction, is_html
 from monitor.models import Entry, FetchResult, PageObservation
+from monitor.parseguard import guarded_extract_page
 from monitor.signs import SHORT_TEXT, Answer, read_answer
 
 log = logging.getLogger("monitor")
@@ -108,7 +109,7 @@ def _blocked_error(result: FetchResult) -> str | None:
         return None
     if not body or not is_html(content_type, body):
         return None
-    signs = extract_page(body, content_type=content_type, base_url=last.url, layouts=())
+    signs = guarded_extract_page(body, content_type=content_type, base_url=last.url, layouts=())
     answer = read_signs(signs, requested_url=last.url, final_url=last.url, status=200)
     # Only a named wall (a vendor, a captcha): a plain "Forbidden" page of a 403 says no more
     # than its status, which the detail already gives.
@@ -120,7 +121,7 @@ def _blocked_error(result: FetchResult) -> str | None:
 def extract_listing_page(page: PageConfig, body: Body) -> Extraction | PageObservation:
     """The page's entries with the first layout that fits, or an error observation."""
     try:
-        return extract_page(
+        return guarded_extract_page(
             body.data, content_type=body.content_type, base_url=body.url, layouts=page.all_layouts
         )
     except Exception as error:  # a bug in extraction must not stop the other pages

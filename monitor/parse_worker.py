@@ -20,7 +20,7 @@ import time
 
 from msgspec import Struct
 
-from monitor.extract import Extraction, extract_page
+from monitor.extract import Extraction, extract_page, extract_text
 
 TYPE_CHECKING = False  # typing's, without importing typing: a parse worker never needs it
 if TYPE_CHECKING:
@@ -39,6 +39,11 @@ class Layout(Struct, frozen=True):
     link: str | None
     description: str | None
     next: str | None
+
+
+def as_layout(select: Any) -> Layout:
+    """A selector set (monitor.config.Selectors) as the plain value a worker reads."""
+    return Layout(select.item, select.title, select.link, select.description, select.next)
 
 
 class ParseJob(Struct, frozen=True):
@@ -79,6 +84,11 @@ def parse_job(job: ParseJob) -> Extraction:
         os.kill(os.getpid(), signal.SIGSEGV)  # test hook: see the module docstring
     return extract_page(job.data, content_type=job.content_type, base_url=job.url,
                         layouts=job.layouts)  # fmt: skip
+
+
+def text_job(data: bytes, content_type: str | None, selector: str | None) -> str:
+    """An entry page's text (extract_text), for a worker: its jobs take no keywords."""
+    return extract_text(data, content_type=content_type, selector=selector)
 
 
 def serve() -> None:

@@ -12,6 +12,8 @@ first check of 1,000 pages parses on both cores (~10% less wall here), while one
 pages (as fast without, 8 MB less), a cycle of 304s, or of 10% changed pages (100 bodies
 of 1,000 pages: no faster with a pool, +15 MB), starts none.
 Bodies are parsed in process until a worker has answered, so none waits for the start.
+A body of more than DEPTH_GATE tags never goes to the pool: `parseguard.py` parses it in a
+child of its own under a deadline, in a thread, so the event loop goes on fetching.
 
 A crash of the parser (a segfault in C kills the worker and the parse it ran; that one and
 every body still queued fail with `BrokenExecutor`) is not the end of the cycle: the pool is
@@ -36,7 +38,8 @@ from monitor.config import PageConfig
 from monitor.extract import Extraction
 from monitor.models import PageObservation
 from monitor.observe import Body, extract_listing_page, extraction_failed
-from monitor.parse_worker import CRASH_HOOK_ENV, Layout, ParseJob, parse_job, ready
+from monitor.parse_worker import CRASH_HOOK_ENV, Layout, ParseJob, as_layout, parse_job, ready
+from monitor.parseguard import may_parse_slowly
 
 if TYPE_CHECKING:  # imported when a pool starts: no small cycle should pay for it
     from monitor.workerpool import WorkerPool
@@ -81,6 +84,10 @@ class Parser:
     async def extract(self, page: PageConfig, body: Body) -> Extraction | PageObservation:
         """The page's entries with the first layout that fits, or an error observation."""
         self._parsed += 1
+        if may_parse_slowly(body.data):
+            # in a child process under a deadline (parseguard.py), which the pool has not;
+            # the event loop goes on fetching meanwhile
+            return await asyncio.to_thread(extract_listing_page, page, body)
         starting = self.wait_for_pool or self._main is not None or self._worth_a_pool()
         pool = self._main_pool() if self.pool and starting and not self._closed else None
         if pool is None:
@@ -172,7 +179,7 @@ def worth_a_pool(*, parsed: int, answered: int, pages: int) -> bool:
 
 def _layouts(page: PageConfig) -> tuple[Layout, ...]:
     """The page's selector sets as plain values (a worker imports no config)."""
-    return tuple(Layout(s.item, s.title, s.link, s.description, s.next) for s in page.all_layouts)
+    return tuple(as_layout(s) for s in page.all_layouts)
 
 
 def parser_for(pages: Sequence[PageConfig]) -> Parser:

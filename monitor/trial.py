@@ -18,11 +18,11 @@ from monitor.canonical import canonical_link
 from monitor.config import Config
 from monitor.config.model import MonitorSettings, PageConfig, Selectors
 from monitor.errors import ConfigError
-from monitor.extract import extract_page
 from monitor.extract.engine import selector_error
 from monitor.fetch import Target, fetch_target, make_client
 from monitor.models import Entry
 from monitor.observe import Body, answer_problem, sign_problem
+from monitor.parseguard import guarded_extract_page
 
 SELECTOR_KEYS = ("item", "title", "link", "description", "next")
 
@@ -119,12 +119,15 @@ async def _trial(page: PageConfig, settings: MonitorSettings) -> Trial:
             refused = answer_problem(page, result, body)
             if refused is not None:
                 return Trial(page, tuple(read), f"page {number}: {refused.detail}")
-            extraction = extract_page(
-                result.body,
-                content_type=result.content_type,
-                base_url=result.final_url,
-                layouts=page.all_layouts,
-            )
+            try:
+                extraction = guarded_extract_page(
+                    result.body,
+                    content_type=result.content_type,
+                    base_url=result.final_url,
+                    layouts=page.all_layouts,
+                )
+            except Exception as error:  # a hostile page's parse past the deadline, a crash
+                return Trial(page, tuple(read), f"page {number}: {url}: cannot extract: {error}")
             sign = sign_problem(page, url, result, extraction)
             if sign is not None:
                 where = "" if sign.detail.startswith(url) else f"{url}: "

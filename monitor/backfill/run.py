@@ -26,11 +26,11 @@ from monitor.check import select_pages
 from monitor.config import Config, PageConfig
 from monitor.decoders import decode_payload
 from monitor.errors import MonitorError
-from monitor.extract import extract_page
 from monitor.fetch import make_client
 from monitor.lock import cycle_lock
 from monitor.models import Entry, Event, format_time, utc_now
 from monitor.observe import read_signs
+from monitor.parseguard import guarded_extract_page
 from monitor.paths import warc_dir as archive_dir
 from monitor.store import SqliteStore, Store, open_store
 from monitor.store.backfill import BackfillStore, ImportedCapture, ImportedHistory
@@ -188,8 +188,8 @@ def listing_entries(
     try:
         # Links resolve against the page's URL as configured: a crawler's http:// or :80
         # spelling of the same page must not read as every link changing.
-        found = extract_page(body, content_type=content_type, base_url=page.url,
-                             layouts=page.all_layouts)  # fmt: skip
+        found = guarded_extract_page(body, content_type=content_type, base_url=page.url,
+                                     layouts=page.all_layouts)  # fmt: skip
     except Exception:  # a bug in extraction must not stop the rebuild
         log.exception("extracting the capture %s failed", capture.source_uri)
         return None

@@ -15,6 +15,11 @@ text before the parse:
   fewer tags cost at most DEPTH_GATE^2 stack steps (about 0.6 s), so are left as they are.
 
 Normal pages are untouched: a listing's nesting is tens of levels deep.
+
+This is an estimate, not a bound: it reads tags with a regular expression (end tags inside
+comments, scripts or attribute values count) and lets an end tag close its element through
+one that the HTML5 algorithm would stop at (`<span><div></span>` repeated nests two levels
+a repeat). What bounds a big page's parse is `monitor/parseguard.py`'s deadline.
 """
 
 from __future__ import annotations
