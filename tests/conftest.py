@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import uuid
@@ -111,6 +112,25 @@ def write_config(
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def child_pids() -> list[int]:
+    """This process's live children, from /proc (but a multiprocessing resource tracker,
+    which some other test's library may start: one per process, never a parse worker)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # exited meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+        mine = int(fields[1]) == os.getpid() and fields[0] != "Z"
+        if mine and b"resource_tracker" not in cmdline:
+            children.append(int(entry.name))
+    return children
 
 
 def toml_value(value: object) -> str:

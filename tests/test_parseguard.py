@@ -9,11 +9,10 @@ with the square of the size. The tests set a deadline of 0.5 s (MONITOR_PARSE_DE
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from conftest import json_lines, run, write_config
+from conftest import child_pids, json_lines, run, write_config
 from servers import FaultServer, Respond
 
 from monitor.config import Selectors
@@ -53,23 +52,6 @@ def short_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(DEADLINE_ENV, "0.5")
 
 
-def _parse_workers() -> list[int]:
-    """The pids of this process's parse workers still alive."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        parent = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid"))
-        if int(parent) == os.getpid() and b"monitor.parse_worker" in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 def test_the_shapes_under_test_are_those_the_guard_is_for() -> None:
     assert may_parse_slowly(hostile_listing()) and may_parse_slowly(big_listing())
     assert not may_parse_slowly(big_listing(100))
@@ -78,6 +60,7 @@ def test_the_shapes_under_test_are_those_the_guard_is_for() -> None:
 def test_a_hostile_page_is_an_error_at_the_deadline_and_the_other_pages_are_read(
     tmp_path: Path, short_deadline: None
 ) -> None:
+    before = child_pids()
     with FaultServer() as server:
         server.set("/hostile", Respond(200, hostile_listing()))
         server.set("/big", Respond(200, big_listing()))
@@ -97,7 +80,7 @@ def test_a_hostile_page_is_an_error_at_the_deadline_and_the_other_pages_are_read
     entries = json_lines(run(config, "entries", "--json"))
     counts = {page: sum(e["page"] == page for e in entries) for page in ("hostile", "big", "small")}
     assert counts == {"hostile": 0, "big": 2_500, "small": 5}
-    assert _parse_workers() == []  # the child that ran out of time was killed and reaped
+    assert child_pids() == before  # the child that ran out of time was killed and reaped
 
 
 def test_try_says_the_page_took_too_long(tmp_path: Path, short_deadline: None) -> None:
@@ -124,6 +107,7 @@ def test_a_big_page_reads_the_same_in_the_child_as_in_process() -> None:
 
 
 def test_an_entry_pages_text_is_bounded_by_the_deadline_too(short_deadline: None) -> None:
+    before = child_pids()
     with pytest.raises(ParseTimeout, match="longer than 0.5 s"):
         guarded_extract_text(hostile_listing(), content_type="text/html", selector=None)
-    assert _parse_workers() == []
+    assert child_pids() == before

@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import html
 import multiprocessing
-import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import Site, json_lines, run, write_config
+from conftest import Site, child_pids, json_lines, run, write_config
 from werkzeug import Response
 
 from monitor.check import CycleCancelled, run_check
@@ -71,25 +70,6 @@ def many_listings(
         pages.append({"name": f"l{n}", "url": site.url(f"/l{n}"), "role": "active",
                       "select": SELECT})  # fmt: skip
     return write_config(tmp_path, pages, monitor={"concurrency": 8})
-
-
-def child_pids() -> list[int]:
-    """This process's live children, from /proc (but a multiprocessing resource tracker,
-    which some other test's library may start: one per process, never a parse worker)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:  # exited meanwhile
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
-        mine = int(fields[1]) == os.getpid() and fields[0] != "Z"
-        if mine and b"resource_tracker" not in cmdline:
-            children.append(int(entry.name))
-    return children
 
 
 @pytest.mark.parametrize(
