@@ -9,7 +9,6 @@ ok with the entries of every page of the listing together.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Sequence
 
 from msgspec import Struct
@@ -17,12 +16,9 @@ from msgspec import Struct
 from monitor.config import PageConfig
 from monitor.decoders import decode_payload
 from monitor.errors import MonitorError
-from monitor.extract import EXTRACTOR_VERSION, Extraction, is_html
+from monitor.extract import EXTRACTOR_VERSION, Extraction, extract_page, is_html
 from monitor.models import Entry, FetchResult, PageObservation
-from monitor.parseguard import guarded_extract_page
 from monitor.signs import SHORT_TEXT, Answer, read_answer
-
-log = logging.getLogger("monitor")
 
 
 class Body(Struct, frozen=True):
@@ -109,29 +105,14 @@ def _blocked_error(result: FetchResult) -> str | None:
         return None
     if not body or not is_html(content_type, body):
         return None
-    signs = guarded_extract_page(body, content_type=content_type, base_url=last.url, layouts=())
+    # at most BLOCK_PAGE_BYTES: parsed here, however it nests, in well under a second
+    signs = extract_page(body, content_type=content_type, base_url=last.url, layouts=())
     answer = read_signs(signs, requested_url=last.url, final_url=last.url, status=200)
     # Only a named wall (a vendor, a captcha): a plain "Forbidden" page of a 403 says no more
     # than its status, which the detail already gives.
     if answer.kind != "blocked" or answer.detail.startswith('blocked: "'):
         return None
     return f"{answer.detail} (HTTP {last.status})"
-
-
-def extract_listing_page(page: PageConfig, body: Body) -> Extraction | PageObservation:
-    """The page's entries with the first layout that fits, or an error observation."""
-    try:
-        return guarded_extract_page(
-            body.data, content_type=body.content_type, base_url=body.url, layouts=page.all_layouts
-        )
-    except Exception as error:  # a bug in extraction must not stop the other pages
-        return extraction_failed(page, body, error)
-
-
-def extraction_failed(page: PageConfig, body: Body, error: Exception) -> PageObservation:
-    """The error observation of a body whose extraction raised (logged with its traceback)."""
-    log.error("extracting %s failed", body.url, exc_info=error)
-    return PageObservation(page.name, "error", detail=f"{body.url}: cannot extract: {error}")
 
 
 def sign_problem(

@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING
 from monitor.config import PageConfig
 from monitor.extract import Extraction
 from monitor.models import PageObservation
-from monitor.observe import Body, extract_listing_page, extraction_failed
+from monitor.observe import Body
 from monitor.parse_worker import CRASH_HOOK_ENV, Layout, ParseJob, as_layout, parse_job, ready
-from monitor.parseguard import may_parse_slowly
+from monitor.parseguard import guarded_extract_page, may_parse_slowly
 
 if TYPE_CHECKING:  # imported when a pool starts: no small cycle should pay for it
     from monitor.workerpool import WorkerPool
@@ -167,6 +167,23 @@ class Parser:
         if self._main is broken:
             self._main = self._ready = None
             _shutdown(broken)
+
+
+def extract_listing_page(page: PageConfig, body: Body) -> Extraction | PageObservation:
+    """The page's entries with the first layout that fits, or an error observation; a big
+    body is parsed in a child process under a deadline (parseguard.py)."""
+    try:
+        return guarded_extract_page(
+            body.data, content_type=body.content_type, base_url=body.url, layouts=page.all_layouts
+        )
+    except Exception as error:  # a bug in extraction must not stop the other pages
+        return extraction_failed(page, body, error)
+
+
+def extraction_failed(page: PageConfig, body: Body, error: Exception) -> PageObservation:
+    """The error observation of a body whose extraction raised (logged with its traceback)."""
+    log.error("extracting %s failed", body.url, exc_info=error)
+    return PageObservation(page.name, "error", detail=f"{body.url}: cannot extract: {error}")
 
 
 def worth_a_pool(*, parsed: int, answered: int, pages: int) -> bool:

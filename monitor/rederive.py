@@ -22,7 +22,8 @@ from monitor.decoders import decode_payload
 from monitor.errors import MonitorError
 from monitor.extract import EXTRACTOR_VERSION
 from monitor.models import Entry, PageObservation, PageState
-from monitor.observe import Body, extract_listing_page, listing_entries, listing_key
+from monitor.observe import Body, listing_entries, listing_key
+from monitor.parsing import extract_listing_page
 from monitor.paths import warc_dir
 from monitor.store import CycleState, PageMemory, Rederived, Store
 
