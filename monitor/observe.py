@@ -105,7 +105,8 @@ def _blocked_error(result: FetchResult) -> str | None:
         return None
     if not body or not is_html(content_type, body):
         return None
-    # at most BLOCK_PAGE_BYTES: parsed here, however it nests, in well under a second
+    # At most BLOCK_PAGE_BYTES: parsed here however it nests (the worst shape measured,
+    # `<i><div></i>` repeated to 256 KB, takes 0.86 s), not in parseguard's child.
     signs = extract_page(body, content_type=content_type, base_url=last.url, layouts=())
     answer = read_signs(signs, requested_url=last.url, final_url=last.url, status=200)
     # Only a named wall (a vendor, a captcha): a plain "Forbidden" page of a 403 says no more
