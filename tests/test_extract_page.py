@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from monitor.config import Selectors
@@ -288,17 +288,23 @@ def _reference_bound_depth(text: str) -> str:
     return "".join(kept) + text[position:]
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_the_depth_bound_cuts_what_its_rules_say(seed: int) -> None:
-    """On deep, messy markup (end tags for the top, for elements a few levels down, strays;
-    implied closings; void elements; upper case), the bound cuts exactly the tags its rules
-    name: the same text as a walk written plainly from them."""
-    rnd = random.Random(seed)
-    names = ["div", "span", "section", "p", "li", "td", "tr", "option", "dd", "br", "img", "DIV"]
+def _reference_bound_markup(text: str) -> str:
+    """bound_markup as limits.py's docstring states it, with no shortcut: every run looked for
+    with the regular expressions, every page past the gate walked tag by tag."""
+    if text.count("<") > limits.MAX_RUN:
+        text = limits._START_RUN.sub(limits._keep_first, text)
+        text = limits._END_RUN.sub(limits._keep_first, text)
+    return text if text.count("<") <= limits.DEPTH_GATE else _reference_bound_depth(text)
+
+
+def _messy_markup(rnd: random.Random, tags: int, close_rate: float) -> str:
+    """Tags opened and closed at random: end tags for the top, for elements a few levels
+    down, strays; implied closings; void elements; upper and mixed case; stray "<"."""
+    names = ["div", "span", "section", "p", "li", "td", "tr", "option", "dd", "br", "img", "DIV",
+             "Img", "BR", "ul", "table", "x-y"]  # fmt: skip
     parts: list[str] = []
     opened: list[str] = []
-    close_rate = rnd.choice([0.1, 0.2, 0.25])  # each seed nests past MAX_DEPTH
-    for _ in range(limits.DEPTH_GATE + 2_000):
+    for _ in range(tags):
         if opened and rnd.random() < close_rate:
             back = rnd.choice([1, 1, 1, 2, 3, 9, 12])
             name = opened[-back] if back <= len(opened) else rnd.choice(names)
@@ -309,8 +315,72 @@ def test_the_depth_bound_cuts_what_its_rules_say(seed: int) -> None:
             opened.append(name)
             parts.append(f"<{name} id=x{len(parts)}>" if rnd.random() < 0.2 else f"<{name}>")
         if rnd.random() < 0.05:
-            parts.append("text")
-    markup = "".join(parts)
+            parts.append(rnd.choice(["text", "a < b", "<!-- c -->", "<x<y>", "<", "</>"]))
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_depth_bound_cuts_what_its_rules_say(seed: int) -> None:
+    """On deep, messy markup, the bound cuts exactly the tags its rules name: the same text
+    as a walk written plainly from them."""
+    rnd = random.Random(seed)
+    close_rate = rnd.choice([0.1, 0.2, 0.25])  # each seed nests past MAX_DEPTH
+    markup = _messy_markup(rnd, limits.DEPTH_GATE + 2_000, close_rate)
     bounded = limits.bound_markup(markup)
     assert bounded != markup  # some tags were cut
     assert bounded == _reference_bound_depth(markup)
+
+
+def _tower(rnd: random.Random, levels: int) -> str:
+    """`levels` nested divs, each holding small closed elements or voids, around rows, then
+    a tail of voids that takes the page past DEPTH_GATE."""
+    content = ["<p>x</p>", "<span><a href=/x>y</a><img></span>", "<ul><li>a<li><b>b</b></ul>",
+               "<div><section><p><i>d</i></p></section></div>", "<br>", "<li>", ""]  # fmt: skip
+    opening = "".join(f"<div id=d{level}>{rnd.choice(content)}" for level in range(levels))
+    rows = "<div class=row><h2>T</h2><p>one <b>two</b></p></div>" * 3
+    return f"<html><body>{opening}{rows}{'</div>' * levels}{'<br>' * limits.DEPTH_GATE}"
+
+
+def _runs(rnd: random.Random, length: int) -> str:
+    """Runs of identical tags around MAX_RUN long, white space between varying, the first
+    tag of one read as the end of a junk tag before it (`<x<div>`)."""
+    tag = rnd.choice(["<div>", "</div>", "<span class=a>", "<br>", "<li>", "</p >"])
+    run = "".join(tag + rnd.choice(["", " ", "\n"]) for _ in range(length))
+    return f"<main>{'<x' if rnd.random() < 0.5 else ''}{run}<div class=row><h2>T</h2></div>"
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_the_bound_takes_its_shortcuts_only_where_its_rules_change_nothing(seed: int) -> None:
+    """The shortcuts (no run looked for, no walk) are taken on pages the rules leave as they
+    are, never on one they change: on pages around MAX_RUN and MAX_DEPTH, shallow or deep, the
+    bound gives what its rules written plainly give."""
+    rnd = random.Random(seed)
+    kind = seed % 4
+    if kind == 0:  # nesting within a few levels of MAX_DEPTH, either side
+        markup = _tower(rnd, MAX_DEPTH + rnd.randint(-12, 4))
+    elif kind == 1:  # runs one short of the cut, at it, one past it
+        markup = _runs(rnd, limits.MAX_RUN + rnd.choice([-1, 0, 1, 2]))
+    elif kind == 2:  # messy markup past the gate that a walk finds shallow or deep
+        markup = _messy_markup(rnd, limits.DEPTH_GATE + 500, rnd.choice([0.3, 0.45, 0.5]))
+    else:  # a run inside a page past the gate
+        markup = _messy_markup(rnd, limits.DEPTH_GATE, 0.5) + _runs(rnd, limits.MAX_RUN + 2)
+    assert limits.bound_markup(markup) == _reference_bound_markup(markup)
+
+
+_TOKENS = ["div", "/div", "p", "/p", "li", "/li", "td", "tr", "/tr", "span", "/span", "br", "img",
+           "/br", "ul", "/ul", "b", "/b"]  # fmt: skip
+# Tags in motifs repeated a few times: nests, ladders, end tags that find nothing.
+_MOTIFS = st.tuples(st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=4), st.integers(1, 14))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_MOTIFS, max_size=24).map(lambda ms: [t for motif, n in ms for t in motif * n]))
+@example(["div"] * 12 + ["/div"] * 12)  # removed in as many passes as are made, at its limit
+@example(["div"] * 13 + ["/div"] * 13)
+@example(["ul", "b"] + ["span", "/p"] * 9 + ["/b", "/ul", "li"])  # inner end tags that miss
+@example(["p", "div", "/div", "/p"] * 3)  # an implied closing inside what goes
+def test_the_nesting_bound_is_never_below_the_walks(tokens: list[str]) -> None:
+    """What lets a page skip the walk: its C-speed bound is never below the deepest nesting
+    the walk finds, whatever the tags."""
+    _, deepest = limits._walk(tokens)
+    assert limits._nesting_bound(tokens) >= deepest
