@@ -4,13 +4,16 @@ Stored values stay as found; these forms only decide whether two values are the 
 (SPEC.md "Entries, identity and states"). Text is compared in the form the extractor
 now stores, so entries stored by an older version, before it normalised text, compare
 equal to the same text extracted today.
+
+Nothing here is cached: a cycle computes each item's forms once (match.KeysOnce), and an
+entry's from the item it still is. A cache across cycles held ~3 MB at 1,000 pages and
+missed every time on a page of more entries than it held.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 # Query parameters that say who sent the reader, not which page it is.
@@ -27,25 +30,14 @@ PLAIN_LINK = re.compile(
     r"(?P<scheme>https?)://(?P<host>[a-z0-9.-]+)(?::(?P<port>[1-9][0-9]{0,4}))?"
     r"(?P<path>/[^?#\s]*)?"
 )
-# A cycle compares each entry's fields several times (copies, every identity tier, the
-# new-entry index, the outcome): the forms are computed once per distinct value. 8,192
-# holds the link forms of a 10%-changed cycle of 1,000 pages (~5,000: its 2,500 items and
-# the entries they were) and most of its text forms (~10,000: titles and descriptions); a
-# first check of 25,000 items recomputes some forms rather than keep them all (~10 MB of
-# its peak). The daemon's pages/s did not move (bench/README.md, "speed 4").
-CACHED_FORMS = 1 << 13
-
-
-@lru_cache(maxsize=CACHED_FORMS)
 def comparable_text(text: str) -> str:
     """Text in the form it is compared: NFC, invisible characters dropped, spaces collapsed."""
     if not text.isascii():  # ASCII has no other normal form and no invisible characters
         text = INVISIBLE.sub("", unicodedata.normalize("NFC", text))
     collapsed = " ".join(text.split())  # str.split's whitespace is re's \s: the same collapse
-    return text if collapsed == text else collapsed  # the cache keeps no copy of clean text
+    return text if collapsed == text else collapsed  # clean text: no copy
 
 
-@lru_cache(maxsize=CACHED_FORMS)
 def canonical_link(link: str | None) -> str | None:
     """The link as it is compared: None for no link.
 

@@ -77,8 +77,8 @@ def classify_cycle(
     for the pages the cycle decides on: those whose list changed, and those where an
     entry of theirs also stands (at 1,000 pages, a few dozen of them, not 25,000 rows).
     """
-    # The observed items' identity keys, computed once for the guards and the matching:
-    # past the forms' caches (8,192 values), each pass would compute them again.
+    # The observed items' identity keys, computed once for the guards and the matching (each
+    # pass would compute them again), and taken from them for the entries ever seen.
     keys_of = KeysOnce()
     verdicts = judge_pages(
         pages,

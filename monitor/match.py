@@ -19,13 +19,11 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from difflib import SequenceMatcher
-from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 from msgspec import Struct
 
 from monitor.canonical import (
-    CACHED_FORMS,
     PLAIN_LINK,
     canonical_link,
     canonical_query,
@@ -68,7 +66,6 @@ def link_key(link: str | None) -> str | None:
     return canonical_link(link)
 
 
-@lru_cache(maxsize=CACHED_FORMS)
 def slug_key(link: str | None) -> str | None:
     """The link's last non-empty path segment with its query, decoded, lower-cased, or None."""
     if not link:
@@ -129,17 +126,17 @@ KeysOf = Callable[[Entry], list[object]]  # tier_keys, or a cycle's KeysOnce
 
 
 class KeysOnce:
-    """TIERS' keys of each item, computed once a cycle.
+    """TIERS' keys of each item, computed once a cycle; an entry's from an item's fields.
 
     A cycle's passes (copies, the keys wanted, each tier, the new entries) each read an
-    item's keys; the forms' lru caches hold 8,192 values, so from 10,000 items a page (or a
-    first check of 1,000 pages) no pass found the last one's: each key was computed 3-4
-    times. The items are kept alive here, so that an id stays theirs while it is a key.
+    item's keys. The items are kept alive here, so that an id stays theirs while it is a key.
     """
 
     def __init__(self) -> None:
         self._keys: dict[int, list[object]] = {}
         self._items: list[Entry | Candidate] = []
+        self._by_link: dict[str | None, list[object]] | None = None
+        self._by_title: dict[str, list[object]] = {}
 
     def __call__(self, item: Entry | Candidate) -> list[object]:
         keys = self._keys.get(id(item))
@@ -148,16 +145,23 @@ class KeysOnce:
             self._items.append(item)
         return keys
 
+    def of_entry(self, candidate: Candidate) -> list[object]:
+        """TIERS' keys of an entry ever seen, taken from an item keyed so far that has the same
+        link (or title) where there is one: an entry still on a changed page is one of its
+        items (on a page of 10,000 entries, 10,000 links not canonicalised twice)."""
+        if self._by_link is None:  # the items are all keyed by the time entries are looked up
+            self._by_link = {item.link: keys for item, keys in self._keyed()}
+            self._by_title = {item.title: keys for item, keys in self._keyed()}
+        same_link = self._by_link.get(candidate.link)
+        same_title = self._by_title.get(candidate.title)
+        return [
+            same_link[0] if same_link else link_key(candidate.link),
+            same_link[1] if same_link else slug_key(candidate.link),
+            same_title[2] if same_title else title_key(candidate.title),
+        ]
 
-def _uncached_keys(candidate: Candidate) -> list[object]:
-    """TIERS' keys, computed past the caches: each entry ever seen is keyed once a cycle,
-    and keeping 25,000 entries' forms in three caches held ~11 MB at 1,000 pages."""
-    title = comparable_text.__wrapped__(candidate.title).casefold()
-    return [
-        canonical_link.__wrapped__(candidate.link),
-        slug_key.__wrapped__(candidate.link),
-        title or None,
-    ]
+    def _keyed(self) -> Iterable[tuple[Entry | Candidate, list[object]]]:
+        return ((item, self._keys[id(item)]) for item in self._items)
 
 
 class _Index:
@@ -169,7 +173,12 @@ class _Index:
     candidate left out could not have been found by any lookup of those items.
     """
 
-    def __init__(self, candidates: Iterable[Candidate], wanted: _Wanted | None = None) -> None:
+    def __init__(
+        self,
+        candidates: Iterable[Candidate],
+        wanted: _Wanted | None = None,
+        keys_of: KeysOnce | None = None,
+    ) -> None:
         self.order: dict[str, int] = {}
         self.by_id: dict[str, Candidate] = {}
         self.keys: list[dict[object, list[str]]] = [defaultdict(list) for _ in TIERS]
@@ -177,10 +186,11 @@ class _Index:
         # a description's comparable form is then computed for the few candidates a lookup
         # finds, not for every entry ever seen.
         self.by_link_and_title: dict[object, list[str]] = defaultdict(list)
+        keys_of_entry = (keys_of or KeysOnce()).of_entry
         for position, candidate in enumerate(candidates):
             if wanted is None:
                 self._add(candidate, tier_keys(candidate), position)
-            elif wanted.admits(keys := _uncached_keys(candidate)):
+            elif wanted.admits(keys := keys_of_entry(candidate)):
                 self._add(candidate, keys, position)
 
     def add(
@@ -281,7 +291,7 @@ def match_cycle(
     index = _Index(())  # a first check: nothing to look up
     if candidates:
         wanted = _Wanted.of((i for items in distinct.values() for i in items), keys_of)
-        index = _Index(candidates, wanted)
+        index = _Index(candidates, wanted, keys_of)
     result: dict[str, list[str | None]] = {}
     claimed: dict[str, set[str]] = {}
     for page, items in distinct.items():

@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+import monitor.match
 from monitor.cli import cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -112,6 +113,17 @@ def write_config(
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+class KeysEachTime(monitor.match.KeysOnce):
+    """match.KeysOnce that computes the keys on each use, an item's or an entry's: the memo's
+    oracle (patched in for `KeysOnce`)."""
+
+    def __call__(self, item: object) -> list[object]:
+        return monitor.match.tier_keys(item)  # type: ignore[arg-type]
+
+    def of_entry(self, candidate: object) -> list[object]:
+        return monitor.match.tier_keys(candidate)  # type: ignore[arg-type]
 
 
 def child_pids() -> list[int]:

@@ -14,7 +14,16 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from conftest import ACTIVE_PATH, ARCHIVED_PATH, IMLS, imls_pages, json_lines, run, write_config
+from conftest import (
+    ACTIVE_PATH,
+    ARCHIVED_PATH,
+    IMLS,
+    KeysEachTime,
+    imls_pages,
+    json_lines,
+    run,
+    write_config,
+)
 from hypothesis import example, given
 from hypothesis import strategies as st
 from werkzeug import Request, Response
@@ -453,8 +462,9 @@ def test_new_entries_on_several_pages_are_matched_as_when_all_are_indexed(pages)
 @given(st.lists(st.lists(ITEMS, max_size=5), min_size=1, max_size=4),
        st.lists(ITEMS, max_size=8), st.booleans())  # fmt: skip
 def test_keys_computed_once_a_cycle_match_as_keys_computed_each_time(pages, fields, removed):
-    """A cycle keys each item once (KeysOnce) and reads the keys again on every pass: every
-    page gets the entries computing each key on each use gives."""
+    """A cycle keys each item once (KeysOnce) and reads the keys again on every pass, and
+    keys each entry ever seen from an item with its link or title: every page gets the
+    entries computing each key on each use gives."""
     pool = [Candidate(f"e{j}", e.title, e.link, e.description, removed=removed and j % 2 == 0)
             for j, e in enumerate(fields)]  # fmt: skip
 
@@ -466,7 +476,7 @@ def test_keys_computed_once_a_cycle_match_as_keys_computed_each_time(pages, fiel
 
     once = cycle()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(monitor.match, "KeysOnce", lambda: monitor.match.tier_keys)
+        patch.setattr(monitor.match, "KeysOnce", KeysEachTime)
         assert cycle() == once
 
 

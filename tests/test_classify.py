@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+from conftest import KeysEachTime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
@@ -595,9 +596,9 @@ def test_fields_read_on_demand_decide_as_fields_read_for_every_page(data):
 @given(data=st.data())
 def test_keys_shared_by_the_guards_and_matching_decide_as_keys_computed_each_time(data):
     """A cycle keys each observed item once (match.KeysOnce) for the page guards' count of
-    distinct items and for matching: the events, versions and lists are those computing
-    each key on each use gives, copies, link variants and shrinking pages (anomalies)
-    included."""
+    distinct items and for matching, and each entry ever seen from an item with its link or
+    title: the events, versions and lists are those computing each key on each use gives,
+    copies, link variants, edited titles and shrinking pages (anomalies) included."""
     pool = [
         entry(slug, description=text)
         for slug in ("film-forward", "museums-for-all", "let-s-move", "big-read")
@@ -620,7 +621,7 @@ def test_keys_shared_by_the_guards_and_matching_decide_as_keys_computed_each_tim
     for observed in cycles:
         once = shared.check(**observed)
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(monitor.classify, "KeysOnce", lambda: monitor.match.tier_keys)
+            patch.setattr(monitor.classify, "KeysOnce", KeysEachTime)
             again = each_time.check(**observed)
         assert _decisions(once) == _decisions(again)
 
