@@ -126,13 +126,25 @@ def main() -> None:
     print(f"monitor/ of {label}; K instructions an entry (callgrind, PYTHONHASHSEED=0)\n")
     print("| entries | extract | classify |")
     print("|---:|---:|---:|")
+    per_entry: dict[int, list[float]] = {}
     for count in (int(n) for n in args.entries.split(",") if n.strip()):
         bodies = _bodies(count, work)
-        figures = []
-        for without, with_stage in STAGES.values():
-            spent = _instructions(src, with_stage, bodies) - _instructions(src, without, bodies)
-            figures.append(f"{spent / count / 1e3:,.1f} K")
-        print(f"| {count:,} | {' | '.join(figures)} |", flush=True)
+        per_entry[count] = [
+            (_instructions(src, with_stage, bodies) - _instructions(src, without, bodies)) / count
+            for without, with_stage in STAGES.values()
+        ]
+        figures = " | ".join(f"{spent / 1e3:,.1f} K" for spent in per_entry[count])
+        print(f"| {count:,} | {figures} |", flush=True)
+    if len(per_entry) >= 2:  # the two largest pages: what an entry costs as pages grow
+        from report import LINEAR_SLACK, _verdict  # bench.py's slack and wording
+
+        (small, a), (large, b) = sorted(per_entry.items())[-2:]
+        print()
+        for stage, before, after in zip(STAGES, a, b, strict=True):
+            ok = after <= LINEAR_SLACK * before
+            print(f"- {stage} linear in entries per page ({small:,} -> {large:,} entries, "
+                  f"instructions an entry within {LINEAR_SLACK}x): {_verdict(ok)} "
+                  f"({after / before - 1:+.1%})")  # fmt: skip
 
 
 if __name__ == "__main__":
