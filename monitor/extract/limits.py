@@ -80,18 +80,16 @@ def _keep_first(match: re.Match[str]) -> str:
 
 def bound_markup(text: str) -> str:
     """`text` with over-long runs of identical tags cut and, on big pages, nesting bounded."""
-    if text.count("<") <= MAX_RUN:  # an upper bound of the tags: one pass of memchr's speed
+    tags = text.count("<")  # an upper bound of the tags: one pass of memchr's speed
+    if tags <= MAX_RUN:
         return text
     tokens = _TOKEN.findall(text)
     if _may_hold_a_run(tokens):
         text = _START_RUN.sub(_keep_first, text)
         text = _END_RUN.sub(_keep_first, text)
-        if text.count("<") <= DEPTH_GATE:
-            return text
-        tokens = _TOKEN.findall(text)
-    elif text.count("<") <= DEPTH_GATE:
-        return text
-    if _nesting_bound(tokens) < MAX_DEPTH:
+        tags = text.count("<")
+        tokens = _TOKEN.findall(text) if tags > DEPTH_GATE else tokens
+    if tags <= DEPTH_GATE or _nesting_bound(tokens) < MAX_DEPTH:
         return text
     cut, _ = _walk("\n".join(tokens).lower().split("\n"))
     if not cut:
